@@ -1,0 +1,91 @@
+//! The model artifact: everything scoring needs, in one versioned JSON document.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::Preprocessor;
+use crate::error::{CoreError, Result};
+use crate::model::Model;
+use crate::schema::FeatureSchema;
+
+/// The format version this build writes.
+pub const CURRENT_FORMAT_VERSION: &str = "1";
+
+/// A trained model with its schema, preprocessing and training facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub name: String,
+    pub schema: FeatureSchema,
+    pub preprocessor: Preprocessor,
+    pub model: Model,
+    /// Training probabilities at the 0th, 1st, …, 100th percentile, for percentile ranks.
+    pub score_quantiles: Vec<f64>,
+    pub metadata: TrainingMetadata,
+}
+
+/// Facts about how the model was made. Holds no wall-clock time, so the same data and seed give
+/// the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMetadata {
+    /// Version of churn that trained the model.
+    pub churn_version: String,
+    /// File name of the training data.
+    pub data_source: String,
+    /// SHA-256 of the training data file.
+    pub data_sha256: String,
+    pub rows: usize,
+    pub positives: usize,
+    pub seed: u64,
+    /// Model parameters as given to training.
+    pub params: serde_json::Value,
+    /// Holdout metrics of this very model.
+    pub metrics: BTreeMap<String, f64>,
+    /// Columns of the data that are not features, with why.
+    pub excluded_columns: BTreeMap<String, String>,
+}
+
+/// The on-disk shape: the artifact tagged with its format version, so old files keep loading.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "format_version")]
+enum VersionedArtifact {
+    #[serde(rename = "1")]
+    V1(ModelArtifact),
+}
+
+impl ModelArtifact {
+    /// Returns the artifact as pretty JSON, tagged with the current format version.
+    pub fn to_json(&self) -> String {
+        let versioned = VersionedArtifact::V1(self.clone());
+        // Serialising plain data with string keys cannot fail.
+        let mut json = serde_json::to_string_pretty(&versioned).unwrap_or_default();
+        json.push('\n');
+        json
+    }
+
+    /// Reads an artifact of any known format version.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|error| CoreError::InvalidArtifact {
+                reason: error.to_string(),
+            })?;
+        let version = match value.get("format_version") {
+            Some(serde_json::Value::String(version)) => version.clone(),
+            Some(other) => other.to_string(),
+            None => {
+                return Err(CoreError::InvalidArtifact {
+                    reason: "no `format_version` field".into(),
+                });
+            }
+        };
+        if version != CURRENT_FORMAT_VERSION {
+            return Err(CoreError::UnsupportedFormatVersion { version });
+        }
+        let versioned: VersionedArtifact =
+            serde_json::from_value(value).map_err(|error| CoreError::InvalidArtifact {
+                reason: error.to_string(),
+            })?;
+        let VersionedArtifact::V1(artifact) = versioned;
+        Ok(artifact)
+    }
+}

@@ -1,0 +1,498 @@
+//! Raw values → feature vector. The only place features are computed, for training, batch and
+//! online scoring alike, so those paths cannot drift apart.
+//!
+//! Each raw feature expands to one or more encoded columns, in schema order:
+//! - numeric: the value (blanks imputed with the training median), plus a missing indicator when
+//!   training saw blanks;
+//! - boolean: 0/1 (blanks imputed with the training mode), plus a missing indicator likewise;
+//! - categorical: one column per frequent level, one `other` column for rare levels seen in
+//!   training, and one missing column when training saw blanks. An unseen level is an error.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::schema::{FeatureKind, FeatureSchema};
+use crate::value::{Value, is_missing_token, parse_bool_token, parse_number_token};
+
+/// How one raw feature is encoded, with everything learned from training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeatureEncoding {
+    Numeric {
+        name: String,
+        /// Training median, used for blanks.
+        impute: f64,
+        /// Whether a missing-indicator column follows the value column.
+        missing_indicator: bool,
+        /// Range seen in training, for range checks and drift.
+        min: f64,
+        max: f64,
+    },
+    Boolean {
+        name: String,
+        /// Training mode, used for blanks.
+        impute: bool,
+        missing_indicator: bool,
+    },
+    Categorical {
+        name: String,
+        /// Levels with a column of their own, most frequent first.
+        levels: Vec<String>,
+        /// Levels seen in training too rarely for a column of their own; they share `other`.
+        rare_levels: Vec<String>,
+        /// Whether a missing column follows the level columns (and the `other` column).
+        missing_indicator: bool,
+    },
+}
+
+impl FeatureEncoding {
+    /// Returns the raw feature's name.
+    pub fn name(&self) -> &str {
+        match self {
+            FeatureEncoding::Numeric { name, .. }
+            | FeatureEncoding::Boolean { name, .. }
+            | FeatureEncoding::Categorical { name, .. } => name,
+        }
+    }
+
+    /// Returns the feature's kind.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            FeatureEncoding::Numeric { .. } => FeatureKind::Numeric,
+            FeatureEncoding::Boolean { .. } => FeatureKind::Boolean,
+            FeatureEncoding::Categorical { .. } => FeatureKind::Categorical,
+        }
+    }
+
+    /// Returns the names of the encoded columns this feature expands to.
+    pub fn column_names(&self) -> Vec<String> {
+        match self {
+            FeatureEncoding::Numeric {
+                name,
+                missing_indicator,
+                ..
+            }
+            | FeatureEncoding::Boolean {
+                name,
+                missing_indicator,
+                ..
+            } => {
+                let mut columns = vec![name.clone()];
+                if *missing_indicator {
+                    columns.push(format!("{name} is missing"));
+                }
+                columns
+            }
+            FeatureEncoding::Categorical {
+                name,
+                levels,
+                rare_levels,
+                missing_indicator,
+            } => {
+                let mut columns: Vec<String> =
+                    levels.iter().map(|level| format!("{name}={level}")).collect();
+                if !rare_levels.is_empty() {
+                    columns.push(format!("{name}=other"));
+                }
+                if *missing_indicator {
+                    columns.push(format!("{name} is missing"));
+                }
+                columns
+            }
+        }
+    }
+}
+
+/// Turns profiles into encoded feature vectors, exactly as in training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub features: Vec<FeatureEncoding>,
+}
+
+/// Where each encoded column comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedColumn {
+    pub name: String,
+    /// Index of the raw feature in the schema.
+    pub source: usize,
+}
+
+/// A `Preprocessor` with lookup tables built once, ready to encode many rows.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    preprocessor: Preprocessor,
+    columns: Vec<EncodedColumn>,
+    /// Offset of each raw feature's first encoded column.
+    offsets: Vec<usize>,
+    /// For categorical features: level → position among the feature's columns.
+    level_index: Vec<HashMap<String, usize>>,
+}
+
+impl Preprocessor {
+    /// Checks the preprocessor against the schema and builds its lookup tables.
+    pub fn encoder(&self, schema: &FeatureSchema) -> Result<Encoder> {
+        if schema.features.len() != self.features.len() {
+            return Err(CoreError::InvalidArtifact {
+                reason: format!(
+                    "schema has {} features but preprocessing has {}",
+                    schema.features.len(),
+                    self.features.len()
+                ),
+            });
+        }
+        let mut columns = Vec::new();
+        let mut offsets = Vec::with_capacity(self.features.len());
+        let mut level_index = Vec::with_capacity(self.features.len());
+        for (source, (spec, encoding)) in schema.features.iter().zip(&self.features).enumerate() {
+            if spec.name != encoding.name() || spec.kind != encoding.kind() {
+                return Err(CoreError::InvalidArtifact {
+                    reason: format!(
+                        "schema feature `{}` ({}) does not match preprocessing of `{}` ({})",
+                        spec.name,
+                        spec.kind.as_str(),
+                        encoding.name(),
+                        encoding.kind().as_str()
+                    ),
+                });
+            }
+            offsets.push(columns.len());
+            columns.extend(
+                encoding
+                    .column_names()
+                    .into_iter()
+                    .map(|name| EncodedColumn { name, source }),
+            );
+            let mut index = HashMap::new();
+            if let FeatureEncoding::Categorical {
+                levels,
+                rare_levels,
+                ..
+            } = encoding
+            {
+                for (position, level) in levels.iter().enumerate() {
+                    index.insert(level.clone(), position);
+                }
+                for level in rare_levels {
+                    index.insert(level.clone(), levels.len());
+                }
+            }
+            level_index.push(index);
+        }
+        Ok(Encoder {
+            preprocessor: self.clone(),
+            columns,
+            offsets,
+            level_index,
+        })
+    }
+}
+
+impl Encoder {
+    /// Returns the encoded columns, in order.
+    pub fn columns(&self) -> &[EncodedColumn] {
+        &self.columns
+    }
+
+    /// Returns the per-feature encodings.
+    pub fn features(&self) -> &[FeatureEncoding] {
+        &self.preprocessor.features
+    }
+
+    /// Encodes one row. `value_of(i)` gives the raw value of schema feature `i`, or `None` when
+    /// the row has no entry for it at all. `out` must have `columns().len()` slots.
+    pub fn encode_into<'a>(
+        &self,
+        mut value_of: impl FnMut(usize) -> Option<Value<'a>>,
+        out: &mut [f64],
+    ) -> Result<()> {
+        debug_assert_eq!(out.len(), self.columns.len());
+        for (index, encoding) in self.preprocessor.features.iter().enumerate() {
+            let value = value_of(index).ok_or_else(|| CoreError::MissingFeature {
+                name: encoding.name().to_string(),
+            })?;
+            let offset = self.offsets[index];
+            let width = self
+                .offsets
+                .get(index + 1)
+                .copied()
+                .unwrap_or(self.columns.len())
+                - offset;
+            let slots = &mut out[offset..offset + width];
+            self.encode_feature(index, encoding, value, slots)?;
+        }
+        Ok(())
+    }
+
+    fn encode_feature(
+        &self,
+        index: usize,
+        encoding: &FeatureEncoding,
+        value: Value<'_>,
+        slots: &mut [f64],
+    ) -> Result<()> {
+        slots.fill(0.0);
+        match encoding {
+            FeatureEncoding::Numeric {
+                name,
+                impute,
+                missing_indicator,
+                ..
+            } => match read_number(name, value)? {
+                Some(number) => slots[0] = number,
+                None => {
+                    slots[0] = *impute;
+                    if *missing_indicator {
+                        slots[1] = 1.0;
+                    }
+                }
+            },
+            FeatureEncoding::Boolean {
+                name,
+                impute,
+                missing_indicator,
+            } => match read_bool(name, value)? {
+                Some(flag) => slots[0] = f64::from(u8::from(flag)),
+                None => {
+                    slots[0] = f64::from(u8::from(*impute));
+                    if *missing_indicator {
+                        slots[1] = 1.0;
+                    }
+                }
+            },
+            FeatureEncoding::Categorical {
+                name,
+                levels,
+                rare_levels,
+                missing_indicator,
+            } => match read_level(value) {
+                Some(level) => {
+                    let position = self.level_index[index].get(level.as_ref()).ok_or_else(|| {
+                        CoreError::UnknownCategory {
+                            feature: name.clone(),
+                            value: level.to_string(),
+                            known: known_levels(levels, rare_levels),
+                        }
+                    })?;
+                    slots[*position] = 1.0;
+                }
+                None => {
+                    // Missing: the missing column if training saw blanks, else no level at all.
+                    if *missing_indicator {
+                        slots[slots.len() - 1] = 1.0;
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// Reads a numeric feature's value: `None` for missing, an error naming the feature otherwise.
+pub fn read_number(feature: &str, value: Value<'_>) -> Result<Option<f64>> {
+    let number = match value {
+        Value::Missing => return Ok(None),
+        Value::Number(number) => number,
+        Value::Bool(flag) => f64::from(u8::from(flag)),
+        Value::Text(text) if is_missing_token(text) => return Ok(None),
+        Value::Text(text) => match parse_number_token(text) {
+            Some(number) => number,
+            None => {
+                return Err(CoreError::NotNumeric {
+                    feature: feature.to_string(),
+                    value: text.to_string(),
+                });
+            }
+        },
+    };
+    if !number.is_finite() {
+        return Err(CoreError::NonFinite {
+            feature: feature.to_string(),
+            value: number.to_string(),
+        });
+    }
+    Ok(Some(number))
+}
+
+/// Reads a boolean feature's value: `None` for missing, an error naming the feature otherwise.
+pub fn read_bool(feature: &str, value: Value<'_>) -> Result<Option<bool>> {
+    let not_boolean = |shown: String| CoreError::NotBoolean {
+        feature: feature.to_string(),
+        value: shown,
+    };
+    match value {
+        Value::Missing => Ok(None),
+        Value::Bool(flag) => Ok(Some(flag)),
+        Value::Number(number) if number == 0.0 => Ok(Some(false)),
+        Value::Number(number) if number == 1.0 => Ok(Some(true)),
+        Value::Number(number) => Err(not_boolean(number.to_string())),
+        Value::Text(text) if is_missing_token(text) => Ok(None),
+        Value::Text(text) => parse_bool_token(text)
+            .map(Some)
+            .ok_or_else(|| not_boolean(text.to_string())),
+    }
+}
+
+/// Reads a categorical feature's level: `None` for missing. Numbers and booleans are written out
+/// as text, so a CRM sending `2` for a level `"2"` is understood.
+pub fn read_level(value: Value<'_>) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    match value {
+        Value::Missing => None,
+        Value::Text(text) if is_missing_token(text) => None,
+        Value::Text(text) => Some(Cow::Borrowed(text.trim())),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
+        Value::Bool(flag) => Some(Cow::Owned(flag.to_string())),
+    }
+}
+
+fn known_levels(levels: &[String], rare_levels: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let all: Vec<&str> = levels
+        .iter()
+        .chain(rare_levels)
+        .map(String::as_str)
+        .collect();
+    let mut known = all
+        .iter()
+        .take(SHOWN)
+        .map(|level| format!("`{level}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if all.len() > SHOWN {
+        known.push_str(&format!(" and {} more", all.len() - SHOWN));
+    }
+    known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::FeatureSpec;
+
+    fn fixture() -> (FeatureSchema, Preprocessor) {
+        let schema = FeatureSchema {
+            target: "Churn".into(),
+            positive_class: "Yes".into(),
+            id: None,
+            features: vec![
+                FeatureSpec {
+                    name: "tenure".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureSpec {
+                    name: "Partner".into(),
+                    kind: FeatureKind::Boolean,
+                },
+                FeatureSpec {
+                    name: "Contract".into(),
+                    kind: FeatureKind::Categorical,
+                },
+            ],
+        };
+        let preprocessor = Preprocessor {
+            features: vec![
+                FeatureEncoding::Numeric {
+                    name: "tenure".into(),
+                    impute: 29.0,
+                    missing_indicator: true,
+                    min: 0.0,
+                    max: 72.0,
+                },
+                FeatureEncoding::Boolean {
+                    name: "Partner".into(),
+                    impute: false,
+                    missing_indicator: false,
+                },
+                FeatureEncoding::Categorical {
+                    name: "Contract".into(),
+                    levels: vec!["Month-to-month".into(), "Two year".into()],
+                    rare_levels: vec!["One year".into()],
+                    missing_indicator: false,
+                },
+            ],
+        };
+        (schema, preprocessor)
+    }
+
+    fn encode(values: [Value<'_>; 3]) -> Result<Vec<f64>> {
+        let (schema, preprocessor) = fixture();
+        let encoder = preprocessor.encoder(&schema)?;
+        let mut out = vec![f64::NAN; encoder.columns().len()];
+        encoder.encode_into(|index| Some(values[index]), &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn encodes_each_kind_into_its_columns() {
+        let row = encode([
+            Value::Text("12"),
+            Value::Text("Yes"),
+            Value::Text("One year"),
+        ])
+        .unwrap();
+        // tenure, tenure missing, Partner, Contract=M2M, Contract=Two year, Contract=other
+        assert_eq!(row, vec![12.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn blanks_are_imputed_and_flagged() {
+        let row = encode([Value::Text(" "), Value::Missing, Value::Missing]).unwrap();
+        assert_eq!(row, vec![29.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_values_name_the_feature_and_value() {
+        let error = encode([
+            Value::Text("twelve"),
+            Value::Bool(true),
+            Value::Text("Two year"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.to_string(), "feature `tenure`: value `twelve` is not a number");
+
+        let error = encode([
+            Value::Number(f64::INFINITY),
+            Value::Bool(true),
+            Value::Text("Two year"),
+        ])
+        .unwrap_err();
+        assert!(matches!(error, CoreError::NonFinite { ref feature, .. } if feature == "tenure"));
+
+        let error = encode([
+            Value::Number(3.0),
+            Value::Text("maybe"),
+            Value::Text("Two year"),
+        ])
+        .unwrap_err();
+        assert!(matches!(error, CoreError::NotBoolean { ref value, .. } if value == "maybe"));
+
+        let error = encode([
+            Value::Number(3.0),
+            Value::Bool(true),
+            Value::Text("Weekly"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "feature `Contract`: unknown category `Weekly` (known: `Month-to-month`, `Two year`, `One year`)"
+        );
+    }
+
+    #[test]
+    fn a_row_without_a_feature_is_refused() {
+        let (schema, preprocessor) = fixture();
+        let encoder = preprocessor.encoder(&schema).unwrap();
+        let mut out = vec![0.0; encoder.columns().len()];
+        let error = encoder
+            .encode_into(|index| (index != 1).then_some(Value::Number(1.0)), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            error,
+            CoreError::MissingFeature {
+                name: "Partner".into()
+            }
+        );
+    }
+}

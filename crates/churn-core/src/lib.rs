@@ -1,0 +1,35 @@
+//! The core of churn: what a model expects ([`FeatureSchema`]), how raw values become a feature
+//! vector ([`Preprocessor`], [`Encoder`]), the versioned [`ModelArtifact`], and the [`Scorer`] that
+//! turns a profile into a probability with exact, additive [`Reason`]s.
+//!
+//! Features are computed here and nowhere else, so training, batch and online scoring agree.
+//! This crate knows no polars, linfa, tokio, tonic, files or clocks: it is pure computation.
+//!
+//! ```
+//! use churn_core::{ModelArtifact, Profile, RawValue, Scorer};
+//! # fn demo(json: &str) -> churn_core::Result<()> {
+//! let scorer = Scorer::new(ModelArtifact::from_json(json)?)?;
+//! let mut profile = Profile::new();
+//! profile.insert("tenure".into(), RawValue::Number(2.0));
+//! let explanation = scorer.explain(&profile)?;
+//! for reason in explanation.raising(5) {
+//!     println!("{}: {:+.3}", reason.text, reason.contribution);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod artifact;
+pub mod encoding;
+pub mod error;
+pub mod model;
+pub mod schema;
+pub mod scorer;
+pub mod value;
+
+pub use artifact::{CURRENT_FORMAT_VERSION, ModelArtifact, TrainingMetadata};
+pub use encoding::{EncodedColumn, Encoder, FeatureEncoding, Preprocessor};
+pub use error::{CoreError, Result};
+pub use model::{LinearModel, Model, sigmoid};
+pub use schema::{FeatureKind, FeatureSchema, FeatureSpec};
+pub use scorer::{Explanation, Reason, Scorer};
+pub use value::{Profile, RawValue, Value};

@@ -1,0 +1,120 @@
+//! Fitted models as stored in the artifact, and their raw margin (log-odds).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+/// A fitted model of any supported kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Model {
+    Logistic(LinearModel),
+}
+
+impl Model {
+    /// Returns the model's kind as written in the artifact.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Model::Logistic(_) => "logistic",
+        }
+    }
+
+    /// Checks the model against the number of encoded columns it will be given.
+    pub fn validate(&self, n_columns: usize) -> Result<()> {
+        match self {
+            Model::Logistic(linear) => linear.validate(n_columns),
+        }
+    }
+}
+
+/// Logistic regression on standardised encoded columns:
+/// `logit = intercept + Σ coefficient_k · (x_k − center_k) / scale_k`.
+///
+/// Because every column is centred on its training mean, `intercept` is the logit of the average
+/// customer and each term is that column's exact contribution (linear SHAP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModel {
+    pub intercept: f64,
+    pub coefficients: Vec<f64>,
+    /// Training mean of each encoded column.
+    pub centers: Vec<f64>,
+    /// Training standard deviation of each encoded column (1 where it was constant).
+    pub scales: Vec<f64>,
+}
+
+impl LinearModel {
+    /// Returns the contribution of encoded column `k` with value `x` to the logit.
+    #[inline]
+    pub fn term(&self, k: usize, x: f64) -> f64 {
+        self.coefficients[k] * (x - self.centers[k]) / self.scales[k]
+    }
+
+    /// Returns the logit of an encoded row.
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        self.intercept + (0..row.len()).map(|k| self.term(k, row[k])).sum::<f64>()
+    }
+
+    fn validate(&self, n_columns: usize) -> Result<()> {
+        let lengths = [
+            self.coefficients.len(),
+            self.centers.len(),
+            self.scales.len(),
+        ];
+        if lengths.iter().any(|&length| length != n_columns) {
+            return Err(CoreError::InvalidArtifact {
+                reason: format!(
+                    "logistic model has {lengths:?} coefficients/centers/scales for {n_columns} encoded columns"
+                ),
+            });
+        }
+        let all_finite = std::iter::once(&self.intercept)
+            .chain(&self.coefficients)
+            .chain(&self.centers)
+            .chain(&self.scales)
+            .all(|value| value.is_finite());
+        if !all_finite || self.scales.iter().any(|&scale| scale <= 0.0) {
+            return Err(CoreError::InvalidArtifact {
+                reason: "logistic model has a non-finite number or a non-positive scale".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Returns the logistic function of `logit`, without overflow for large magnitudes.
+pub fn sigmoid(logit: f64) -> f64 {
+    if logit >= 0.0 {
+        1.0 / (1.0 + (-logit).exp())
+    } else {
+        let exp = logit.exp();
+        exp / (1.0 + exp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_is_stable_at_the_extremes() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert!((sigmoid(2.0) - 0.8807970779778823).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_model_with_the_wrong_width_is_refused() {
+        let model = Model::Logistic(LinearModel {
+            intercept: 0.0,
+            coefficients: vec![1.0],
+            centers: vec![0.0],
+            scales: vec![1.0],
+        });
+        assert!(model.validate(1).is_ok());
+        assert!(matches!(
+            model.validate(2),
+            Err(CoreError::InvalidArtifact { .. })
+        ));
+    }
+}

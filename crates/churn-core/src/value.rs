@@ -1,0 +1,152 @@
+//! Raw values as a customer profile carries them, and the one place where text is read as a
+//! number, a boolean or a missing value (training data and scoring requests both go through here).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One raw value of a profile, as given by the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawValue {
+    /// Explicitly unknown (null, a blank cell): imputed as in training.
+    Missing,
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl RawValue {
+    /// Returns a borrowed view of the value.
+    pub fn as_value(&self) -> Value<'_> {
+        match self {
+            RawValue::Missing => Value::Missing,
+            RawValue::Bool(flag) => Value::Bool(*flag),
+            RawValue::Number(number) => Value::Number(*number),
+            RawValue::Text(text) => Value::Text(text),
+        }
+    }
+}
+
+impl fmt::Display for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_value().fmt(f)
+    }
+}
+
+impl From<&str> for RawValue {
+    fn from(text: &str) -> Self {
+        RawValue::Text(text.to_string())
+    }
+}
+
+impl From<f64> for RawValue {
+    fn from(number: f64) -> Self {
+        RawValue::Number(number)
+    }
+}
+
+impl From<bool> for RawValue {
+    fn from(flag: bool) -> Self {
+        RawValue::Bool(flag)
+    }
+}
+
+/// A borrowed raw value, so that tables can be encoded without allocating a string per cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Missing,
+    Bool(bool),
+    Number(f64),
+    Text(&'a str),
+}
+
+impl Value<'_> {
+    /// Returns the owned form of the value.
+    pub fn to_raw(self) -> RawValue {
+        match self {
+            Value::Missing => RawValue::Missing,
+            Value::Bool(flag) => RawValue::Bool(flag),
+            Value::Number(number) => RawValue::Number(number),
+            Value::Text(text) => RawValue::Text(text.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Missing => f.write_str("missing"),
+            Value::Bool(flag) => write!(f, "{flag}"),
+            Value::Number(number) => write!(f, "{number}"),
+            Value::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A customer profile: the raw values by feature name. Names the schema does not know are ignored.
+pub type Profile = BTreeMap<String, RawValue>;
+
+/// Tells whether a text cell means "no value" (blank, NA, N/A, null, None, NaN, ?).
+pub fn is_missing_token(text: &str) -> bool {
+    const MISSING: [&str; 8] = ["", "na", "n/a", "nan", "null", "none", "?", "-"];
+    let trimmed = text.trim();
+    MISSING.iter().any(|token| trimmed.eq_ignore_ascii_case(token))
+}
+
+/// Reads a boolean written as yes/no, true/false, y/n, t/f or 1/0 (any case).
+pub fn parse_bool_token(text: &str) -> Option<bool> {
+    let trimmed = text.trim();
+    const TRUE: [&str; 5] = ["yes", "true", "y", "t", "1"];
+    const FALSE: [&str; 5] = ["no", "false", "n", "f", "0"];
+    if TRUE.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) {
+        return Some(true);
+    }
+    if FALSE.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) {
+        return Some(false);
+    }
+    None
+}
+
+/// Reads a number from text; `None` when the text is not a number. NaN and infinities are
+/// returned as such so the caller can reject them by name.
+pub fn parse_number_token(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tokens_are_recognised_in_any_case() {
+        for token in ["", " ", "NA", "n/a", "NULL", "None", "NaN", "?"] {
+            assert!(is_missing_token(token), "{token:?}");
+        }
+        assert!(!is_missing_token("0"));
+        assert!(!is_missing_token("No"));
+    }
+
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        assert_eq!(parse_bool_token(" Yes"), Some(true));
+        assert_eq!(parse_bool_token("FALSE"), Some(false));
+        assert_eq!(parse_bool_token("0"), Some(false));
+        assert_eq!(parse_bool_token("maybe"), None);
+    }
+
+    #[test]
+    fn raw_values_round_trip_through_json() {
+        let values = vec![
+            RawValue::Missing,
+            RawValue::Bool(true),
+            RawValue::Number(2.5),
+            RawValue::Text("Month-to-month".into()),
+        ];
+        let json = serde_json::to_string(&values).unwrap();
+        assert_eq!(json, r#"[null,true,2.5,"Month-to-month"]"#);
+        let back: Vec<RawValue> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, values);
+    }
+}
