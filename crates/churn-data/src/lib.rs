@@ -1,1 +1,32 @@
-//! placeholder
+//! Data for churn: CSV and Parquet read with polars into a [`Table`], each column's kind inferred
+//! ([`infer`]), churn labels ([`labels`]), a typed training [`Dataset`], and seeded stratified
+//! splits ([`split`]).
+//!
+//! This crate knows no gRPC and no model internals: features are encoded by `churn-core`.
+//!
+//! ```no_run
+//! use churn_data::{TrainingSpec, load_training_data, stratified_split};
+//! # fn demo() -> churn_data::Result<()> {
+//! let spec = TrainingSpec {
+//!     target: "Churn".into(),
+//!     id: Some("customerID".into()),
+//!     ..TrainingSpec::default()
+//! };
+//! let dataset = load_training_data("notebooks-data/telco/Telco-Customer-Churn.csv".as_ref(), &spec)?;
+//! let split = stratified_split(&dataset.labels.churned, 0.2, 42)?;
+//! println!("{} train rows, {} features", split.train.len(), dataset.schema.features.len());
+//! # Ok(()) }
+//! ```
+
+pub mod dataset;
+pub mod error;
+pub mod infer;
+pub mod labels;
+pub mod split;
+pub mod table;
+
+pub use dataset::{DataSource, Dataset, TrainingSpec, load_training_data, prepare_dataset};
+pub use error::{DataError, Result};
+pub use labels::Labels;
+pub use split::{Split, stratified_k_fold, stratified_split};
+pub use table::{Cells, Table, TableColumn, read_table};

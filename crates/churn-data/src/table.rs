@@ -1,0 +1,273 @@
+//! Reading CSV and Parquet files with polars into a [`Table`] of plain columns.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use churn_core::Value;
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::{DataError, Result};
+
+/// The cells of one column, in the type the file gave them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cells {
+    Text(Vec<Option<String>>),
+    Number(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Cells {
+    /// Returns the cell at `row` as a raw value.
+    pub fn value(&self, row: usize) -> Value<'_> {
+        match self {
+            Cells::Text(cells) => cells[row].as_deref().map_or(Value::Missing, Value::Text),
+            Cells::Number(cells) => cells[row].map_or(Value::Missing, Value::Number),
+            Cells::Bool(cells) => cells[row].map_or(Value::Missing, Value::Bool),
+        }
+    }
+
+    /// Returns the number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            Cells::Text(cells) => cells.len(),
+            Cells::Number(cells) => cells.len(),
+            Cells::Bool(cells) => cells.len(),
+        }
+    }
+
+    /// Tells whether the column has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A named column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableColumn {
+    pub name: String,
+    pub cells: Cells,
+}
+
+/// A table read from a file: CSV columns arrive as text, Parquet columns in their stored type.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    pub n_rows: usize,
+    pub columns: Vec<TableColumn>,
+}
+
+impl Table {
+    /// Returns the index of the column with this name.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|column| column.name == name)
+            .ok_or_else(|| DataError::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+                available: self
+                    .columns
+                    .iter()
+                    .map(|column| format!("`{}`", column.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Returns the column with this name.
+    pub fn column(&self, name: &str) -> Result<&TableColumn> {
+        Ok(&self.columns[self.column_index(name)?])
+    }
+}
+
+/// Reads a `.csv` or `.parquet` file.
+pub fn read_table(path: &Path) -> Result<Table> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DataError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    let frame = match extension.as_deref() {
+        Some("csv") => read_csv(path, bytes)?,
+        Some("parquet") | Some("pq") => read_parquet(path, bytes)?,
+        _ => {
+            return Err(DataError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            });
+        }
+    };
+    if frame.height() == 0 {
+        return Err(DataError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    let columns = frame
+        .columns()
+        .iter()
+        .map(|column| to_table_column(path, column.as_materialized_series()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Table {
+        path: path.to_path_buf(),
+        sha256,
+        n_rows: frame.height(),
+        columns,
+    })
+}
+
+fn read_csv(path: &Path, bytes: Vec<u8>) -> Result<DataFrame> {
+    // Polars pads short rows with nulls; a ragged file is a broken export, so refuse it by row.
+    check_rectangular(path, &bytes)?;
+    // Every column as text: kinds are inferred by our own rules (see `infer`), not polars'.
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+        .map_err(|error| DataError::Parse {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })
+}
+
+fn read_parquet(path: &Path, bytes: Vec<u8>) -> Result<DataFrame> {
+    ParquetReader::new(Cursor::new(bytes))
+        .finish()
+        .map_err(|error| DataError::Parse {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })
+}
+
+fn to_table_column(path: &Path, series: &Series) -> Result<TableColumn> {
+    let name = series.name().to_string();
+    let cast_error = |error: PolarsError| DataError::Parse {
+        path: path.to_path_buf(),
+        reason: format!("column `{name}`: {error}"),
+    };
+    let dtype = series.dtype();
+    let cells = if dtype.is_bool() {
+        Cells::Bool(series.bool().map_err(cast_error)?.iter().collect())
+    } else if dtype.is_primitive_numeric() {
+        let floats = series.cast(&DataType::Float64).map_err(cast_error)?;
+        Cells::Number(floats.f64().map_err(cast_error)?.iter().collect())
+    } else if dtype == &DataType::String {
+        Cells::Text(
+            series
+                .str()
+                .map_err(cast_error)?
+                .iter()
+                .map(|cell| cell.map(str::to_string))
+                .collect(),
+        )
+    } else {
+        return Err(DataError::UnsupportedColumnType {
+            path: path.to_path_buf(),
+            column: name,
+            dtype: dtype.to_string(),
+        });
+    };
+    Ok(TableColumn { name, cells })
+}
+
+/// Refuses a CSV whose rows do not all have the header's number of fields, naming the first
+/// offending row. Quote-aware (RFC 4180: `""` inside quotes is a literal quote).
+fn check_rectangular(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut expected = None;
+    let mut fields = 1;
+    let mut in_quotes = false;
+    let mut record_has_content = false;
+    let mut line = 1;
+    let mut record_line = 1;
+    let mut record = 0;
+    let mut finish_record = |fields: usize, record_line: usize, record: &mut usize| {
+        match expected {
+            None => expected = Some(fields),
+            Some(expected) if expected != fields => {
+                return Err(DataError::RaggedRow {
+                    path: path.to_path_buf(),
+                    row: *record,
+                    line: record_line,
+                    expected,
+                    found: fields,
+                });
+            }
+            Some(_) => {}
+        }
+        *record += 1;
+        Ok(())
+    };
+    for &byte in bytes {
+        match byte {
+            b'"' => {
+                in_quotes = !in_quotes;
+                record_has_content = true;
+            }
+            b',' if !in_quotes => {
+                fields += 1;
+                record_has_content = true;
+            }
+            b'\n' => {
+                line += 1;
+                if in_quotes {
+                    continue;
+                }
+                if record_has_content {
+                    finish_record(fields, record_line, &mut record)?;
+                }
+                fields = 1;
+                record_has_content = false;
+                record_line = line;
+            }
+            b'\r' => {}
+            _ => record_has_content = true,
+        }
+    }
+    if record_has_content {
+        finish_record(fields, record_line, &mut record)?;
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rectangular_csv_passes_including_quoted_commas_and_newlines() {
+        let csv = b"a,b,c\n1,\"x,y\",3\r\n4,\"multi\nline\",6\n\n";
+        assert!(check_rectangular(Path::new("t.csv"), csv).is_ok());
+    }
+
+    #[test]
+    fn ragged_rows_are_named_by_row_and_line() {
+        let csv = b"a,b,c\n1,2,3\n4,5\n7,8,9\n";
+        let error = check_rectangular(Path::new("t.csv"), csv).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`t.csv` row 2 (line 3): expected 3 fields as in the header, found 2"
+        );
+        let csv = b"a,b\n1,2,3\n";
+        assert!(matches!(
+            check_rectangular(Path::new("t.csv"), csv),
+            Err(DataError::RaggedRow {
+                row: 1, found: 3, ..
+            })
+        ));
+    }
+}
