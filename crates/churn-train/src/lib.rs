@@ -1,1 +1,32 @@
-//! placeholder
+//! Training for churn: the [`Preprocessor`](churn_core::Preprocessor) learned from training rows,
+//! L2-regularised logistic regression through `linfa-logistic`, seeded holdout and
+//! cross-validation, metrics checked against scikit-learn, and the model card.
+//!
+//! This crate knows no tonic and no serving: what it produces is a `churn_core::ModelArtifact`.
+//!
+//! ```no_run
+//! use churn_train::{TrainConfig, train};
+//! # fn demo() -> churn_train::Result<()> {
+//! let mut config = TrainConfig::new(
+//!     "notebooks-data/telco/Telco-Customer-Churn.csv".into(),
+//!     "Churn".into(),
+//! );
+//! config.id = Some("customerID".into());
+//! config.cv = Some(5);
+//! let outcome = train(&config, "telco")?;
+//! outcome.write("models/telco".as_ref())?;
+//! println!("holdout ROC-AUC {:.3}", outcome.holdout.roc_auc);
+//! # Ok(()) }
+//! ```
+
+pub mod card;
+pub mod error;
+pub mod logistic;
+pub mod metrics;
+pub mod preprocess;
+pub mod train;
+
+pub use error::{Result, TrainError};
+pub use logistic::{LogisticParams, ValidLogisticParams};
+pub use metrics::Metrics;
+pub use train::{CvReport, ModelChoice, TrainConfig, TrainOutcome, train};
