@@ -130,7 +130,17 @@ impl Scorer {
 
     /// Returns the probability with each raw feature's exact contribution.
     pub fn explain(&self, profile: &Profile) -> Result<Explanation> {
-        let row = self.encode(profile)?;
+        let features = self.encoder.features();
+        self.explain_values(|index| profile.get(features[index].name()).map(RawValue::as_value))
+    }
+
+    /// Returns the explanation of a row given feature by feature (for tables).
+    pub fn explain_values<'a>(
+        &self,
+        value_of: impl Fn(usize) -> Option<Value<'a>>,
+    ) -> Result<Explanation> {
+        let mut row = vec![0.0; self.encoder.columns().len()];
+        self.encoder.encode_into(&value_of, &mut row)?;
         let features = self.encoder.features();
         let mut contributions = vec![0.0; features.len()];
         let base_value = match &self.artifact.model {
@@ -145,11 +155,9 @@ impl Scorer {
         let reasons = features
             .iter()
             .zip(contributions)
-            .map(|(encoding, contribution)| {
-                let value = profile
-                    .get(encoding.name())
-                    .cloned()
-                    .unwrap_or(RawValue::Missing);
+            .enumerate()
+            .map(|(index, (encoding, contribution))| {
+                let value = value_of(index).map_or(RawValue::Missing, Value::to_raw);
                 Reason {
                     feature: encoding.name().to_string(),
                     text: reason_text(encoding, &value, contribution),

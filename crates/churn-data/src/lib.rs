@@ -1,6 +1,6 @@
 //! Data for churn: CSV and Parquet read with polars into a [`Table`], each column's kind inferred
 //! ([`infer`]), churn labels ([`labels`]), a typed training [`Dataset`], and seeded stratified
-//! splits ([`split`]).
+//! splits ([`split`]); whole tables scored through `churn-core` ([`scoring`]).
 //!
 //! This crate knows no gRPC and no model internals: features are encoded by `churn-core`.
 //!
@@ -22,11 +22,13 @@ pub mod dataset;
 pub mod error;
 pub mod infer;
 pub mod labels;
+pub mod scoring;
 pub mod split;
 pub mod table;
 
 pub use dataset::{DataSource, Dataset, TrainingSpec, load_training_data, prepare_dataset};
 pub use error::{DataError, Result};
 pub use labels::Labels;
+pub use scoring::{ScoredRow, score_table};
 pub use split::{Split, stratified_k_fold, stratified_split};
 pub use table::{Cells, Table, TableColumn, read_table};

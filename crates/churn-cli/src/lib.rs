@@ -1,0 +1,240 @@
+//! The `churn` command line: `train` and `score`, over the library crates. All logic lives here
+//! rather than in `main.rs`, so tests can run commands in-process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use churn_core::{FeatureKind, ModelArtifact, Reason, Scorer};
+use churn_train::{ModelChoice, TrainConfig};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+/// Churn early warning: train churn models and score customers with reasons.
+#[derive(Debug, Parser)]
+#[command(name = "churn", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trains a model on a CSV or Parquet file and writes model.json, metrics.json and card.md.
+    Train(TrainArgs),
+    /// Scores every customer of a file: one JSON line each, with reasons.
+    Score(ScoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// TOML file with the same settings as the flags; flags given too take precedence.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Training data (.csv or .parquet).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Column holding the churn label.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target value that means churn (needed when the target has more than two values).
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// Customer id column (kept out of the features).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Columns to leave out, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub ignore: Vec<String>,
+    /// Force a column's kind: NAME=numeric|boolean|categorical (repeatable).
+    #[arg(long = "kind", value_parser = parse_kind_override)]
+    pub kinds: Vec<(String, FeatureKind)>,
+    /// Model to fit.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
+    /// Cross-validation folds to report (e.g. 5).
+    #[arg(long)]
+    pub cv: Option<usize>,
+    /// Seed for splits and anything random.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModelArg {
+    Logistic,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// Model folder (holding model.json) or the model.json file itself.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Customers to score (.csv or .parquet).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Reasons to list in each direction.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+}
+
+/// Runs a command. Returns exit code 1 when some rows could not be scored.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train(args) => train(args).map(|()| ExitCode::SUCCESS),
+        Command::Score(args) => score(args, &mut std::io::stdout().lock()),
+    }
+}
+
+fn parse_kind_override(text: &str) -> Result<(String, FeatureKind), String> {
+    let (name, kind) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected NAME=numeric|boolean|categorical"))?;
+    let kind = match kind.trim() {
+        "numeric" => FeatureKind::Numeric,
+        "boolean" => FeatureKind::Boolean,
+        "categorical" => FeatureKind::Categorical,
+        other => return Err(format!("`{other}`: expected numeric, boolean or categorical")),
+    };
+    Ok((name.trim().to_string(), kind))
+}
+
+/// Builds the training configuration from the config file (paths relative to it) and flags.
+pub fn train_config(args: TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config `{}`", path.display()))?;
+            let mut config: TrainConfig = toml::from_str(&text)
+                .with_context(|| format!("invalid config `{}`", path.display()))?;
+            let base = path.parent().unwrap_or(Path::new(""));
+            config.data = base.join(&config.data);
+            config.out = config.out.map(|out| base.join(out));
+            config
+        }
+        None => {
+            let (Some(data), Some(target)) = (&args.data, &args.target) else {
+                bail!("`churn train` needs --data and --target, or --config");
+            };
+            TrainConfig::new(data.clone(), target.clone())
+        }
+    };
+    if let Some(data) = args.data {
+        config.data = data;
+    }
+    if let Some(target) = args.target {
+        config.target = target;
+    }
+    if args.positive.is_some() {
+        config.positive = args.positive;
+    }
+    if args.id.is_some() {
+        config.id = args.id;
+    }
+    config.ignore.extend(args.ignore);
+    config.kinds.extend(args.kinds);
+    if let Some(ModelArg::Logistic) = args.model {
+        config.model = ModelChoice::Logistic;
+    }
+    if args.cv.is_some() {
+        config.cv = args.cv;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if args.out.is_some() {
+        config.out = args.out;
+    }
+    Ok(config)
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let config = train_config(args)?;
+    let Some(out) = config.out.clone() else {
+        bail!("`churn train` needs --out (or `out` in the config)");
+    };
+    let name = config.name.clone().unwrap_or_else(|| {
+        std::fs::canonicalize(&out)
+            .unwrap_or_else(|_| out.clone())
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    });
+    let outcome = churn_train::train(&config, &name)
+        .with_context(|| format!("training on `{}`", config.data.display()))?;
+    outcome
+        .write(&out)
+        .with_context(|| format!("writing the model to `{}`", out.display()))?;
+    let metrics = outcome.metrics_json();
+    tracing::info!(out = %out.display(), %metrics, "model written");
+    Ok(())
+}
+
+/// Reads the artifact from a model folder or a model.json path.
+pub fn load_model(path: &Path) -> anyhow::Result<ModelArtifact> {
+    let file = if path.is_dir() {
+        path.join("model.json")
+    } else {
+        path.to_path_buf()
+    };
+    let json = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read model `{}`", file.display()))?;
+    ModelArtifact::from_json(&json).with_context(|| format!("model `{}`", file.display()))
+}
+
+#[derive(Serialize)]
+struct ScoreLine<'a> {
+    id: &'a str,
+    probability: f64,
+    percentile: f64,
+    logit: f64,
+    base_value: f64,
+    raising: Vec<&'a Reason>,
+    lowering: Vec<&'a Reason>,
+}
+
+/// Scores a file, one JSON line per customer on `out`; bad rows are reported on stderr.
+pub fn score(args: ScoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let scorer = Scorer::new(load_model(&args.model)?)
+        .with_context(|| format!("model `{}`", args.model.display()))?;
+    let table = churn_data::read_table(&args.data)?;
+    let mut failed = 0;
+    for scored in churn_data::score_table(&scorer, &table)? {
+        match scored.outcome {
+            Ok(explanation) => {
+                let line = ScoreLine {
+                    id: &scored.id,
+                    probability: explanation.probability,
+                    percentile: scorer.percentile(explanation.probability),
+                    logit: explanation.logit,
+                    base_value: explanation.base_value,
+                    raising: explanation.raising(args.top),
+                    lowering: explanation.lowering(args.top),
+                };
+                serde_json::to_writer(&mut *out, &line)?;
+                writeln!(out)?;
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!(
+                    "error: `{}` row {} (id {}): {error}",
+                    args.data.display(),
+                    scored.row,
+                    scored.id
+                );
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} of {} rows could not be scored",
+            table.n_rows
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
