@@ -98,7 +98,11 @@ fn parse_kind_override(text: &str) -> Result<(String, FeatureKind), String> {
         "numeric" => FeatureKind::Numeric,
         "boolean" => FeatureKind::Boolean,
         "categorical" => FeatureKind::Categorical,
-        other => return Err(format!("`{other}`: expected numeric, boolean or categorical")),
+        other => {
+            return Err(format!(
+                "`{other}`: expected numeric, boolean or categorical"
+            ));
+        }
     };
     Ok((name.trim().to_string(), kind))
 }

@@ -91,8 +91,10 @@ impl FeatureEncoding {
                 rare_levels,
                 missing_indicator,
             } => {
-                let mut columns: Vec<String> =
-                    levels.iter().map(|level| format!("{name}={level}")).collect();
+                let mut columns: Vec<String> = levels
+                    .iter()
+                    .map(|level| format!("{name}={level}"))
+                    .collect();
                 if !rare_levels.is_empty() {
                     columns.push(format!("{name}=other"));
                 }
@@ -268,13 +270,14 @@ impl Encoder {
                 missing_indicator,
             } => match read_level(value) {
                 Some(level) => {
-                    let position = self.level_index[index].get(level.as_ref()).ok_or_else(|| {
-                        CoreError::UnknownCategory {
-                            feature: name.clone(),
-                            value: level.to_string(),
-                            known: known_levels(levels, rare_levels),
-                        }
-                    })?;
+                    let position =
+                        self.level_index[index].get(level.as_ref()).ok_or_else(|| {
+                            CoreError::UnknownCategory {
+                                feature: name.clone(),
+                                value: level.to_string(),
+                                known: known_levels(levels, rare_levels),
+                            }
+                        })?;
                     slots[*position] = 1.0;
                 }
                 None => {
@@ -324,8 +327,8 @@ pub fn read_bool(feature: &str, value: Value<'_>) -> Result<Option<bool>> {
     match value {
         Value::Missing => Ok(None),
         Value::Bool(flag) => Ok(Some(flag)),
-        Value::Number(number) if number == 0.0 => Ok(Some(false)),
-        Value::Number(number) if number == 1.0 => Ok(Some(true)),
+        Value::Number(0.0) => Ok(Some(false)),
+        Value::Number(1.0) => Ok(Some(true)),
         Value::Number(number) => Err(not_boolean(number.to_string())),
         Value::Text(text) if is_missing_token(text) => Ok(None),
         Value::Text(text) => parse_bool_token(text)
@@ -450,7 +453,10 @@ mod tests {
             Value::Text("Two year"),
         ])
         .unwrap_err();
-        assert_eq!(error.to_string(), "feature `tenure`: value `twelve` is not a number");
+        assert_eq!(
+            error.to_string(),
+            "feature `tenure`: value `twelve` is not a number"
+        );
 
         let error = encode([
             Value::Number(f64::INFINITY),
@@ -468,12 +474,8 @@ mod tests {
         .unwrap_err();
         assert!(matches!(error, CoreError::NotBoolean { ref value, .. } if value == "maybe"));
 
-        let error = encode([
-            Value::Number(3.0),
-            Value::Bool(true),
-            Value::Text("Weekly"),
-        ])
-        .unwrap_err();
+        let error =
+            encode([Value::Number(3.0), Value::Bool(true), Value::Text("Weekly")]).unwrap_err();
         assert_eq!(
             error.to_string(),
             "feature `Contract`: unknown category `Weekly` (known: `Month-to-month`, `Two year`, `One year`)"

@@ -16,7 +16,9 @@ pub enum CoreError {
     #[error("feature `{feature}`: value `{value}` is not finite")]
     NonFinite { feature: String, value: String },
     /// A boolean feature got a value that is not one of yes/no, true/false, 1/0.
-    #[error("feature `{feature}`: value `{value}` is not a boolean (expected yes/no, true/false or 1/0)")]
+    #[error(
+        "feature `{feature}`: value `{value}` is not a boolean (expected yes/no, true/false or 1/0)"
+    )]
     NotBoolean { feature: String, value: String },
     /// A categorical feature got a level never seen in training.
     #[error("feature `{feature}`: unknown category `{value}` (known: {known})")]

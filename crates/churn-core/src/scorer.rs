@@ -208,3 +208,215 @@ fn reason_text(encoding: &FeatureEncoding, value: &RawValue, contribution: f64) 
         FeatureEncoding::Categorical { .. } => format!("{name} is {value}; {direction}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::TrainingMetadata;
+    use crate::encoding::Preprocessor;
+    use crate::model::LinearModel;
+    use crate::schema::{FeatureKind, FeatureSchema, FeatureSpec};
+    use proptest::prelude::*;
+
+    /// A hand-made artifact: tenure (numeric with missing indicator), Partner (boolean),
+    /// Contract (categorical with a rare level and a missing column).
+    fn artifact() -> ModelArtifact {
+        let spec = |name: &str, kind| FeatureSpec {
+            name: name.into(),
+            kind,
+        };
+        ModelArtifact {
+            name: "fixture".into(),
+            schema: FeatureSchema {
+                target: "Churn".into(),
+                positive_class: "Yes".into(),
+                id: Some("id".into()),
+                features: vec![
+                    spec("tenure", FeatureKind::Numeric),
+                    spec("Partner", FeatureKind::Boolean),
+                    spec("Contract", FeatureKind::Categorical),
+                ],
+            },
+            preprocessor: Preprocessor {
+                features: vec![
+                    FeatureEncoding::Numeric {
+                        name: "tenure".into(),
+                        impute: 29.0,
+                        missing_indicator: true,
+                        min: 0.0,
+                        max: 72.0,
+                    },
+                    FeatureEncoding::Boolean {
+                        name: "Partner".into(),
+                        impute: false,
+                        missing_indicator: false,
+                    },
+                    FeatureEncoding::Categorical {
+                        name: "Contract".into(),
+                        levels: vec!["Month-to-month".into(), "Two year".into()],
+                        rare_levels: vec!["One year".into()],
+                        missing_indicator: true,
+                    },
+                ],
+            },
+            // Columns: tenure, tenure missing, Partner, M2M, Two year, other, Contract missing.
+            model: Model::Logistic(LinearModel {
+                intercept: -1.2,
+                coefficients: vec![-0.9, 0.3, -0.2, 0.7, -0.6, 0.1, 0.05],
+                centers: vec![32.0, 0.01, 0.48, 0.55, 0.24, 0.2, 0.01],
+                scales: vec![24.5, 0.1, 0.5, 0.5, 0.43, 0.4, 0.1],
+            }),
+            score_quantiles: (0..=100).map(|step| f64::from(step) / 100.0).collect(),
+            metadata: TrainingMetadata {
+                churn_version: "0.1.0".into(),
+                data_source: "fixture.csv".into(),
+                data_sha256: "0".repeat(64),
+                rows: 100,
+                positives: 26,
+                seed: 42,
+                params: serde_json::json!({"model": "logistic"}),
+                metrics: Default::default(),
+                excluded_columns: Default::default(),
+            },
+        }
+    }
+
+    fn profile(tenure: RawValue, partner: RawValue, contract: RawValue) -> Profile {
+        [
+            ("tenure".to_string(), tenure),
+            ("Partner".to_string(), partner),
+            ("Contract".to_string(), contract),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn tenure_value() -> impl Strategy<Value = RawValue> {
+        prop_oneof![
+            Just(RawValue::Missing),
+            (0.0f64..100.0).prop_map(RawValue::Number),
+            (0u32..100).prop_map(|months| RawValue::Text(months.to_string())),
+        ]
+    }
+
+    fn partner_value() -> impl Strategy<Value = RawValue> {
+        prop_oneof![
+            Just(RawValue::Missing),
+            any::<bool>().prop_map(RawValue::Bool),
+            prop::sample::select(vec!["Yes", "No", "1", "0"]).prop_map(RawValue::from),
+        ]
+    }
+
+    fn contract_value() -> impl Strategy<Value = RawValue> {
+        prop_oneof![
+            Just(RawValue::Missing),
+            prop::sample::select(vec!["Month-to-month", "One year", "Two year"])
+                .prop_map(RawValue::from),
+        ]
+    }
+
+    proptest! {
+        /// base value + Σ contributions = the model's logit, computed independently by the dot
+        /// product path, and the probability is in [0, 1].
+        #[test]
+        fn reasons_add_up_to_the_logit(
+            tenure in tenure_value(),
+            partner in partner_value(),
+            contract in contract_value(),
+        ) {
+            let scorer = Scorer::new(artifact()).unwrap();
+            let profile = profile(tenure, partner, contract);
+            let explanation = scorer.explain(&profile).unwrap();
+            let logit = scorer.logit_of_encoded(&scorer.encode(&profile).unwrap());
+            let sum = explanation.base_value
+                + explanation.reasons.iter().map(|reason| reason.contribution).sum::<f64>();
+            prop_assert!((sum - logit).abs() < 1e-9, "{sum} vs {logit}");
+            let probability = scorer.score(&profile).unwrap();
+            prop_assert!((0.0..=1.0).contains(&probability));
+            prop_assert!((probability - explanation.probability).abs() < 1e-12);
+        }
+
+        /// NaN and infinities are refused by name, never scored.
+        #[test]
+        fn non_finite_numbers_are_refused(bad in prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY])) {
+            let scorer = Scorer::new(artifact()).unwrap();
+            let profile = profile(RawValue::Number(bad), RawValue::Bool(true), RawValue::from("Two year"));
+            let error = scorer.score(&profile).unwrap_err();
+            let named_tenure = matches!(error, crate::CoreError::NonFinite { ref feature, .. } if feature == "tenure");
+            prop_assert!(named_tenure, "{}", error);
+        }
+    }
+
+    #[test]
+    fn reasons_are_sorted_by_direction_and_strength() {
+        let scorer = Scorer::new(artifact()).unwrap();
+        let explanation = scorer
+            .explain(&profile(
+                RawValue::Number(2.0),
+                RawValue::Bool(true),
+                RawValue::from("Month-to-month"),
+            ))
+            .unwrap();
+        let raising = explanation.raising(5);
+        assert_eq!(raising[0].feature, "tenure");
+        assert_eq!(
+            raising[0].text,
+            "tenure is 2 (typical 29); customers like this churn more"
+        );
+        assert!(
+            raising
+                .windows(2)
+                .all(|pair| pair[0].contribution >= pair[1].contribution)
+        );
+        let lowering = explanation.lowering(5);
+        assert!(lowering.iter().all(|reason| reason.contribution < 0.0));
+        assert_eq!(explanation.raising(1).len(), 1);
+    }
+
+    #[test]
+    fn artifact_round_trips_through_json_and_scores_identically() {
+        let original = artifact();
+        let json = original.to_json();
+        assert!(json.starts_with("{\n  \"format_version\": \"1\""));
+        let loaded = ModelArtifact::from_json(&json).unwrap();
+        assert_eq!(loaded, original);
+        assert_eq!(loaded.to_json(), json);
+        let profile = profile(
+            RawValue::Number(7.5),
+            RawValue::from("No"),
+            RawValue::from("One year"),
+        );
+        let before = Scorer::new(original).unwrap().score(&profile).unwrap();
+        let after = Scorer::new(loaded).unwrap().score(&profile).unwrap();
+        assert_eq!(before.to_bits(), after.to_bits());
+    }
+
+    #[test]
+    fn unknown_versions_and_broken_artifacts_are_refused() {
+        let json = artifact()
+            .to_json()
+            .replace("\"format_version\": \"1\"", "\"format_version\": \"9\"");
+        assert_eq!(
+            ModelArtifact::from_json(&json).unwrap_err(),
+            crate::CoreError::UnsupportedFormatVersion {
+                version: "9".into()
+            }
+        );
+        assert!(ModelArtifact::from_json("{\"format_version\": \"1\"").is_err());
+        let mut broken = artifact();
+        let Model::Logistic(linear) = &mut broken.model;
+        linear.coefficients.pop();
+        assert!(matches!(
+            Scorer::new(broken),
+            Err(crate::CoreError::InvalidArtifact { .. })
+        ));
+    }
+
+    #[test]
+    fn percentile_ranks_against_training_scores() {
+        let scorer = Scorer::new(artifact()).unwrap();
+        assert_eq!(scorer.percentile(0.0), 0.0);
+        assert_eq!(scorer.percentile(0.505), 51.0);
+        assert_eq!(scorer.percentile(1.5), 100.0);
+    }
+}

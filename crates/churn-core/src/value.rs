@@ -92,7 +92,9 @@ pub type Profile = BTreeMap<String, RawValue>;
 pub fn is_missing_token(text: &str) -> bool {
     const MISSING: [&str; 8] = ["", "na", "n/a", "nan", "null", "none", "?", "-"];
     let trimmed = text.trim();
-    MISSING.iter().any(|token| trimmed.eq_ignore_ascii_case(token))
+    MISSING
+        .iter()
+        .any(|token| trimmed.eq_ignore_ascii_case(token))
 }
 
 /// Reads a boolean written as yes/no, true/false, y/n, t/f or 1/0 (any case).
@@ -103,7 +105,10 @@ pub fn parse_bool_token(text: &str) -> Option<bool> {
     if TRUE.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) {
         return Some(true);
     }
-    if FALSE.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) {
+    if FALSE
+        .iter()
+        .any(|token| trimmed.eq_ignore_ascii_case(token))
+    {
         return Some(false);
     }
     None

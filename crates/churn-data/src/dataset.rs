@@ -146,7 +146,12 @@ pub fn prepare_dataset(table: &Table, spec: &TrainingSpec) -> Result<Dataset> {
 /// Converts a column to its kind's cell type. Text that is not a number in an inferred numeric
 /// column becomes missing (inference allowed up to 2% of it); in a column whose kind was forced,
 /// and for infinities anywhere, it is an error naming the row.
-fn typed_cells(path: &Path, column: &TableColumn, kind: FeatureKind, forced: bool) -> Result<Cells> {
+fn typed_cells(
+    path: &Path,
+    column: &TableColumn,
+    kind: FeatureKind,
+    forced: bool,
+) -> Result<Cells> {
     let invalid = |row: usize, reason: String| DataError::InvalidValue {
         path: path.to_path_buf(),
         row: row + 1,

@@ -19,7 +19,9 @@ pub enum DataError {
     EmptyFile { path: PathBuf },
     #[error("`{path}`: the file has a header but no rows")]
     NoRows { path: PathBuf },
-    #[error("`{path}` row {row} (line {line}): expected {expected} fields as in the header, found {found}")]
+    #[error(
+        "`{path}` row {row} (line {line}): expected {expected} fields as in the header, found {found}"
+    )]
     RaggedRow {
         path: PathBuf,
         row: usize,
@@ -48,9 +50,13 @@ pub enum DataError {
         column: String,
         reason: String,
     },
-    #[error("target `{column}` has only one class `{value}`: a model needs churned and retained customers")]
+    #[error(
+        "target `{column}` has only one class `{value}`: a model needs churned and retained customers"
+    )]
     SingleClassTarget { column: String, value: String },
-    #[error("target `{column}` has {count} values ({values}); name the churn value with --positive")]
+    #[error(
+        "target `{column}` has {count} values ({values}); name the churn value with --positive"
+    )]
     AmbiguousTarget {
         column: String,
         count: usize,

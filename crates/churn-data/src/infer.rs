@@ -83,10 +83,11 @@ fn infer_texts(present: &[&str]) -> Inferred {
         return Inferred::Feature(FeatureKind::Boolean);
     }
     let distinct: HashSet<&str> = present.iter().map(|text| text.trim()).collect();
+    // Infinities count as numbers here so that the column stays numeric and the bad cell is
+    // refused by row when the column is read (see `dataset::typed_cells`).
     let numbers: Vec<f64> = present
         .iter()
         .filter_map(|text| parse_number_token(text))
-        .filter(|number| number.is_finite())
         .collect();
     if numbers.len() as f64 >= NUMERIC_SHARE * present.len() as f64 {
         return infer_numbers(&numbers);
@@ -144,10 +145,14 @@ mod tests {
     fn id_like_and_constant_columns_are_excluded() {
         let ids: Vec<String> = (0..25).map(|i| format!("{i:04}-ABCD")).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        assert!(matches!(infer_kind(&texts(&refs)), Inferred::Excluded(reason) if reason.starts_with("id-like")));
+        assert!(
+            matches!(infer_kind(&texts(&refs)), Inferred::Excluded(reason) if reason.starts_with("id-like"))
+        );
 
         let row_numbers = Cells::Number((1..=150).map(|i| Some(f64::from(i))).collect());
-        assert!(matches!(infer_kind(&row_numbers), Inferred::Excluded(reason) if reason.starts_with("id-like")));
+        assert!(
+            matches!(infer_kind(&row_numbers), Inferred::Excluded(reason) if reason.starts_with("id-like"))
+        );
 
         assert_eq!(
             infer_kind(&texts(&["a", "a", "a"])),

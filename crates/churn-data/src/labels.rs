@@ -70,10 +70,11 @@ pub fn resolve_labels(path: &Path, target: &TableColumn, positive: Option<&str>)
     let positive_class = match positive {
         Some(wanted) => {
             let wanted = wanted.trim();
-            let found = counts
-                .keys()
-                .find(|value| **value == wanted)
-                .or_else(|| counts.keys().find(|value| value.eq_ignore_ascii_case(wanted)));
+            let found = counts.keys().find(|value| **value == wanted).or_else(|| {
+                counts
+                    .keys()
+                    .find(|value| value.eq_ignore_ascii_case(wanted))
+            });
             match found {
                 Some(value) => value.to_string(),
                 None => {
@@ -170,7 +171,8 @@ mod tests {
     }
 
     fn positive_of(values: &[&str]) -> Result<String> {
-        resolve_labels(Path::new("t.csv"), &column(values), None).map(|labels| labels.positive_class)
+        resolve_labels(Path::new("t.csv"), &column(values), None)
+            .map(|labels| labels.positive_class)
     }
 
     #[test]
@@ -179,7 +181,12 @@ mod tests {
         assert_eq!(positive_of(&["0", "1", "0"]).unwrap(), "1");
         assert_eq!(positive_of(&["False.", "True."]).unwrap(), "True.");
         assert_eq!(
-            positive_of(&["Existing Customer", "Attrited Customer", "Existing Customer"]).unwrap(),
+            positive_of(&[
+                "Existing Customer",
+                "Attrited Customer",
+                "Existing Customer"
+            ])
+            .unwrap(),
             "Attrited Customer"
         );
         assert_eq!(positive_of(&["stay", "go", "stay"]).unwrap(), "go");
@@ -196,17 +203,22 @@ mod tests {
             error.to_string(),
             "target `Churn` has 3 values (`a` ×1, `b` ×1, `c` ×1); name the churn value with --positive"
         );
-        let error = resolve_labels(Path::new("t.csv"), &column(&["Yes", "", "No"]), None).unwrap_err();
-        assert!(matches!(error, DataError::InvalidValue { row: 2, .. }));
         let error =
-            resolve_labels(Path::new("t.csv"), &column(&["Yes", "No"]), Some("Churned")).unwrap_err();
+            resolve_labels(Path::new("t.csv"), &column(&["Yes", "", "No"]), None).unwrap_err();
+        assert!(matches!(error, DataError::InvalidValue { row: 2, .. }));
+        let error = resolve_labels(Path::new("t.csv"), &column(&["Yes", "No"]), Some("Churned"))
+            .unwrap_err();
         assert!(matches!(error, DataError::UnknownPositive { .. }));
     }
 
     #[test]
     fn an_explicit_positive_turns_many_values_into_one_versus_rest() {
-        let labels =
-            resolve_labels(Path::new("t.csv"), &column(&["a", "b", "c", "b"]), Some("b")).unwrap();
+        let labels = resolve_labels(
+            Path::new("t.csv"),
+            &column(&["a", "b", "c", "b"]),
+            Some("b"),
+        )
+        .unwrap();
         assert_eq!(labels.churned, vec![false, true, false, true]);
     }
 }

@@ -38,8 +38,8 @@ pub fn score_table<'a>(
             Some(Value::Missing) | None => (row + 1).to_string(),
             Some(value) => value.to_string().trim().to_string(),
         };
-        let outcome = scorer
-            .explain_values(|feature| Some(table.columns[columns[feature]].cells.value(row)));
+        let outcome =
+            scorer.explain_values(|feature| Some(table.columns[columns[feature]].cells.value(row)));
         ScoredRow {
             row: row + 1,
             id,

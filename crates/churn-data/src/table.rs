@@ -266,7 +266,9 @@ mod tests {
         assert!(matches!(
             check_rectangular(Path::new("t.csv"), csv),
             Err(DataError::RaggedRow {
-                row: 1, found: 3, ..
+                row: 1,
+                found: 3,
+                ..
             })
         ));
     }

@@ -124,17 +124,30 @@ mod tests {
             [1.5, 1.0],
             [5.5, 3.0]
         ];
-        let y = [false, false, true, false, true, true, false, false, false, true];
-        let model = LogisticParams::default().check().unwrap().fit(&x, &y).unwrap();
+        let y = [
+            false, false, true, false, true, true, false, false, false, true,
+        ];
+        let model = LogisticParams::default()
+            .check()
+            .unwrap()
+            .fit(&x, &y)
+            .unwrap();
         let expected_coefficients = [1.3284455806, -0.5266351505];
-        assert!((model.intercept - -0.5452783061).abs() < 1e-5, "{}", model.intercept);
+        assert!(
+            (model.intercept - -0.5452783061).abs() < 1e-5,
+            "{}",
+            model.intercept
+        );
         for (got, want) in model.coefficients.iter().zip(expected_coefficients) {
             assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         }
         let probabilities: Vec<f64> = (0..3)
             .map(|row| sigmoid(model.logit(x.row(row).as_slice().unwrap())))
             .collect();
-        for (got, want) in probabilities.iter().zip([0.0808369286, 0.097495234, 0.4541581936]) {
+        for (got, want) in probabilities
+            .iter()
+            .zip([0.0808369286, 0.097495234, 0.4541581936])
+        {
             assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         }
     }

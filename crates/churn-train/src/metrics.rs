@@ -150,7 +150,11 @@ pub fn lift_at(labels: &[bool], scores: &[f64], fraction: f64) -> f64 {
 pub fn mean_and_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
-    let variance = values.iter().map(|value| (value - mean).powi(2)).sum::<f64>() / n;
+    let variance = values
+        .iter()
+        .map(|value| (value - mean).powi(2))
+        .sum::<f64>()
+        / n;
     (mean, variance.sqrt())
 }
 

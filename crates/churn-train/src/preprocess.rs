@@ -26,7 +26,8 @@ pub fn fit_preprocessor(dataset: &Dataset, rows: &[usize]) -> Preprocessor {
             let name = spec.name.clone();
             match (spec.kind, cells) {
                 (FeatureKind::Numeric, Cells::Number(values)) => {
-                    let mut present: Vec<f64> = rows.iter().filter_map(|&row| values[row]).collect();
+                    let mut present: Vec<f64> =
+                        rows.iter().filter_map(|&row| values[row]).collect();
                     present.sort_by(f64::total_cmp);
                     FeatureEncoding::Numeric {
                         name,
@@ -104,12 +105,10 @@ pub fn encode_rows(encoder: &Encoder, dataset: &Dataset, rows: &[usize]) -> Resu
     let mut matrix = Array2::zeros((rows.len(), encoder.columns().len()));
     for (slot, &row) in matrix.rows_mut().into_iter().zip(rows) {
         let mut slot = slot;
-        let out = slot
-            .as_slice_mut()
-            .ok_or_else(|| TrainError::Fit {
-                model: "any",
-                reason: "matrix row is not contiguous".into(),
-            })?;
+        let out = slot.as_slice_mut().ok_or_else(|| TrainError::Fit {
+            model: "any",
+            reason: "matrix row is not contiguous".into(),
+        })?;
         encoder
             .encode_into(|feature| Some(dataset.value(feature, row)), out)
             .map_err(|source| TrainError::Row {

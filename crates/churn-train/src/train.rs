@@ -282,7 +282,10 @@ fn fit_logistic(
     let preprocessor = fit_preprocessor(dataset, rows);
     let encoder = preprocessor.encoder(&dataset.schema)?;
     let x = encode_rows(&encoder, dataset, rows)?;
-    let y: Vec<bool> = rows.iter().map(|&row| dataset.labels.churned[row]).collect();
+    let y: Vec<bool> = rows
+        .iter()
+        .map(|&row| dataset.labels.churned[row])
+        .collect();
     let model = params.fit(&x, &y)?;
     Ok(FittedLogistic {
         preprocessor,
@@ -302,7 +305,10 @@ impl FittedLogistic {
 
     fn evaluate(&self, dataset: &Dataset, rows: &[usize]) -> Result<Metrics> {
         let probabilities = self.probabilities(dataset, rows)?;
-        let labels: Vec<bool> = rows.iter().map(|&row| dataset.labels.churned[row]).collect();
+        let labels: Vec<bool> = rows
+            .iter()
+            .map(|&row| dataset.labels.churned[row])
+            .collect();
         Ok(Metrics::compute(&labels, &probabilities))
     }
 
