@@ -154,6 +154,7 @@ fn an_unseen_churn_file_trains_from_data_and_target_alone() -> anyhow::Result<()
         assert!(artifact.schema.feature(id_like).is_none());
     }
     assert!(artifact.schema.feature("Surname").is_some());
+    assert_eq!(outcome.artifact.metadata.rows, 600);
     assert!(
         outcome.holdout.roc_auc > 0.7,
         "holdout ROC-AUC {}",
@@ -241,5 +242,44 @@ fn a_toml_config_gives_the_same_settings_as_flags() -> anyhow::Result<()> {
     };
     let error = format!("{:#}", churn_cli::train_config(args).unwrap_err());
     assert!(error.contains("cvv"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn an_explicit_feature_list_is_the_schema() -> anyhow::Result<()> {
+    let mut config = sample_config();
+    config.features = Some(vec![
+        "tenure".into(),
+        "Contract".into(),
+        "SeniorCitizen".into(),
+    ]);
+    config
+        .kinds
+        .insert("SeniorCitizen".into(), churn_core::FeatureKind::Categorical);
+    let artifact = train(&config, "explicit")?.artifact;
+    let features: Vec<(&str, churn_core::FeatureKind)> = artifact
+        .schema
+        .features
+        .iter()
+        .map(|feature| (feature.name.as_str(), feature.kind))
+        .collect();
+    use churn_core::FeatureKind::{Categorical, Numeric};
+    assert_eq!(
+        features,
+        [
+            ("SeniorCitizen", Categorical),
+            ("tenure", Numeric),
+            ("Contract", Categorical)
+        ]
+    );
+    assert_eq!(
+        artifact.metadata.excluded_columns["gender"],
+        "not in the given feature list"
+    );
+    config.features = Some(vec!["tenur".into()]);
+    let error = train(&config, "explicit")
+        .expect_err("unknown column")
+        .to_string();
+    assert!(error.contains("no column `tenur`"), "{error}");
     Ok(())
 }

@@ -20,6 +20,9 @@ pub struct TrainingSpec {
     pub id: Option<String>,
     /// Columns that are not features.
     pub ignore: Vec<String>,
+    /// When given, the only columns considered as features (an explicit schema); kinds are still
+    /// inferred unless forced in `kinds`.
+    pub features: Option<Vec<String>>,
     /// Kinds forced for some columns, overriding inference.
     pub kinds: BTreeMap<String, FeatureKind>,
 }
@@ -68,7 +71,14 @@ pub fn load_training_data(path: &Path, spec: &TrainingSpec) -> Result<Dataset> {
 pub fn prepare_dataset(table: &Table, spec: &TrainingSpec) -> Result<Dataset> {
     let target = table.column(&spec.target)?;
     let labels = resolve_labels(&table.path, target, spec.positive.as_deref())?;
-    for name in spec.id.iter().chain(&spec.ignore).chain(spec.kinds.keys()) {
+    let listed = spec.features.iter().flatten();
+    for name in spec
+        .id
+        .iter()
+        .chain(&spec.ignore)
+        .chain(spec.kinds.keys())
+        .chain(listed)
+    {
         table.column_index(name)?;
     }
     let ids = spec
@@ -95,6 +105,15 @@ pub fn prepare_dataset(table: &Table, spec: &TrainingSpec) -> Result<Dataset> {
         }
         if spec.ignore.iter().any(|ignored| ignored == name) {
             excluded.insert(name.to_string(), "ignored as asked".to_string());
+            continue;
+        }
+        if let Some(listed) = &spec.features
+            && !listed.iter().any(|feature| feature == name)
+        {
+            excluded.insert(
+                name.to_string(),
+                "not in the given feature list".to_string(),
+            );
             continue;
         }
         let (kind, forced) = match spec.kinds.get(name) {

@@ -40,6 +40,9 @@ pub struct TrainConfig {
     pub id: Option<String>,
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// An explicit feature list: only these columns are features.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
     /// Feature kinds forced by name, overriding inference.
     #[serde(default)]
     pub kinds: BTreeMap<String, FeatureKind>,
@@ -78,6 +81,7 @@ impl TrainConfig {
             positive: None,
             id: None,
             ignore: Vec::new(),
+            features: None,
             kinds: BTreeMap::new(),
             model: ModelChoice::default(),
             cv: None,
@@ -94,6 +98,7 @@ impl TrainConfig {
             positive: self.positive.clone(),
             id: self.id.clone(),
             ignore: self.ignore.clone(),
+            features: self.features.clone(),
             kinds: self.kinds.clone(),
         }
     }
