@@ -188,31 +188,35 @@ fn an_unseen_churn_file_trains_from_data_and_target_alone() -> anyhow::Result<()
     Ok(())
 }
 
+/// Parses `churn train <arguments>` and returns the resulting configuration.
+fn train_config_from(arguments: &[&str]) -> anyhow::Result<churn_train::TrainConfig> {
+    use clap::Parser;
+    let argv = ["churn", "train"].iter().chain(arguments);
+    let churn_cli::Cli {
+        command: churn_cli::Command::Train(args),
+    } = churn_cli::Cli::try_parse_from(argv)?
+    else {
+        anyhow::bail!("expected the train command");
+    };
+    churn_cli::train_config(args)
+}
+
 #[test]
 fn a_toml_config_gives_the_same_settings_as_flags() -> anyhow::Result<()> {
-    use clap::Parser;
     let dir = tempfile::tempdir()?;
     let config = write_file(
         dir.path(),
         "train.toml",
         "data = \"data/churn.csv\"\ntarget = \"Churn\"\nid = \"customerID\"\nignore = [\"gender\"]\ncv = 5\nseed = 3\nout = \"model\"\n\n[kinds]\nSeniorCitizen = \"categorical\"\n\n[logistic]\nl2 = 0.5\n",
     );
-    let churn_cli::Cli {
-        command: churn_cli::Command::Train(args),
-    } = churn_cli::Cli::try_parse_from([
-        "churn",
-        "train",
+    let config = train_config_from(&[
         "--config",
         config.to_str().unwrap_or_default(),
         "--seed",
         "9",
         "--ignore",
         "Partner,Dependents",
-    ])?
-    else {
-        anyhow::bail!("expected the train command");
-    };
-    let config = churn_cli::train_config(args)?;
+    ])?;
     assert_eq!(config.data, dir.path().join("data/churn.csv"));
     assert_eq!(config.out, Some(dir.path().join("model")));
     assert_eq!(config.seed, 9, "flags take precedence");
@@ -229,18 +233,10 @@ fn a_toml_config_gives_the_same_settings_as_flags() -> anyhow::Result<()> {
         "bad.toml",
         "data = \"x.csv\"\ntarget = \"Churn\"\ncvv = 5\n",
     );
-    let churn_cli::Cli {
-        command: churn_cli::Command::Train(args),
-    } = churn_cli::Cli::try_parse_from([
-        "churn",
-        "train",
-        "--config",
-        bad.to_str().unwrap_or_default(),
-    ])?
-    else {
-        anyhow::bail!("expected the train command");
-    };
-    let error = format!("{:#}", churn_cli::train_config(args).unwrap_err());
+    let error = format!(
+        "{:#}",
+        train_config_from(&["--config", bad.to_str().unwrap_or_default()]).expect_err("bad key")
+    );
     assert!(error.contains("cvv"), "{error}");
     Ok(())
 }

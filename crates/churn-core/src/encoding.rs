@@ -370,11 +370,14 @@ fn known_levels(levels: &[String], rare_levels: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::schema::FeatureSpec;
 
-    fn fixture() -> (FeatureSchema, Preprocessor) {
+    /// tenure (numeric, missing indicator), Partner (boolean), Contract (categorical with a rare
+    /// level and a missing column). Encoded columns: tenure, tenure missing, Partner,
+    /// Contract=Month-to-month, Contract=Two year, Contract=other, Contract missing.
+    pub(crate) fn fixture() -> (FeatureSchema, Preprocessor) {
         let schema = FeatureSchema {
             target: "Churn".into(),
             positive_class: "Yes".into(),
@@ -412,7 +415,7 @@ mod tests {
                     name: "Contract".into(),
                     levels: vec!["Month-to-month".into(), "Two year".into()],
                     rare_levels: vec!["One year".into()],
-                    missing_indicator: false,
+                    missing_indicator: true,
                 },
             ],
         };
@@ -435,14 +438,13 @@ mod tests {
             Value::Text("One year"),
         ])
         .unwrap();
-        // tenure, tenure missing, Partner, Contract=M2M, Contract=Two year, Contract=other
-        assert_eq!(row, vec![12.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(row, vec![12.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]);
     }
 
     #[test]
     fn blanks_are_imputed_and_flagged() {
         let row = encode([Value::Text(" "), Value::Missing, Value::Missing]).unwrap();
-        assert_eq!(row, vec![29.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(row, vec![29.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]

@@ -213,52 +213,16 @@ fn reason_text(encoding: &FeatureEncoding, value: &RawValue, contribution: f64) 
 mod tests {
     use super::*;
     use crate::artifact::TrainingMetadata;
-    use crate::encoding::Preprocessor;
     use crate::model::LinearModel;
-    use crate::schema::{FeatureKind, FeatureSchema, FeatureSpec};
     use proptest::prelude::*;
 
-    /// A hand-made artifact: tenure (numeric with missing indicator), Partner (boolean),
-    /// Contract (categorical with a rare level and a missing column).
+    /// A hand-made artifact over the encoding tests' fixture.
     fn artifact() -> ModelArtifact {
-        let spec = |name: &str, kind| FeatureSpec {
-            name: name.into(),
-            kind,
-        };
+        let (schema, preprocessor) = crate::encoding::tests::fixture();
         ModelArtifact {
             name: "fixture".into(),
-            schema: FeatureSchema {
-                target: "Churn".into(),
-                positive_class: "Yes".into(),
-                id: Some("id".into()),
-                features: vec![
-                    spec("tenure", FeatureKind::Numeric),
-                    spec("Partner", FeatureKind::Boolean),
-                    spec("Contract", FeatureKind::Categorical),
-                ],
-            },
-            preprocessor: Preprocessor {
-                features: vec![
-                    FeatureEncoding::Numeric {
-                        name: "tenure".into(),
-                        impute: 29.0,
-                        missing_indicator: true,
-                        min: 0.0,
-                        max: 72.0,
-                    },
-                    FeatureEncoding::Boolean {
-                        name: "Partner".into(),
-                        impute: false,
-                        missing_indicator: false,
-                    },
-                    FeatureEncoding::Categorical {
-                        name: "Contract".into(),
-                        levels: vec!["Month-to-month".into(), "Two year".into()],
-                        rare_levels: vec!["One year".into()],
-                        missing_indicator: true,
-                    },
-                ],
-            },
+            schema,
+            preprocessor,
             // Columns: tenure, tenure missing, Partner, M2M, Two year, other, Contract missing.
             model: Model::Logistic(LinearModel {
                 intercept: -1.2,
