@@ -43,9 +43,9 @@ impl Labels {
 pub fn resolve_labels(path: &Path, target: &TableColumn, positive: Option<&str>) -> Result<Labels> {
     let mut texts = Vec::with_capacity(target.cells.len());
     for row in 0..target.cells.len() {
-        let text = target.cells.value(row).to_string();
-        let missing = matches!(target.cells.value(row), churn_core::Value::Missing)
-            || is_missing_token(&text);
+        let value = target.cells.value(row);
+        let text = value.to_string();
+        let missing = matches!(value, churn_core::Value::Missing) || is_missing_token(&text);
         if missing {
             return Err(DataError::InvalidValue {
                 path: path.to_path_buf(),

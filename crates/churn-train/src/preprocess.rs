@@ -102,13 +102,15 @@ fn median(sorted: &[f64]) -> f64 {
 
 /// Encodes the rows `rows` of `dataset` into a matrix, through the same encoder scoring uses.
 pub fn encode_rows(encoder: &Encoder, dataset: &Dataset, rows: &[usize]) -> Result<Array2<f64>> {
-    let mut matrix = Array2::zeros((rows.len(), encoder.columns().len()));
-    for (slot, &row) in matrix.rows_mut().into_iter().zip(rows) {
-        let mut slot = slot;
-        let out = slot.as_slice_mut().ok_or_else(|| TrainError::Fit {
+    let width = encoder.columns().len();
+    if width == 0 {
+        return Err(TrainError::Fit {
             model: "any",
-            reason: "matrix row is not contiguous".into(),
-        })?;
+            reason: "no encoded columns".into(),
+        });
+    }
+    let mut data = vec![0.0; rows.len() * width];
+    for (out, &row) in data.chunks_exact_mut(width).zip(rows) {
         encoder
             .encode_into(|feature| Some(dataset.value(feature, row)), out)
             .map_err(|source| TrainError::Row {
@@ -116,7 +118,10 @@ pub fn encode_rows(encoder: &Encoder, dataset: &Dataset, rows: &[usize]) -> Resu
                 source,
             })?;
     }
-    Ok(matrix)
+    Array2::from_shape_vec((rows.len(), width), data).map_err(|error| TrainError::Fit {
+        model: "any",
+        reason: format!("encoded matrix: {error}"),
+    })
 }
 
 #[cfg(test)]

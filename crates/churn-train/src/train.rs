@@ -218,7 +218,7 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
     let fitted = fit_logistic(&dataset, &split.train, &logistic)?;
     let importance = fitted.importance(&dataset, &split.train)?;
     let train_probabilities = fitted.probabilities(&dataset, &split.train)?;
-    let artifact = ModelArtifact {
+    let mut artifact = ModelArtifact {
         name: name.to_string(),
         schema: dataset.schema.clone(),
         preprocessor: fitted.preprocessor,
@@ -256,7 +256,6 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         .collect::<Result<Vec<_>>>()?;
     let test_labels: Vec<bool> = split.test.iter().map(|&row| labels[row]).collect();
     let holdout = Metrics::compute(&test_labels, &test_probabilities);
-    let mut artifact = artifact;
     artifact.metadata.metrics = holdout.to_map();
 
     let mut outcome = TrainOutcome {
