@@ -279,3 +279,39 @@ fn an_explicit_feature_list_is_the_schema() -> anyhow::Result<()> {
     assert!(error.contains("no column `tenur`"), "{error}");
     Ok(())
 }
+
+/// A spreadsheet export: byte order mark, `;` separators, a Latin-1 byte, a `1.0`/`0.0` target.
+#[test]
+fn a_spreadsheet_export_trains() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut bytes = b"\xef\xbb\xbfcustomer;plan;monthly_fee;churned\n".to_vec();
+    for row in 0..80 {
+        let plan: &[u8] = match row % 3 {
+            0 => b"basic",
+            1 => b"pr\xe9mium", // Latin-1 e-acute, not UTF-8
+            _ => b"pro",
+        };
+        bytes.extend_from_slice(format!("c{row};").as_bytes());
+        bytes.extend_from_slice(plan);
+        let churned = if row % 3 == 0 || row % 7 == 0 {
+            "1.0"
+        } else {
+            "0.0"
+        };
+        bytes.extend_from_slice(format!(";{};{churned}\n", 10 + row % 13).as_bytes());
+    }
+    let path = dir.path().join("export.csv");
+    std::fs::write(&path, bytes)?;
+    let mut config = churn_train::TrainConfig::new(path, "churned".into());
+    config.id = Some("customer".into());
+    let artifact = train(&config, "export")?.artifact;
+    assert_eq!(artifact.schema.positive_class, "1.0");
+    let names: Vec<&str> = artifact
+        .schema
+        .features
+        .iter()
+        .map(|feature| feature.name.as_str())
+        .collect();
+    assert_eq!(names, ["plan", "monthly_fee"]);
+    Ok(())
+}

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use churn_core::value::{is_missing_token, parse_bool_token};
+use churn_core::value::{is_missing_token, parse_bool_token, parse_number_token};
 
 use crate::error::{DataError, Result};
 use crate::table::TableColumn;
@@ -114,7 +114,15 @@ fn infer_positive(
         }),
         [first, second] => {
             // "True." and "False." occur in some exports; the dot is not part of the meaning.
-            let truth = |value: &str| parse_bool_token(value.trim_end_matches('.'));
+            let truth = |value: &str| {
+                parse_bool_token(value.trim_end_matches('.')).or_else(|| {
+                    match parse_number_token(value) {
+                        Some(1.0) => Some(true),
+                        Some(0.0) => Some(false),
+                        _ => None,
+                    }
+                })
+            };
             match (truth(first), truth(second)) {
                 (Some(true), Some(false)) => return Ok(first.to_string()),
                 (Some(false), Some(true)) => return Ok(second.to_string()),
@@ -180,6 +188,7 @@ mod tests {
         assert_eq!(positive_of(&["No", "Yes", "No"]).unwrap(), "Yes");
         assert_eq!(positive_of(&["0", "1", "0"]).unwrap(), "1");
         assert_eq!(positive_of(&["False.", "True."]).unwrap(), "True.");
+        assert_eq!(positive_of(&["1.0", "0.0", "1.0"]).unwrap(), "1.0");
         assert_eq!(
             positive_of(&[
                 "Existing Customer",

@@ -126,19 +126,55 @@ pub fn read_table(path: &Path) -> Result<Table> {
     })
 }
 
-fn read_csv(path: &Path, bytes: Vec<u8>) -> Result<DataFrame> {
+fn read_csv(path: &Path, mut bytes: Vec<u8>) -> Result<DataFrame> {
+    // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the header.
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        bytes.drain(..3);
+    }
+    let separator = sniff_separator(&bytes);
     // Polars pads short rows with nulls; a ragged file is a broken export, so refuse it by row.
-    check_rectangular(path, &bytes)?;
+    check_rectangular(path, &bytes, separator)?;
     // Every column as text: kinds are inferred by our own rules (see `infer`), not polars'.
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
+        .map_parse_options(|options| {
+            options
+                .with_separator(separator)
+                .with_encoding(CsvEncoding::LossyUtf8)
+        })
         .into_reader_with_file_handle(Cursor::new(bytes))
         .finish()
         .map_err(|error| DataError::Parse {
             path: path.to_path_buf(),
             reason: error.to_string(),
         })
+}
+
+/// Picks the field separator from the header line: the most frequent of `,` `;` tab `|` outside
+/// quotes (European exports use `;`), comma when none occurs.
+fn sniff_separator(bytes: &[u8]) -> u8 {
+    const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+    let mut counts = [0usize; CANDIDATES.len()];
+    let mut in_quotes = false;
+    for &byte in bytes {
+        if byte == b'\n' && !in_quotes {
+            break;
+        }
+        if byte == b'"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes && let Some(index) = CANDIDATES.iter().position(|&c| c == byte) {
+            counts[index] += 1;
+        }
+    }
+    let best = (0..CANDIDATES.len())
+        .max_by_key(|&index| (counts[index], std::cmp::Reverse(index)))
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        CANDIDATES[best]
+    }
 }
 
 fn read_parquet(path: &Path, bytes: Vec<u8>) -> Result<DataFrame> {
@@ -183,7 +219,7 @@ fn to_table_column(path: &Path, series: &Series) -> Result<TableColumn> {
 
 /// Refuses a CSV whose rows do not all have the header's number of fields, naming the first
 /// offending row. Quote-aware (RFC 4180: `""` inside quotes is a literal quote).
-fn check_rectangular(path: &Path, bytes: &[u8]) -> Result<()> {
+fn check_rectangular(path: &Path, bytes: &[u8], separator: u8) -> Result<()> {
     let mut expected = None;
     let mut fields = 1;
     let mut in_quotes = false;
@@ -214,7 +250,7 @@ fn check_rectangular(path: &Path, bytes: &[u8]) -> Result<()> {
                 in_quotes = !in_quotes;
                 record_has_content = true;
             }
-            b',' if !in_quotes => {
+            byte if byte == separator && !in_quotes => {
                 fields += 1;
                 record_has_content = true;
             }
@@ -251,20 +287,28 @@ mod tests {
     #[test]
     fn rectangular_csv_passes_including_quoted_commas_and_newlines() {
         let csv = b"a,b,c\n1,\"x,y\",3\r\n4,\"multi\nline\",6\n\n";
-        assert!(check_rectangular(Path::new("t.csv"), csv).is_ok());
+        assert!(check_rectangular(Path::new("t.csv"), csv, b',').is_ok());
+    }
+
+    #[test]
+    fn the_separator_is_sniffed_from_the_header() {
+        assert_eq!(sniff_separator(b"a,b,c\n1;2;3\n"), b',');
+        assert_eq!(sniff_separator(b"a;b;\"c,d\"\n1;2;3\n"), b';');
+        assert_eq!(sniff_separator(b"a\tb\n"), b'\t');
+        assert_eq!(sniff_separator(b"single\n1\n"), b',');
     }
 
     #[test]
     fn ragged_rows_are_named_by_row_and_line() {
         let csv = b"a,b,c\n1,2,3\n4,5\n7,8,9\n";
-        let error = check_rectangular(Path::new("t.csv"), csv).unwrap_err();
+        let error = check_rectangular(Path::new("t.csv"), csv, b',').unwrap_err();
         assert_eq!(
             error.to_string(),
             "`t.csv` row 2 (line 3): expected 3 fields as in the header, found 2"
         );
         let csv = b"a,b\n1,2,3\n";
         assert!(matches!(
-            check_rectangular(Path::new("t.csv"), csv),
+            check_rectangular(Path::new("t.csv"), csv, b','),
             Err(DataError::RaggedRow {
                 row: 1,
                 found: 3,
