@@ -97,21 +97,25 @@ pub fn is_missing_token(text: &str) -> bool {
         .any(|token| trimmed.eq_ignore_ascii_case(token))
 }
 
-/// Reads a boolean written as yes/no, true/false, y/n, t/f or 1/0 (any case).
+/// Reads a boolean written as yes/no, true/false, y/n, t/f or 1/0 (any case), also with a trailing
+/// dot as some exports write it (`True.`) or as a number equal to 1 or 0 (`1.0`). Training,
+/// inference, labels and scoring all read booleans through here, so they agree.
 pub fn parse_bool_token(text: &str) -> Option<bool> {
     let trimmed = text.trim();
+    let word = trimmed.strip_suffix('.').unwrap_or(trimmed);
     const TRUE: [&str; 5] = ["yes", "true", "y", "t", "1"];
     const FALSE: [&str; 5] = ["no", "false", "n", "f", "0"];
-    if TRUE.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) {
+    if TRUE.iter().any(|token| word.eq_ignore_ascii_case(token)) {
         return Some(true);
     }
-    if FALSE
-        .iter()
-        .any(|token| trimmed.eq_ignore_ascii_case(token))
-    {
+    if FALSE.iter().any(|token| word.eq_ignore_ascii_case(token)) {
         return Some(false);
     }
-    None
+    match parse_number_token(trimmed) {
+        Some(1.0) => Some(true),
+        Some(0.0) => Some(false),
+        _ => None,
+    }
 }
 
 /// Reads a number from text; `None` when the text is not a number. NaN and infinities are
@@ -138,6 +142,11 @@ mod tests {
         assert_eq!(parse_bool_token(" Yes"), Some(true));
         assert_eq!(parse_bool_token("FALSE"), Some(false));
         assert_eq!(parse_bool_token("0"), Some(false));
+        assert_eq!(parse_bool_token("True."), Some(true));
+        assert_eq!(parse_bool_token("1.0"), Some(true));
+        assert_eq!(parse_bool_token("0.0"), Some(false));
+        assert_eq!(parse_bool_token("0.5"), None);
+        assert_eq!(parse_bool_token("."), None);
         assert_eq!(parse_bool_token("maybe"), None);
     }
 

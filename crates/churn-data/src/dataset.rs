@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use churn_core::value::{is_missing_token, parse_bool_token, parse_number_token};
+use churn_core::encoding::read_bool;
+use churn_core::value::{is_missing_token, parse_number_token};
 use churn_core::{FeatureKind, FeatureSchema, FeatureSpec, Value};
 
 use crate::error::{DataError, Result};
@@ -218,17 +219,10 @@ fn typed_cells(
         }
         FeatureKind::Boolean => (0..n_rows)
             .map(|row| match column.cells.value(row) {
-                Value::Missing => Ok(None),
-                Value::Bool(flag) => Ok(Some(flag)),
-                Value::Number(number) if number == 0.0 || number == 1.0 => Ok(Some(number == 1.0)),
+                // A NaN in a typed Parquet column is a missing value, as for numeric columns.
                 Value::Number(number) if number.is_nan() => Ok(None),
-                Value::Text(text) if is_missing_token(text) => Ok(None),
-                value => {
-                    let text = value.to_string();
-                    parse_bool_token(text.trim_end_matches('.'))
-                        .map(Some)
-                        .ok_or_else(|| invalid(row, format!("`{text}` is not a boolean")))
-                }
+                value => read_bool(&column.name, value)
+                    .map_err(|_| invalid(row, format!("`{value}` is not a boolean"))),
             })
             .collect::<Result<Vec<_>>>()
             .map(Cells::Bool),
@@ -242,5 +236,53 @@ fn typed_cells(
                 })
                 .collect(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Booleans written as `1.0`/`0.0` or `True.`/`False.` were inferred boolean (or could be
+    /// forced so) but then refused when the column was read; they read through core's parser now.
+    #[test]
+    fn boolean_columns_in_every_spelling_are_read() {
+        let text = |values: &[&str]| {
+            Cells::Text(values.iter().map(|value| Some(value.to_string())).collect())
+        };
+        let table = Table {
+            path: PathBuf::from("t.csv"),
+            sha256: String::new(),
+            n_rows: 4,
+            columns: vec![
+                TableColumn {
+                    name: "autopay".into(),
+                    cells: text(&["1.0", "0.0", "", "1.0"]),
+                },
+                TableColumn {
+                    name: "paperless".into(),
+                    cells: text(&["True.", "False.", "True.", "False."]),
+                },
+                TableColumn {
+                    name: "Churn".into(),
+                    cells: text(&["Yes", "No", "No", "Yes"]),
+                },
+            ],
+        };
+        let spec = TrainingSpec {
+            target: "Churn".into(),
+            ..TrainingSpec::default()
+        };
+        let dataset = prepare_dataset(&table, &spec).unwrap();
+        let kinds: Vec<FeatureKind> = dataset.schema.features.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FeatureKind::Boolean, FeatureKind::Boolean]);
+        assert_eq!(
+            dataset.columns[0],
+            Cells::Bool(vec![Some(true), Some(false), None, Some(true)])
+        );
+        assert_eq!(
+            dataset.columns[1],
+            Cells::Bool(vec![Some(true), Some(false), Some(true), Some(false)])
+        );
     }
 }

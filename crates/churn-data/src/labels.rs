@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use churn_core::value::{is_missing_token, parse_bool_token, parse_number_token};
+use churn_core::value::{is_missing_token, parse_bool_token};
 
 use crate::error::{DataError, Result};
 use crate::table::TableColumn;
@@ -113,16 +113,7 @@ fn infer_positive(
             value: only.to_string(),
         }),
         [first, second] => {
-            // "True." and "False." occur in some exports; the dot is not part of the meaning.
-            let truth = |value: &str| {
-                parse_bool_token(value.trim_end_matches('.')).or_else(|| {
-                    match parse_number_token(value) {
-                        Some(1.0) => Some(true),
-                        Some(0.0) => Some(false),
-                        _ => None,
-                    }
-                })
-            };
+            let truth = |value: &str| parse_bool_token(value);
             match (truth(first), truth(second)) {
                 (Some(true), Some(false)) => return Ok(first.to_string()),
                 (Some(false), Some(true)) => return Ok(second.to_string()),
