@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::Calibration;
 use crate::encoding::Preprocessor;
 use crate::error::{CoreError, Result};
 use crate::model::Model;
 use crate::schema::FeatureSchema;
 
-/// The format version this build writes.
-pub const CURRENT_FORMAT_VERSION: &str = "1";
+/// The format version this build writes. Version 2 added tree models, the codes encoding style
+/// and calibration; version 1 files (logistic, one-hot, uncalibrated) load unchanged.
+pub const CURRENT_FORMAT_VERSION: &str = "2";
 
 /// A trained model with its schema, preprocessing and training facts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +21,9 @@ pub struct ModelArtifact {
     pub schema: FeatureSchema,
     pub preprocessor: Preprocessor,
     pub model: Model,
+    /// Margin → probability map; without one the probability is the sigmoid of the margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     /// Training probabilities at the 0th, 1st, …, 100th percentile, for percentile ranks.
     pub score_quantiles: Vec<f64>,
     pub metadata: TrainingMetadata,
@@ -51,12 +56,14 @@ pub struct TrainingMetadata {
 enum VersionedArtifact {
     #[serde(rename = "1")]
     V1(ModelArtifact),
+    #[serde(rename = "2")]
+    V2(ModelArtifact),
 }
 
 impl ModelArtifact {
     /// Returns the artifact as pretty JSON, tagged with the current format version.
     pub fn to_json(&self) -> String {
-        let versioned = VersionedArtifact::V1(self.clone());
+        let versioned = VersionedArtifact::V2(self.clone());
         // Serialising plain data with string keys cannot fail.
         let mut json = serde_json::to_string_pretty(&versioned).unwrap_or_default();
         json.push('\n');
@@ -78,14 +85,27 @@ impl ModelArtifact {
                 });
             }
         };
-        if version != CURRENT_FORMAT_VERSION {
+        if !["1", "2"].contains(&version.as_str()) {
             return Err(CoreError::UnsupportedFormatVersion { version });
         }
         let versioned: VersionedArtifact =
             serde_json::from_value(value).map_err(|error| CoreError::InvalidArtifact {
                 reason: error.to_string(),
             })?;
-        let VersionedArtifact::V1(artifact) = versioned;
-        Ok(artifact)
+        match versioned {
+            VersionedArtifact::V1(artifact) => {
+                // Version 1 knew only one-hot logistic models without calibration.
+                if artifact.preprocessor.style != crate::EncodingStyle::OneHot
+                    || artifact.calibration.is_some()
+                    || !matches!(artifact.model, Model::Logistic(_))
+                {
+                    return Err(CoreError::InvalidArtifact {
+                        reason: "format version 1 holds only uncalibrated logistic models".into(),
+                    });
+                }
+                Ok(artifact)
+            }
+            VersionedArtifact::V2(artifact) => Ok(artifact),
+        }
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::schema::{FeatureKind, FeatureSchema};
+use crate::tree::MAX_CATEGORY_CODES;
 use crate::value::{Value, is_missing_token, parse_bool_token, parse_number_token};
 
 /// How one raw feature is encoded, with everything learned from training data.
@@ -67,7 +68,10 @@ impl FeatureEncoding {
     }
 
     /// Returns the names of the encoded columns this feature expands to.
-    pub fn column_names(&self) -> Vec<String> {
+    pub fn column_names(&self, style: EncodingStyle) -> Vec<String> {
+        if style == EncodingStyle::Codes {
+            return vec![self.name().to_string()];
+        }
         match self {
             FeatureEncoding::Numeric {
                 name,
@@ -107,9 +111,29 @@ impl FeatureEncoding {
     }
 }
 
+/// How raw features are laid out as encoded columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodingStyle {
+    /// For linear models: blanks imputed (plus missing-indicator columns), categories one-hot.
+    #[default]
+    OneHot,
+    /// For trees: one column per feature, blanks missing (NaN), categories as codes.
+    Codes,
+}
+
+impl EncodingStyle {
+    fn is_one_hot(&self) -> bool {
+        *self == EncodingStyle::OneHot
+    }
+}
+
 /// Turns profiles into encoded feature vectors, exactly as in training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
+    /// Absent in artifacts written before trees existed, which are all one-hot.
+    #[serde(default, skip_serializing_if = "EncodingStyle::is_one_hot")]
+    pub style: EncodingStyle,
     pub features: Vec<FeatureEncoding>,
 }
 
@@ -119,6 +143,8 @@ pub struct EncodedColumn {
     pub name: String,
     /// Index of the raw feature in the schema.
     pub source: usize,
+    /// Whether the column holds categorical codes (codes style) rather than numbers.
+    pub categorical: bool,
 }
 
 /// A `Preprocessor` with lookup tables built once, ready to encode many rows.
@@ -160,12 +186,15 @@ impl Preprocessor {
                 });
             }
             offsets.push(columns.len());
-            columns.extend(
-                encoding
-                    .column_names()
-                    .into_iter()
-                    .map(|name| EncodedColumn { name, source }),
-            );
+            let categorical =
+                self.style == EncodingStyle::Codes && spec.kind == FeatureKind::Categorical;
+            columns.extend(encoding.column_names(self.style).into_iter().map(|name| {
+                EncodedColumn {
+                    name,
+                    source,
+                    categorical,
+                }
+            }));
             let mut index = HashMap::new();
             if let FeatureEncoding::Categorical {
                 levels,
@@ -173,6 +202,15 @@ impl Preprocessor {
                 ..
             } = encoding
             {
+                if categorical && levels.len() + 1 > MAX_CATEGORY_CODES {
+                    return Err(CoreError::InvalidArtifact {
+                        reason: format!(
+                            "feature `{}` has {} levels; trees route at most {MAX_CATEGORY_CODES} codes",
+                            spec.name,
+                            levels.len()
+                        ),
+                    });
+                }
                 for (position, level) in levels.iter().enumerate() {
                     index.insert(level.clone(), position);
                 }
@@ -200,6 +238,14 @@ impl Encoder {
     /// Returns the per-feature encodings.
     pub fn features(&self) -> &[FeatureEncoding] {
         &self.preprocessor.features
+    }
+
+    /// Returns, per encoded column, whether it holds categorical codes.
+    pub fn categorical_columns(&self) -> Vec<bool> {
+        self.columns
+            .iter()
+            .map(|column| column.categorical)
+            .collect()
     }
 
     /// Encodes one row. `value_of(i)` gives the raw value of schema feature `i`, or `None` when
@@ -234,6 +280,10 @@ impl Encoder {
         value: Value<'_>,
         slots: &mut [f64],
     ) -> Result<()> {
+        if self.preprocessor.style == EncodingStyle::Codes {
+            slots[0] = self.code(index, encoding, value)?.unwrap_or(f64::NAN);
+            return Ok(());
+        }
         slots.fill(0.0);
         match encoding {
             FeatureEncoding::Numeric {
@@ -289,6 +339,43 @@ impl Encoder {
             },
         }
         Ok(())
+    }
+}
+
+impl Encoder {
+    /// Returns a feature's single column in the codes style: the number, 0/1, or the category's
+    /// code; `None` when missing.
+    fn code(
+        &self,
+        index: usize,
+        encoding: &FeatureEncoding,
+        value: Value<'_>,
+    ) -> Result<Option<f64>> {
+        Ok(match encoding {
+            FeatureEncoding::Numeric { name, .. } => read_number(name, value)?,
+            FeatureEncoding::Boolean { name, .. } => {
+                read_bool(name, value)?.map(|flag| f64::from(u8::from(flag)))
+            }
+            FeatureEncoding::Categorical {
+                name,
+                levels,
+                rare_levels,
+                ..
+            } => match read_level(value) {
+                Some(level) => {
+                    let position =
+                        self.level_index[index].get(level.as_ref()).ok_or_else(|| {
+                            CoreError::UnknownCategory {
+                                feature: name.clone(),
+                                value: level.to_string(),
+                                known: known_levels(levels, rare_levels),
+                            }
+                        })?;
+                    Some(*position as f64)
+                }
+                None => None,
+            },
+        })
     }
 }
 
@@ -398,6 +485,7 @@ pub(crate) mod tests {
             ],
         };
         let preprocessor = Preprocessor {
+            style: EncodingStyle::OneHot,
             features: vec![
                 FeatureEncoding::Numeric {
                     name: "tenure".into(),
@@ -482,6 +570,38 @@ pub(crate) mod tests {
             error.to_string(),
             "feature `Contract`: unknown category `Weekly` (known: `Month-to-month`, `Two year`, `One year`)"
         );
+    }
+
+    #[test]
+    fn codes_style_gives_one_column_per_feature_and_keeps_blanks_missing() {
+        let (schema, mut preprocessor) = fixture();
+        preprocessor.style = EncodingStyle::Codes;
+        let encoder = preprocessor.encoder(&schema).unwrap();
+        assert_eq!(encoder.categorical_columns(), vec![false, false, true]);
+        let mut out = vec![0.0; 3];
+        let values = [
+            Value::Text("12"),
+            Value::Text("yes"),
+            Value::Text("One year"),
+        ];
+        encoder
+            .encode_into(|index| Some(values[index]), &mut out)
+            .unwrap();
+        // `One year` is rare: it shares the code after the two levels.
+        assert_eq!(out, vec![12.0, 1.0, 2.0]);
+        encoder
+            .encode_into(|_| Some(Value::Missing), &mut out)
+            .unwrap();
+        assert!(out.iter().all(|code| code.is_nan()));
+        let values = [
+            Value::Number(1.0),
+            Value::Bool(false),
+            Value::Text("Weekly"),
+        ];
+        let error = encoder
+            .encode_into(|index| Some(values[index]), &mut out)
+            .unwrap_err();
+        assert!(matches!(error, CoreError::UnknownCategory { ref value, .. } if value == "Weekly"));
     }
 
     #[test]

@@ -19,17 +19,21 @@
 //! ```
 
 pub mod artifact;
+pub mod calibration;
 pub mod encoding;
 pub mod error;
 pub mod model;
 pub mod schema;
 pub mod scorer;
+pub mod tree;
 pub mod value;
 
 pub use artifact::{CURRENT_FORMAT_VERSION, ModelArtifact, TrainingMetadata};
-pub use encoding::{EncodedColumn, Encoder, FeatureEncoding, Preprocessor};
+pub use calibration::Calibration;
+pub use encoding::{EncodedColumn, Encoder, EncodingStyle, FeatureEncoding, Preprocessor};
 pub use error::{CoreError, Result};
 pub use model::{LinearModel, Model, sigmoid};
 pub use schema::{FeatureKind, FeatureSchema, FeatureSpec};
 pub use scorer::{Explanation, Reason, Scorer};
+pub use tree::{ShapScratch, Tree, TreeEnsemble};
 pub use value::{Profile, RawValue, Value};

@@ -3,12 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
+use crate::tree::TreeEnsemble;
 
 /// A fitted model of any supported kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Model {
     Logistic(LinearModel),
+    Gbdt(TreeEnsemble),
 }
 
 impl Model {
@@ -16,13 +18,24 @@ impl Model {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Model::Logistic(_) => "logistic",
+            Model::Gbdt(_) => "gbdt",
         }
     }
 
-    /// Checks the model against the number of encoded columns it will be given.
-    pub fn validate(&self, n_columns: usize) -> Result<()> {
+    /// Checks the model against the encoded columns it will be given: `categorical[k]` tells
+    /// whether column `k` holds categorical codes.
+    pub fn validate(&self, categorical: &[bool]) -> Result<()> {
         match self {
-            Model::Logistic(linear) => linear.validate(n_columns),
+            Model::Logistic(linear) => linear.validate(categorical.len()),
+            Model::Gbdt(ensemble) => ensemble.validate(categorical),
+        }
+    }
+
+    /// Returns the raw margin (log-odds) for an encoded row.
+    pub fn margin(&self, row: &[f64]) -> f64 {
+        match self {
+            Model::Logistic(linear) => linear.logit(row),
+            Model::Gbdt(ensemble) => ensemble.margin(row),
         }
     }
 }
@@ -111,9 +124,9 @@ mod tests {
             centers: vec![0.0],
             scales: vec![1.0],
         });
-        assert!(model.validate(1).is_ok());
+        assert!(model.validate(&[false]).is_ok());
         assert!(matches!(
-            model.validate(2),
+            model.validate(&[false, false]),
             Err(CoreError::InvalidArtifact { .. })
         ));
     }

@@ -7,6 +7,7 @@ use crate::artifact::ModelArtifact;
 use crate::encoding::{Encoder, FeatureEncoding};
 use crate::error::Result;
 use crate::model::{Model, sigmoid};
+use crate::tree::ShapScratch;
 use crate::value::{Profile, RawValue, Value};
 
 /// A loaded, validated model ready to score.
@@ -14,6 +15,10 @@ use crate::value::{Profile, RawValue, Value};
 pub struct Scorer {
     artifact: ModelArtifact,
     encoder: Encoder,
+    /// The margin of the average training customer: where reasons start from.
+    base_value: f64,
+    /// Depth of the deepest tree (0 for linear models), to size TreeSHAP's scratch space.
+    tree_depth: usize,
 }
 
 /// One raw feature's share of a score.
@@ -31,9 +36,11 @@ pub struct Reason {
 /// A score with its exact decomposition: `base_value + Σ reasons.contribution = logit`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
+    /// Probability of churn, calibrated when the artifact has a calibration.
     pub probability: f64,
+    /// The model's raw margin in log-odds (before calibration).
     pub logit: f64,
-    /// The logit of the average training customer.
+    /// The margin of the average training customer.
     pub base_value: f64,
     /// One reason per schema feature, in schema order.
     pub reasons: Vec<Reason>,
@@ -69,8 +76,20 @@ impl Scorer {
     /// Checks the artifact's parts against each other and prepares it for scoring.
     pub fn new(artifact: ModelArtifact) -> Result<Self> {
         let encoder = artifact.preprocessor.encoder(&artifact.schema)?;
-        artifact.model.validate(encoder.columns().len())?;
-        Ok(Scorer { artifact, encoder })
+        artifact.model.validate(&encoder.categorical_columns())?;
+        if let Some(calibration) = &artifact.calibration {
+            calibration.validate()?;
+        }
+        let (base_value, tree_depth) = match &artifact.model {
+            Model::Logistic(linear) => (linear.intercept, 0),
+            Model::Gbdt(ensemble) => (ensemble.expected_margin(), ensemble.max_depth()),
+        };
+        Ok(Scorer {
+            artifact,
+            encoder,
+            base_value,
+            tree_depth,
+        })
     }
 
     /// Returns the artifact being served.
@@ -94,17 +113,23 @@ impl Scorer {
         Ok(row)
     }
 
-    /// Returns the model's logit for an encoded row.
+    /// Returns the model's margin (log-odds, before calibration) for an encoded row.
     pub fn logit_of_encoded(&self, row: &[f64]) -> f64 {
-        match &self.artifact.model {
-            Model::Logistic(linear) => linear.logit(row),
+        self.artifact.model.margin(row)
+    }
+
+    /// Returns the probability for a margin, through the calibration when there is one.
+    pub fn probability_of_logit(&self, logit: f64) -> f64 {
+        match &self.artifact.calibration {
+            Some(calibration) => calibration.probability(logit),
+            None => sigmoid(logit),
         }
     }
 
     /// Returns the probability of churn for a profile.
     pub fn score(&self, profile: &Profile) -> Result<f64> {
         let row = self.encode(profile)?;
-        Ok(sigmoid(self.logit_of_encoded(&row)))
+        Ok(self.probability_of_logit(self.logit_of_encoded(&row)))
     }
 
     /// Returns the probability of churn for a row given feature by feature (for tables).
@@ -114,7 +139,7 @@ impl Scorer {
     ) -> Result<f64> {
         let mut row = vec![0.0; self.encoder.columns().len()];
         self.encoder.encode_into(value_of, &mut row)?;
-        Ok(sigmoid(self.logit_of_encoded(&row)))
+        Ok(self.probability_of_logit(self.logit_of_encoded(&row)))
     }
 
     /// Returns the rank of `probability` among training customers, in percent (0–100).
@@ -142,16 +167,27 @@ impl Scorer {
         let mut row = vec![0.0; self.encoder.columns().len()];
         self.encoder.encode_into(&value_of, &mut row)?;
         let features = self.encoder.features();
+        let columns = self.encoder.columns();
         let mut contributions = vec![0.0; features.len()];
-        let base_value = match &self.artifact.model {
+        match &self.artifact.model {
             Model::Logistic(linear) => {
-                for (k, column) in self.encoder.columns().iter().enumerate() {
+                for (k, column) in columns.iter().enumerate() {
                     contributions[column.source] += linear.term(k, row[k]);
                 }
-                linear.intercept
             }
-        };
-        let logit = base_value + contributions.iter().sum::<f64>();
+            Model::Gbdt(ensemble) => {
+                let mut phi = vec![0.0; columns.len()];
+                let mut scratch = ShapScratch::for_depth(self.tree_depth);
+                ensemble.shap_into(&row, &mut phi, &mut scratch);
+                for (column, value) in columns.iter().zip(phi) {
+                    contributions[column.source] += value;
+                }
+            }
+        }
+        let base_value = self.base_value;
+        // The margin itself, so `explain` and `score` give the same probability to the bit; the
+        // contributions add up to it within rounding.
+        let logit = self.logit_of_encoded(&row);
         let reasons = features
             .iter()
             .zip(contributions)
@@ -167,7 +203,7 @@ impl Scorer {
             })
             .collect();
         Ok(Explanation {
-            probability: sigmoid(logit),
+            probability: self.probability_of_logit(logit),
             logit,
             base_value,
             reasons,
@@ -230,6 +266,7 @@ mod tests {
                 centers: vec![32.0, 0.01, 0.48, 0.55, 0.24, 0.2, 0.01],
                 scales: vec![24.5, 0.1, 0.5, 0.5, 0.43, 0.4, 0.1],
             }),
+            calibration: None,
             score_quantiles: (0..=100).map(|step| f64::from(step) / 100.0).collect(),
             metadata: TrainingMetadata {
                 churn_version: "0.1.0".into(),
@@ -243,6 +280,74 @@ mod tests {
                 excluded_columns: Default::default(),
             },
         }
+    }
+
+    /// The fixture's features in the codes style (tenure, Partner, Contract code) under a small
+    /// tree ensemble with a categorical split, calibrated with Platt scaling.
+    fn tree_artifact() -> ModelArtifact {
+        use crate::tree::{Tree, TreeEnsemble};
+        let mut artifact = artifact();
+        artifact.preprocessor.style = crate::EncodingStyle::Codes;
+        // Root: Contract code in {0 (Month-to-month)} → node 1, else node 2 (missing goes left).
+        // Node 1: tenure <= 12 → +0.8 else -0.1 (missing right). Node 2: Partner <= 0.5 → 0.1 else -0.6.
+        let first = Tree {
+            feature: vec![2, 0, 1, 0, 0, 0, 0],
+            threshold: vec![0.0, 12.0, 0.5, 0.0, 0.0, 0.0, 0.0],
+            left_categories: vec![0b1, 0, 0, 0, 0, 0, 0],
+            default_left: vec![true, false, true, false, false, false, false],
+            left: vec![1, 3, 5, 0, 0, 0, 0],
+            right: vec![2, 4, 6, 0, 0, 0, 0],
+            value: vec![0.0, 0.0, 0.0, 0.8, -0.1, 0.1, -0.6],
+            cover: vec![100.0, 55.0, 45.0, 20.0, 35.0, 25.0, 20.0],
+        };
+        // A second tree on tenure alone: tenure <= 30 → 0.2 else -0.3 (missing left).
+        let second = Tree {
+            feature: vec![0, 0, 0],
+            threshold: vec![30.0, 0.0, 0.0],
+            left_categories: vec![0; 3],
+            default_left: vec![true, false, false],
+            left: vec![1, 0, 0],
+            right: vec![2, 0, 0],
+            value: vec![0.0, 0.2, -0.3],
+            cover: vec![100.0, 48.0, 52.0],
+        };
+        artifact.model = Model::Gbdt(TreeEnsemble {
+            base_score: -1.0,
+            trees: vec![first, second],
+        });
+        artifact.calibration = Some(crate::Calibration::Platt {
+            slope: 0.9,
+            intercept: 0.1,
+        });
+        artifact
+    }
+
+    #[test]
+    fn tree_models_score_explain_and_round_trip() {
+        let scorer = Scorer::new(tree_artifact()).unwrap();
+        let profile = profile(
+            RawValue::Number(5.0),
+            RawValue::Bool(true),
+            RawValue::from("Month-to-month"),
+        );
+        // Margin: -1 + 0.8 (M2M, tenure <= 12) + 0.2 (tenure <= 30) = 0.0.
+        let explanation = scorer.explain(&profile).unwrap();
+        assert!(explanation.logit.abs() < 1e-15);
+        assert_eq!(explanation.probability, sigmoid(0.1));
+        assert_eq!(scorer.score(&profile).unwrap(), explanation.probability);
+        // Partner is split on only off this customer's path, yet it has a Shapley value: by hand,
+        // v(∅) = 0.03, v(P) = -0.145, v(T) = 0.345, v(T,P) = 0.17, and with Contract known P
+        // changes nothing, so φ_P = (1/3)(-0.175) + (1/6)(-0.175) = -0.0875.
+        assert!((explanation.reasons[1].contribution + 0.0875).abs() < 1e-12);
+        assert_eq!(explanation.raising(1)[0].feature, "tenure");
+        let json = tree_artifact().to_json();
+        assert_eq!(ModelArtifact::from_json(&json).unwrap(), tree_artifact());
+        // A version 1 file cannot hold a tree model.
+        let relabelled = json.replace("\"format_version\": \"2\"", "\"format_version\": \"1\"");
+        assert!(matches!(
+            ModelArtifact::from_json(&relabelled),
+            Err(crate::CoreError::InvalidArtifact { .. })
+        ));
     }
 
     fn profile(tenure: RawValue, partner: RawValue, contract: RawValue) -> Profile {
@@ -300,6 +405,22 @@ mod tests {
             prop_assert!((probability - explanation.probability).abs() < 1e-12);
         }
 
+        /// The same for tree models: TreeSHAP per encoded column, summed back to raw features.
+        #[test]
+        fn tree_reasons_add_up_to_the_margin(
+            tenure in tenure_value(),
+            partner in partner_value(),
+            contract in contract_value(),
+        ) {
+            let scorer = Scorer::new(tree_artifact()).unwrap();
+            let profile = profile(tenure, partner, contract);
+            let explanation = scorer.explain(&profile).unwrap();
+            let sum = explanation.base_value
+                + explanation.reasons.iter().map(|reason| reason.contribution).sum::<f64>();
+            prop_assert!((sum - explanation.logit).abs() < 1e-9, "{sum} vs {}", explanation.logit);
+            prop_assert_eq!(scorer.score(&profile).unwrap(), explanation.probability);
+        }
+
         /// NaN and infinities are refused by name, never scored.
         #[test]
         fn non_finite_numbers_are_refused(bad in prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY])) {
@@ -341,7 +462,7 @@ mod tests {
     fn artifact_round_trips_through_json_and_scores_identically() {
         let original = artifact();
         let json = original.to_json();
-        assert!(json.starts_with("{\n  \"format_version\": \"1\""));
+        assert!(json.starts_with("{\n  \"format_version\": \"2\""));
         let loaded = ModelArtifact::from_json(&json).unwrap();
         assert_eq!(loaded, original);
         assert_eq!(loaded.to_json(), json);
@@ -359,7 +480,7 @@ mod tests {
     fn unknown_versions_and_broken_artifacts_are_refused() {
         let json = artifact()
             .to_json()
-            .replace("\"format_version\": \"1\"", "\"format_version\": \"9\"");
+            .replace("\"format_version\": \"2\"", "\"format_version\": \"9\"");
         assert_eq!(
             ModelArtifact::from_json(&json).unwrap_err(),
             crate::CoreError::UnsupportedFormatVersion {
@@ -368,7 +489,9 @@ mod tests {
         );
         assert!(ModelArtifact::from_json("{\"format_version\": \"1\"").is_err());
         let mut broken = artifact();
-        let Model::Logistic(linear) = &mut broken.model;
+        let Model::Logistic(linear) = &mut broken.model else {
+            panic!("the fixture is logistic")
+        };
         linear.coefficients.pop();
         assert!(matches!(
             Scorer::new(broken),

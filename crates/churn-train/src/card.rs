@@ -117,6 +117,11 @@ fn describe_model(model: &Model) -> String {
             "logistic regression ({} standardised columns, L2-regularised)",
             linear.coefficients.len()
         ),
+        Model::Gbdt(ensemble) => format!(
+            "gradient-boosted trees ({} trees, up to {} deep)",
+            ensemble.trees.len(),
+            ensemble.max_depth()
+        ),
     }
 }
 
@@ -133,7 +138,9 @@ fn metric_label(name: &str) -> &'static str {
 
 /// Says, per raw feature, which way it moves risk.
 fn directions(artifact: &churn_core::ModelArtifact) -> Vec<(String, String)> {
-    let Model::Logistic(linear) = &artifact.model;
+    let Model::Logistic(linear) = &artifact.model else {
+        return Vec::new();
+    };
     let Ok(encoder) = artifact.preprocessor.encoder(&artifact.schema) else {
         return Vec::new();
     };

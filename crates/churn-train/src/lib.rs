@@ -21,12 +21,14 @@
 
 pub mod card;
 pub mod error;
+pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
 pub mod preprocess;
 pub mod train;
 
 pub use error::{Result, TrainError};
+pub use gbdt::{FittedGbdt, GbdtParams, ValidGbdtParams};
 pub use logistic::{LogisticParams, ValidLogisticParams};
 pub use metrics::Metrics;
 pub use train::{CvReport, ModelChoice, TrainConfig, TrainOutcome, train};

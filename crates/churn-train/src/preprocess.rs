@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use churn_core::{Encoder, FeatureEncoding, FeatureKind, Preprocessor};
+use churn_core::{Encoder, EncodingStyle, FeatureEncoding, FeatureKind, Preprocessor};
 use churn_data::{Cells, Dataset};
 use ndarray::Array2;
 
@@ -15,7 +15,9 @@ const MAX_LEVEL_COLUMNS: usize = 50;
 ///
 /// Every level present anywhere in the column is known (so evaluation rows never hit an unknown
 /// category), but only levels frequent among `rows` get a column of their own; that uses no label.
-pub fn fit_preprocessor(dataset: &Dataset, rows: &[usize]) -> Preprocessor {
+pub fn fit_preprocessor(dataset: &Dataset, rows: &[usize], style: EncodingStyle) -> Preprocessor {
+    // Trees see blanks as missing values, so they need no indicator columns.
+    let indicators = style == EncodingStyle::OneHot;
     let min_level_count = (rows.len() / 100).clamp(1, 10);
     let features = dataset
         .schema
@@ -32,7 +34,7 @@ pub fn fit_preprocessor(dataset: &Dataset, rows: &[usize]) -> Preprocessor {
                     FeatureEncoding::Numeric {
                         name,
                         impute: median(&present),
-                        missing_indicator: present.len() < rows.len(),
+                        missing_indicator: indicators && present.len() < rows.len(),
                         min: present.first().copied().unwrap_or(0.0),
                         max: present.last().copied().unwrap_or(0.0),
                     }
@@ -43,14 +45,14 @@ pub fn fit_preprocessor(dataset: &Dataset, rows: &[usize]) -> Preprocessor {
                     FeatureEncoding::Boolean {
                         name,
                         impute: 2 * trues > present.len(),
-                        missing_indicator: present.len() < rows.len(),
+                        missing_indicator: indicators && present.len() < rows.len(),
                     }
                 }
-                (_, cells) => categorical_encoding(name, cells, rows, min_level_count),
+                (_, cells) => categorical_encoding(name, cells, rows, min_level_count, indicators),
             }
         })
         .collect();
-    Preprocessor { features }
+    Preprocessor { style, features }
 }
 
 fn categorical_encoding(
@@ -58,6 +60,7 @@ fn categorical_encoding(
     cells: &Cells,
     rows: &[usize],
     min_level_count: usize,
+    indicators: bool,
 ) -> FeatureEncoding {
     let level_at = |row: usize| match cells.value(row) {
         churn_core::Value::Missing => None,
@@ -87,7 +90,7 @@ fn categorical_encoding(
         name,
         levels,
         rare_levels: rare_levels.into_iter().collect(),
-        missing_indicator: missing > 0,
+        missing_indicator: indicators && missing > 0,
     }
 }
 

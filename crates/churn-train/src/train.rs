@@ -223,6 +223,7 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         schema: dataset.schema.clone(),
         preprocessor: fitted.preprocessor,
         model: Model::Logistic(fitted.model),
+        calibration: None,
         score_quantiles: quantiles(&train_probabilities, 100),
         metadata: TrainingMetadata {
             churn_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -283,7 +284,7 @@ fn fit_logistic(
     rows: &[usize],
     params: &crate::logistic::ValidLogisticParams,
 ) -> Result<FittedLogistic> {
-    let preprocessor = fit_preprocessor(dataset, rows);
+    let preprocessor = fit_preprocessor(dataset, rows, churn_core::EncodingStyle::OneHot);
     let encoder = preprocessor.encoder(&dataset.schema)?;
     let x = encode_rows(&encoder, dataset, rows)?;
     let y: Vec<bool> = rows

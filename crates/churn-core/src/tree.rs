@@ -1,0 +1,592 @@
+//! Gradient-boosted trees as stored in the artifact: flat arrays per tree, splits on raw values,
+//! prediction, and exact path-dependent TreeSHAP (Lundberg et al. 2018, "Consistent
+//! individualized feature attribution for tree ensembles", Algorithm 2).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+/// Most categorical codes a split can route: a split's left set is a 64-bit mask.
+pub const MAX_CATEGORY_CODES: usize = 64;
+
+/// A boosted ensemble for binary log loss: `margin = base_score + Σ trees`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeEnsemble {
+    /// Log-odds of churn among training customers, the boosting's starting point.
+    pub base_score: f64,
+    pub trees: Vec<Tree>,
+}
+
+/// One regression tree as parallel arrays indexed by node; node 0 is the root and children come
+/// after their parent.
+///
+/// Node `i` is a leaf when `left[i] == 0`. Otherwise it sends an encoded value `x` of column
+/// `feature[i]` to `left[i]` when the split holds and to `right[i]` when not, where the split is
+/// `x <= threshold[i]` for a numeric split (`left_categories[i] == 0`) and "bit `x` of
+/// `left_categories[i]` is set" for a split on categorical codes. A missing value (NaN) follows
+/// `default_left[i]`, learned in training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub feature: Vec<u32>,
+    /// Raw-value thresholds, inclusive on the left.
+    pub threshold: Vec<f64>,
+    /// Categorical codes sent left, as a bit mask; 0 for numeric splits and leaves.
+    pub left_categories: Vec<u64>,
+    pub default_left: Vec<bool>,
+    pub left: Vec<u32>,
+    pub right: Vec<u32>,
+    /// Leaf outputs in log-odds (0 on internal nodes).
+    pub value: Vec<f64>,
+    /// Training rows that reached each node; TreeSHAP weighs unknown branches by it.
+    pub cover: Vec<f64>,
+}
+
+impl Tree {
+    /// Returns the number of nodes.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Tells whether the tree has no nodes (never true for a valid tree).
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+
+    #[inline]
+    fn is_leaf(&self, node: usize) -> bool {
+        self.left[node] == 0
+    }
+
+    /// Tells whether an encoded value goes left at internal node `node`.
+    #[inline]
+    fn goes_left(&self, node: usize, x: f64) -> bool {
+        if x.is_nan() {
+            return self.default_left[node];
+        }
+        let mask = self.left_categories[node];
+        if mask != 0 {
+            // Codes are validated small non-negative integers by the encoder.
+            let code = x as u64;
+            code < 64 && (mask >> code) & 1 == 1
+        } else {
+            x <= self.threshold[node]
+        }
+    }
+
+    /// Returns the child an encoded row takes at internal node `node`.
+    #[inline]
+    fn next(&self, node: usize, row: &[f64]) -> usize {
+        let x = row[self.feature[node] as usize];
+        if self.goes_left(node, x) {
+            self.left[node] as usize
+        } else {
+            self.right[node] as usize
+        }
+    }
+
+    /// Returns the tree's output for an encoded row.
+    #[inline]
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        let mut node = 0;
+        while !self.is_leaf(node) {
+            node = self.next(node, row);
+        }
+        self.value[node]
+    }
+
+    /// Returns the mean output over training rows: Σ leaf value × leaf cover / root cover.
+    pub fn expected_value(&self) -> f64 {
+        let total = self.cover[0];
+        (0..self.len())
+            .filter(|&node| self.is_leaf(node))
+            .map(|node| self.value[node] * self.cover[node] / total)
+            .sum()
+    }
+
+    /// Returns the depth of the deepest leaf (0 for a lone leaf).
+    pub fn max_depth(&self) -> usize {
+        let mut depth = vec![0usize; self.len()];
+        let mut deepest = 0;
+        for node in 0..self.len() {
+            if !self.is_leaf(node) {
+                for child in [self.left[node], self.right[node]] {
+                    depth[child as usize] = depth[node] + 1;
+                    deepest = deepest.max(depth[node] + 1);
+                }
+            }
+        }
+        deepest
+    }
+
+    /// Checks the arrays against each other and against `categorical`, which says per encoded
+    /// column whether it holds categorical codes.
+    fn validate(&self, categorical: &[bool]) -> std::result::Result<(), String> {
+        let n = self.len();
+        let lengths = [
+            self.feature.len(),
+            self.threshold.len(),
+            self.left_categories.len(),
+            self.default_left.len(),
+            self.left.len(),
+            self.right.len(),
+            self.cover.len(),
+        ];
+        if n == 0 || lengths.iter().any(|&length| length != n) {
+            return Err(format!(
+                "node arrays have lengths {lengths:?} and {n} values"
+            ));
+        }
+        for node in 0..n {
+            if !(self.value[node].is_finite() && self.cover[node] > 0.0) {
+                return Err(format!("node {node} has a non-finite value or no cover"));
+            }
+            if self.is_leaf(node) {
+                continue;
+            }
+            let (left, right) = (self.left[node] as usize, self.right[node] as usize);
+            if !(node < left && left < n && node < right && right < n && left != right) {
+                return Err(format!(
+                    "node {node} has children {left} and {right} out of order"
+                ));
+            }
+            if self.cover[left] + self.cover[right] != self.cover[node] {
+                return Err(format!("node {node}: children covers do not add up"));
+            }
+            let column = self.feature[node] as usize;
+            let Some(&is_categorical) = categorical.get(column) else {
+                return Err(format!(
+                    "node {node} splits on column {column}, out of range"
+                ));
+            };
+            let categorical_split = self.left_categories[node] != 0;
+            if categorical_split != is_categorical || !self.threshold[node].is_finite() {
+                return Err(format!(
+                    "node {node}: split kind does not match column {column} or threshold is not finite"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TreeEnsemble {
+    /// Returns the raw margin (log-odds) for an encoded row.
+    pub fn margin(&self, row: &[f64]) -> f64 {
+        self.base_score + self.trees.iter().map(|tree| tree.predict(row)).sum::<f64>()
+    }
+
+    /// Returns the expected margin over training rows: the base value of TreeSHAP.
+    pub fn expected_margin(&self) -> f64 {
+        self.base_score + self.trees.iter().map(Tree::expected_value).sum::<f64>()
+    }
+
+    /// Returns the depth of the deepest tree.
+    pub fn max_depth(&self) -> usize {
+        self.trees.iter().map(Tree::max_depth).max().unwrap_or(0)
+    }
+
+    /// Checks every tree; `categorical` says per encoded column whether it holds codes.
+    pub fn validate(&self, categorical: &[bool]) -> Result<()> {
+        if !self.base_score.is_finite() {
+            return Err(CoreError::InvalidArtifact {
+                reason: "tree ensemble base score is not finite".into(),
+            });
+        }
+        for (index, tree) in self.trees.iter().enumerate() {
+            tree.validate(categorical)
+                .map_err(|reason| CoreError::InvalidArtifact {
+                    reason: format!("tree {index}: {reason}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Adds each encoded column's exact SHAP value for `row` to `phi`, summed over the trees, so
+    /// that `expected_margin() + Σ phi = margin(row)`. `scratch` must be sized for this ensemble's
+    /// depth ([`ShapScratch::for_depth`]) and is reused between calls.
+    pub fn shap_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
+        for tree in &self.trees {
+            tree_shap(tree, row, phi, 0, 0, &mut scratch.path, 0, 1.0, 1.0, None);
+        }
+    }
+}
+
+/// Working memory of TreeSHAP: one path segment per recursion level.
+#[derive(Debug, Clone)]
+pub struct ShapScratch {
+    path: Vec<PathElement>,
+}
+
+impl ShapScratch {
+    /// Returns scratch space for trees at most `depth` deep ([`TreeEnsemble::max_depth`]).
+    pub fn for_depth(depth: usize) -> Self {
+        // The segment of level d starts at 1 + 2 + … + d and holds d + 1 elements.
+        let needed = (depth + 1) * (depth + 2) / 2 + 1;
+        ShapScratch {
+            path: vec![PathElement::default(); needed],
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PathElement {
+    feature: Option<u32>,
+    zero_fraction: f64,
+    one_fraction: f64,
+    weight: f64,
+}
+
+/// Recursion of Algorithm 2. `path[start..]` is this level's working area: the parent's path is
+/// at `path[parent_start..parent_start + depth]` and is copied to `start` before extending it.
+#[allow(clippy::too_many_arguments)]
+fn tree_shap(
+    tree: &Tree,
+    row: &[f64],
+    phi: &mut [f64],
+    node: usize,
+    depth: usize,
+    path: &mut [PathElement],
+    parent_start: usize,
+    zero_fraction: f64,
+    one_fraction: f64,
+    feature: Option<u32>,
+) {
+    let start = if depth == 0 { 0 } else { parent_start + depth };
+    if depth > 0 {
+        path.copy_within(parent_start..parent_start + depth, start);
+    }
+    let mut unique_depth = depth;
+    extend_path(
+        &mut path[start..],
+        unique_depth,
+        zero_fraction,
+        one_fraction,
+        feature,
+    );
+
+    if tree.is_leaf(node) {
+        let segment = &path[start..];
+        for i in 1..=unique_depth {
+            let weight = unwound_path_sum(segment, unique_depth, i);
+            let element = segment[i];
+            if let Some(feature) = element.feature {
+                phi[feature as usize] +=
+                    weight * (element.one_fraction - element.zero_fraction) * tree.value[node];
+            }
+        }
+        return;
+    }
+
+    let split_feature = tree.feature[node];
+    let (hot, cold) = if tree.goes_left(node, row[split_feature as usize]) {
+        (tree.left[node] as usize, tree.right[node] as usize)
+    } else {
+        (tree.right[node] as usize, tree.left[node] as usize)
+    };
+    let hot_zero_fraction = tree.cover[hot] / tree.cover[node];
+    let cold_zero_fraction = tree.cover[cold] / tree.cover[node];
+    let mut incoming_zero_fraction = 1.0;
+    let mut incoming_one_fraction = 1.0;
+
+    // A feature split on earlier along the path is undone here and redone with both splits.
+    if let Some(index) =
+        (1..=unique_depth).find(|&i| path[start + i].feature == Some(split_feature))
+    {
+        incoming_zero_fraction = path[start + index].zero_fraction;
+        incoming_one_fraction = path[start + index].one_fraction;
+        unwind_path(&mut path[start..], unique_depth, index);
+        unique_depth -= 1;
+    }
+
+    tree_shap(
+        tree,
+        row,
+        phi,
+        hot,
+        unique_depth + 1,
+        path,
+        start,
+        hot_zero_fraction * incoming_zero_fraction,
+        incoming_one_fraction,
+        Some(split_feature),
+    );
+    tree_shap(
+        tree,
+        row,
+        phi,
+        cold,
+        unique_depth + 1,
+        path,
+        start,
+        cold_zero_fraction * incoming_zero_fraction,
+        0.0,
+        Some(split_feature),
+    );
+}
+
+fn extend_path(
+    path: &mut [PathElement],
+    depth: usize,
+    zero_fraction: f64,
+    one_fraction: f64,
+    feature: Option<u32>,
+) {
+    path[depth] = PathElement {
+        feature,
+        zero_fraction,
+        one_fraction,
+        weight: if depth == 0 { 1.0 } else { 0.0 },
+    };
+    let size = (depth + 1) as f64;
+    for i in (0..depth).rev() {
+        path[i + 1].weight += one_fraction * path[i].weight * (i + 1) as f64 / size;
+        path[i].weight = zero_fraction * path[i].weight * (depth - i) as f64 / size;
+    }
+}
+
+fn unwind_path(path: &mut [PathElement], depth: usize, index: usize) {
+    let one_fraction = path[index].one_fraction;
+    let zero_fraction = path[index].zero_fraction;
+    let size = (depth + 1) as f64;
+    let mut next_one_portion = path[depth].weight;
+    for i in (0..depth).rev() {
+        if one_fraction != 0.0 {
+            let kept = path[i].weight;
+            path[i].weight = next_one_portion * size / ((i + 1) as f64 * one_fraction);
+            next_one_portion = kept - path[i].weight * zero_fraction * (depth - i) as f64 / size;
+        } else {
+            path[i].weight = path[i].weight * size / (zero_fraction * (depth - i) as f64);
+        }
+    }
+    for i in index..depth {
+        path[i].feature = path[i + 1].feature;
+        path[i].zero_fraction = path[i + 1].zero_fraction;
+        path[i].one_fraction = path[i + 1].one_fraction;
+    }
+}
+
+fn unwound_path_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
+    let one_fraction = path[index].one_fraction;
+    let zero_fraction = path[index].zero_fraction;
+    let size = (depth + 1) as f64;
+    let mut next_one_portion = path[depth].weight;
+    let mut total = 0.0;
+    for i in (0..depth).rev() {
+        if one_fraction != 0.0 {
+            let part = next_one_portion * size / ((i + 1) as f64 * one_fraction);
+            total += part;
+            next_one_portion = path[i].weight - part * zero_fraction * (depth - i) as f64 / size;
+        } else if zero_fraction != 0.0 {
+            total += path[i].weight / zero_fraction / ((depth - i) as f64 / size);
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Builds a random tree over `n_features` numeric columns with values in [0, 1), children
+    /// after parents, covers adding up; `seed_bits` drives every choice.
+    pub(crate) fn random_tree(n_features: usize, max_depth: usize, seed_bits: &[u32]) -> Tree {
+        let mut tree = Tree {
+            feature: vec![],
+            threshold: vec![],
+            left_categories: vec![],
+            default_left: vec![],
+            left: vec![],
+            right: vec![],
+            value: vec![],
+            cover: vec![],
+        };
+        let mut bits = seed_bits.iter().cycle().copied();
+        let mut next = move || bits.next().unwrap_or(7);
+        push_node(&mut tree, 1000.0, 0, max_depth, n_features, &mut next);
+        tree
+    }
+
+    fn push_node(
+        tree: &mut Tree,
+        cover: f64,
+        depth: usize,
+        max_depth: usize,
+        n_features: usize,
+        next: &mut impl FnMut() -> u32,
+    ) -> usize {
+        let node = tree.value.len();
+        tree.feature.push(0);
+        tree.threshold.push(0.0);
+        tree.left_categories.push(0);
+        tree.default_left.push(false);
+        tree.left.push(0);
+        tree.right.push(0);
+        tree.value.push(0.0);
+        tree.cover.push(cover);
+        let split = depth < max_depth && cover >= 2.0 && (depth < 2 || next() % 4 != 0);
+        if !split {
+            tree.value[node] = f64::from(next() % 200) / 100.0 - 1.0;
+            return node;
+        }
+        tree.feature[node] = next() % n_features as u32;
+        tree.threshold[node] = f64::from(next() % 100) / 100.0;
+        tree.default_left[node] = next() % 2 == 0;
+        let left_cover = (1 + next() as u64 % (cover as u64 - 1)) as f64;
+        let left = push_node(tree, left_cover, depth + 1, max_depth, n_features, next);
+        let right = push_node(
+            tree,
+            cover - left_cover,
+            depth + 1,
+            max_depth,
+            n_features,
+            next,
+        );
+        tree.left[node] = left as u32;
+        tree.right[node] = right as u32;
+        node
+    }
+
+    /// The path-dependent conditional expectation E[f(x) | x_S]: follow `row` at splits on
+    /// features in `known`, average the children by cover elsewhere.
+    fn conditional_expectation(tree: &Tree, row: &[f64], known: u32, node: usize) -> f64 {
+        if tree.is_leaf(node) {
+            return tree.value[node];
+        }
+        let feature = tree.feature[node];
+        if known & (1 << feature) != 0 {
+            return conditional_expectation(tree, row, known, tree.next(node, row));
+        }
+        let (left, right) = (tree.left[node] as usize, tree.right[node] as usize);
+        (tree.cover[left] * conditional_expectation(tree, row, known, left)
+            + tree.cover[right] * conditional_expectation(tree, row, known, right))
+            / tree.cover[node]
+    }
+
+    /// Shapley values by enumerating every subset of features: the definition itself.
+    fn brute_force_shapley(tree: &Tree, row: &[f64], n_features: usize) -> Vec<f64> {
+        let factorial = |k: usize| (1..=k).map(|i| i as f64).product::<f64>();
+        let mut phi = vec![0.0; n_features];
+        for (feature, value) in phi.iter_mut().enumerate() {
+            for subset in 0u32..(1 << n_features) {
+                if subset & (1 << feature) != 0 {
+                    continue;
+                }
+                let size = subset.count_ones() as usize;
+                let weight =
+                    factorial(size) * factorial(n_features - size - 1) / factorial(n_features);
+                let with = conditional_expectation(tree, row, subset | (1 << feature), 0);
+                let without = conditional_expectation(tree, row, subset, 0);
+                *value += weight * (with - without);
+            }
+        }
+        phi
+    }
+
+    fn row_strategy(n_features: usize) -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(
+            prop_oneof![9 => 0.0f64..1.0, 1 => Just(f64::NAN)],
+            n_features,
+        )
+    }
+
+    proptest! {
+        /// TreeSHAP equals the Shapley values computed from their definition, on small random
+        /// trees where features repeat along paths.
+        #[test]
+        fn tree_shap_equals_brute_force_shapley(
+            seed in prop::collection::vec(any::<u32>(), 64),
+            row in row_strategy(5),
+            max_depth in 1usize..7,
+        ) {
+            let tree = random_tree(5, max_depth, &seed);
+            prop_assert!(tree.validate(&[false; 5]).is_ok());
+            let ensemble = TreeEnsemble { base_score: 0.0, trees: vec![tree.clone()] };
+            let mut phi = vec![0.0; 5];
+            ensemble.shap_into(&row, &mut phi, &mut ShapScratch::for_depth(ensemble.max_depth()));
+            let expected = brute_force_shapley(&tree, &row, 5);
+            for (fast, exact) in phi.iter().zip(&expected) {
+                prop_assert!((fast - exact).abs() < 1e-9, "{phi:?} vs {expected:?}");
+            }
+        }
+
+        /// base value + Σ SHAP = margin, for ensembles of random trees.
+        #[test]
+        fn shap_values_add_up_to_the_margin(
+            seeds in prop::collection::vec(prop::collection::vec(any::<u32>(), 32), 1..8),
+            row in row_strategy(6),
+            base_score in -3.0f64..3.0,
+        ) {
+            let trees = seeds.iter().map(|seed| random_tree(6, 8, seed)).collect();
+            let ensemble = TreeEnsemble { base_score, trees };
+            let mut phi = vec![0.0; 6];
+            ensemble.shap_into(&row, &mut phi, &mut ShapScratch::for_depth(ensemble.max_depth()));
+            let sum = ensemble.expected_margin() + phi.iter().sum::<f64>();
+            prop_assert!((sum - ensemble.margin(&row)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn a_stump_splits_on_raw_values_and_routes_missing_by_default() {
+        // x0 <= 0.5 → -1 (cover 30), else +1 (cover 70); missing goes right.
+        let tree = Tree {
+            feature: vec![0, 0, 0],
+            threshold: vec![0.5, 0.0, 0.0],
+            left_categories: vec![0; 3],
+            default_left: vec![false; 3],
+            left: vec![1, 0, 0],
+            right: vec![2, 0, 0],
+            value: vec![0.0, -1.0, 1.0],
+            cover: vec![100.0, 30.0, 70.0],
+        };
+        assert_eq!(tree.predict(&[0.5]), -1.0);
+        assert_eq!(tree.predict(&[0.51]), 1.0);
+        assert_eq!(tree.predict(&[f64::NAN]), 1.0);
+        // E = 0.3 × -1 + 0.7 × 1 = 0.4; a stump's SHAP value is f(x) − E.
+        assert!((tree.expected_value() - 0.4).abs() < 1e-15);
+        let ensemble = TreeEnsemble {
+            base_score: 0.0,
+            trees: vec![tree],
+        };
+        let mut phi = vec![0.0];
+        ensemble.shap_into(&[0.1], &mut phi, &mut ShapScratch::for_depth(1));
+        assert!((phi[0] - (-1.4)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn categorical_splits_route_codes_by_mask() {
+        // Codes 0 and 2 go left.
+        let tree = Tree {
+            feature: vec![0, 0, 0],
+            threshold: vec![0.0; 3],
+            left_categories: vec![0b101, 0, 0],
+            default_left: vec![true, false, false],
+            left: vec![1, 0, 0],
+            right: vec![2, 0, 0],
+            value: vec![0.0, -1.0, 1.0],
+            cover: vec![10.0, 4.0, 6.0],
+        };
+        assert!(tree.validate(&[true]).is_ok());
+        assert!(tree.validate(&[false]).is_err());
+        assert_eq!(tree.predict(&[0.0]), -1.0);
+        assert_eq!(tree.predict(&[1.0]), 1.0);
+        assert_eq!(tree.predict(&[2.0]), -1.0);
+        assert_eq!(tree.predict(&[f64::NAN]), -1.0);
+    }
+
+    #[test]
+    fn inconsistent_trees_are_refused() {
+        let mut tree = random_tree(3, 3, &[5, 9, 13, 2, 8]);
+        assert!(tree.validate(&[false; 3]).is_ok());
+        tree.cover[0] += 1.0;
+        assert!(tree.validate(&[false; 3]).is_err());
+        let mut backwards = random_tree(3, 3, &[5, 9, 13, 2, 8]);
+        if let Some(node) = (1..backwards.len()).find(|&node| !backwards.is_leaf(node)) {
+            backwards.left[node] = node as u32;
+            assert!(backwards.validate(&[false; 3]).is_err());
+        }
+        // Splits on column 2 are refused when the model is given two columns.
+        let wide = random_tree(3, 4, &[2, 2, 2, 2, 2, 2]);
+        assert!(wide.validate(&[false; 2]).is_err());
+    }
+}

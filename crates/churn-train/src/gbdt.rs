@@ -1,0 +1,865 @@
+//! Histogram gradient boosting for binary log loss, producing a `churn_core::TreeEnsemble`.
+//!
+//! The recipe is LightGBM's: per-column quantile bins (at most 255, plus one for missing values),
+//! leaf-wise growth (split the leaf with the largest gain next), histograms built for the smaller
+//! child and subtracted from the parent for the larger, a learned default direction for missing
+//! values, native categorical splits (categories sorted by gradient ratio, best prefix sent left),
+//! L2 on leaf values, row and column subsampling, and early stopping on a stratified validation
+//! split. Histograms are built feature by feature on all cores; every sum runs in a fixed order,
+//! so the model depends on the seed only.
+//!
+//! Bins exist only in training: each split is written with a raw-value threshold (the midpoint
+//! between the bins it separates) or a category mask, so `churn-core` scores without them.
+
+use churn_core::tree::MAX_CATEGORY_CODES;
+use churn_core::{Tree, TreeEnsemble, sigmoid};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Parameters of the booster, as given (see [`GbdtParams::check`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GbdtParams {
+    /// Most trees; early stopping usually ends sooner.
+    pub max_trees: usize,
+    pub learning_rate: f64,
+    pub max_leaves: usize,
+    /// Deepest a leaf may be; 0 for no limit beyond `max_leaves`.
+    pub max_depth: usize,
+    pub min_data_in_leaf: usize,
+    pub min_hessian_in_leaf: f64,
+    /// L2 penalty on leaf values.
+    pub l2: f64,
+    /// A split must reduce the loss by at least this much.
+    pub min_split_gain: f64,
+    /// Most bins per numeric column (2 to 255).
+    pub max_bins: usize,
+    /// Added to a category's hessian when categories are ordered for a split; tames rare ones.
+    pub category_smoothing: f64,
+    /// Share of rows each tree learns from (bagging without replacement); 1 for all.
+    pub row_subsample: f64,
+    /// Share of columns each tree may split on; 1 for all.
+    pub column_subsample: f64,
+    /// Stop after this many trees without improving validation log loss; 0 turns early
+    /// stopping off and every training row is used.
+    pub early_stopping_rounds: usize,
+    /// Share of training rows held out (stratified) for early stopping.
+    pub validation_fraction: f64,
+}
+
+impl Default for GbdtParams {
+    fn default() -> Self {
+        GbdtParams {
+            max_trees: 1000,
+            learning_rate: 0.05,
+            max_leaves: 15,
+            max_depth: 0,
+            min_data_in_leaf: 20,
+            min_hessian_in_leaf: 1e-3,
+            l2: 1.0,
+            min_split_gain: 0.0,
+            max_bins: 255,
+            category_smoothing: 10.0,
+            row_subsample: 1.0,
+            column_subsample: 1.0,
+            early_stopping_rounds: 50,
+            validation_fraction: 0.1,
+        }
+    }
+}
+
+/// Checked booster parameters; only these can fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidGbdtParams(GbdtParams);
+
+impl GbdtParams {
+    /// Checks the parameters.
+    pub fn check(self) -> Result<ValidGbdtParams> {
+        let invalid = |name: &'static str, value: String, reason: &'static str| {
+            Err(TrainError::InvalidParam {
+                name,
+                value,
+                reason,
+            })
+        };
+        let share = |x: f64| x.is_finite() && 0.0 < x && x <= 1.0;
+        if self.max_trees == 0 {
+            return invalid("max_trees", "0".into(), "must be at least 1");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return invalid(
+                "learning_rate",
+                self.learning_rate.to_string(),
+                "must be a finite number > 0",
+            );
+        }
+        if self.max_leaves < 2 {
+            return invalid(
+                "max_leaves",
+                self.max_leaves.to_string(),
+                "must be at least 2",
+            );
+        }
+        if self.min_data_in_leaf == 0 {
+            return invalid("min_data_in_leaf", "0".into(), "must be at least 1");
+        }
+        for (name, value) in [
+            ("min_hessian_in_leaf", self.min_hessian_in_leaf),
+            ("l2", self.l2),
+            ("min_split_gain", self.min_split_gain),
+            ("category_smoothing", self.category_smoothing),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return invalid(name, value.to_string(), "must be a finite number ≥ 0");
+            }
+        }
+        if !(2..=255).contains(&self.max_bins) {
+            return invalid(
+                "max_bins",
+                self.max_bins.to_string(),
+                "must be between 2 and 255",
+            );
+        }
+        for (name, value) in [
+            ("row_subsample", self.row_subsample),
+            ("column_subsample", self.column_subsample),
+        ] {
+            if !share(value) {
+                return invalid(name, value.to_string(), "must be in (0, 1]");
+            }
+        }
+        if self.early_stopping_rounds > 0
+            && !(self.validation_fraction > 0.0 && self.validation_fraction < 0.5)
+        {
+            return invalid(
+                "validation_fraction",
+                self.validation_fraction.to_string(),
+                "must be in (0, 0.5) when early stopping is on",
+            );
+        }
+        Ok(ValidGbdtParams(self))
+    }
+}
+
+/// A fitted ensemble with what early stopping saw.
+#[derive(Debug, Clone)]
+pub struct FittedGbdt {
+    pub ensemble: TreeEnsemble,
+    /// Margins and labels of the validation rows (empty without early stopping), for calibration.
+    pub validation_margins: Vec<f64>,
+    pub validation_labels: Vec<bool>,
+    /// Trees grown before early stopping ended the boosting.
+    pub trees_grown: usize,
+}
+
+/// Sums of gradients, hessians and rows over a set of rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Bin {
+    gradient: f64,
+    hessian: f64,
+    count: f64,
+}
+
+impl Bin {
+    fn add(&mut self, other: &Bin) {
+        self.gradient += other.gradient;
+        self.hessian += other.hessian;
+        self.count += other.count;
+    }
+
+    fn minus(&self, other: &Bin) -> Bin {
+        Bin {
+            gradient: self.gradient - other.gradient,
+            hessian: self.hessian - other.hessian,
+            count: self.count - other.count,
+        }
+    }
+}
+
+/// One column cut into bins. Values map to `0..n_bins`; missing values to `n_bins`.
+#[derive(Debug, Clone)]
+struct BinnedColumn {
+    categorical: bool,
+    /// Numeric columns: upper bound of each bin but the last (bin `t` holds `x <= upper[t]`).
+    upper: Vec<f64>,
+    n_bins: usize,
+    /// Histogram offset of this column's first bin.
+    offset: usize,
+    bins: Vec<u8>,
+}
+
+impl BinnedColumn {
+    fn new(values: &[f64], categorical: bool, max_bins: usize) -> Result<Self> {
+        if categorical {
+            let mut n_bins = 0;
+            for &value in values.iter().filter(|value| !value.is_nan()) {
+                if value < 0.0 || value.fract() != 0.0 || value >= MAX_CATEGORY_CODES as f64 {
+                    return Err(TrainError::Fit {
+                        model: "gbdt",
+                        reason: format!("category code {value} out of range"),
+                    });
+                }
+                n_bins = n_bins.max(value as usize + 1);
+            }
+            let bins = values
+                .iter()
+                .map(|&value| {
+                    if value.is_nan() {
+                        n_bins as u8
+                    } else {
+                        value as u8
+                    }
+                })
+                .collect();
+            return Ok(BinnedColumn {
+                categorical,
+                upper: Vec::new(),
+                n_bins,
+                offset: 0,
+                bins,
+            });
+        }
+        let upper = bin_uppers(values, max_bins);
+        let n_bins = upper.len() + 1;
+        let bins = values
+            .iter()
+            .map(|&value| {
+                if value.is_nan() {
+                    n_bins as u8
+                } else {
+                    upper.partition_point(|&bound| bound < value) as u8
+                }
+            })
+            .collect();
+        Ok(BinnedColumn {
+            categorical,
+            upper,
+            n_bins,
+            offset: 0,
+            bins,
+        })
+    }
+
+    /// Histogram slots: the value bins and the missing bin.
+    fn slots(&self) -> usize {
+        self.n_bins + 1
+    }
+}
+
+/// Returns bin upper bounds for a numeric column: every distinct value its own bin when they fit,
+/// else bins of about equal row counts. Bounds are midpoints between neighbouring values.
+fn bin_uppers(values: &[f64], max_bins: usize) -> Vec<f64> {
+    let mut present: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    present.sort_by(f64::total_cmp);
+    let mut distinct: Vec<(f64, usize)> = Vec::new();
+    for value in present.iter().copied() {
+        match distinct.last_mut() {
+            Some((last, count)) if *last == value => *count += 1,
+            _ => distinct.push((value, 1)),
+        }
+    }
+    let midpoint = |i: usize| (distinct[i].0 + distinct[i + 1].0) / 2.0;
+    if distinct.len() <= max_bins {
+        return (0..distinct.len().saturating_sub(1))
+            .map(midpoint)
+            .collect();
+    }
+    let total = present.len() as f64;
+    let mut upper = Vec::with_capacity(max_bins - 1);
+    let mut in_bin = 0usize;
+    let mut before = 0usize;
+    for i in 0..distinct.len() - 1 {
+        in_bin += distinct[i].1;
+        let bins_left = max_bins - upper.len();
+        let target = (total - before as f64) / bins_left as f64;
+        if in_bin as f64 >= target && upper.len() < max_bins - 1 {
+            upper.push(midpoint(i));
+            before += in_bin;
+            in_bin = 0;
+        }
+    }
+    upper
+}
+
+/// The best way found to split one leaf.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    gain: f64,
+    feature: usize,
+    /// Numeric: values in bins `0..=bin` go left.
+    bin: usize,
+    /// Categorical: codes sent left.
+    mask: u64,
+    default_left: bool,
+    left: Bin,
+    right: Bin,
+}
+
+/// A leaf of the tree being grown.
+struct Leaf {
+    node: usize,
+    depth: usize,
+    rows: Vec<u32>,
+    histogram: Vec<Bin>,
+    total: Bin,
+    best: Option<Split>,
+}
+
+/// Everything fixed while one tree grows.
+struct Grower<'a> {
+    params: &'a GbdtParams,
+    columns: &'a [BinnedColumn],
+    histogram_len: usize,
+    /// Gradient and hessian per training row.
+    gradients: &'a [[f64; 2]],
+    /// Columns this tree may split on.
+    allowed: Vec<bool>,
+}
+
+impl Grower<'_> {
+    fn histogram(&self, rows: &[u32]) -> Vec<Bin> {
+        let mut histogram = vec![Bin::default(); self.histogram_len];
+        let mut slices: Vec<(&BinnedColumn, &mut [Bin])> = Vec::with_capacity(self.columns.len());
+        let mut rest = histogram.as_mut_slice();
+        for column in self.columns {
+            let (own, tail) = rest.split_at_mut(column.slots());
+            slices.push((column, own));
+            rest = tail;
+        }
+        slices
+            .into_par_iter()
+            .enumerate()
+            .filter(|(feature, _)| self.allowed[*feature])
+            .for_each(|(_, (column, slots))| {
+                for &row in rows {
+                    let row = row as usize;
+                    let slot = &mut slots[column.bins[row] as usize];
+                    let [gradient, hessian] = self.gradients[row];
+                    slot.gradient += gradient;
+                    slot.hessian += hessian;
+                    slot.count += 1.0;
+                }
+            });
+        histogram
+    }
+
+    fn score(&self, bin: &Bin) -> f64 {
+        bin.gradient * bin.gradient / (bin.hessian + self.params.l2)
+    }
+
+    fn admissible(&self, side: &Bin) -> bool {
+        side.count >= self.params.min_data_in_leaf as f64
+            && side.hessian >= self.params.min_hessian_in_leaf
+    }
+
+    /// Returns the best split of a leaf, or `None` when no split gains enough.
+    fn best_split(&self, histogram: &[Bin], total: &Bin, depth: usize) -> Option<Split> {
+        if self.params.max_depth > 0 && depth >= self.params.max_depth {
+            return None;
+        }
+        if total.count < 2.0 * self.params.min_data_in_leaf as f64 {
+            return None;
+        }
+        let parent_score = self.score(total);
+        let mut best: Option<Split> = None;
+        let mut consider = |candidate: Split| {
+            if candidate.gain > self.params.min_split_gain
+                && best.is_none_or(|current| candidate.gain > current.gain)
+            {
+                best = Some(candidate);
+            }
+        };
+        for (feature, column) in self.columns.iter().enumerate() {
+            if !self.allowed[feature] {
+                continue;
+            }
+            let slots = &histogram[column.offset..column.offset + column.slots()];
+            let missing = slots[column.n_bins];
+            // Bins in the order they may be sent left: by value, or by gradient ratio.
+            let order: Vec<usize> = if column.categorical {
+                let mut present: Vec<usize> = (0..column.n_bins)
+                    .filter(|&bin| slots[bin].count > 0.0)
+                    .collect();
+                let smoothing = self.params.category_smoothing;
+                present.sort_by(|&a, &b| {
+                    let ratio = |bin: usize| slots[bin].gradient / (slots[bin].hessian + smoothing);
+                    ratio(a).total_cmp(&ratio(b)).then(a.cmp(&b))
+                });
+                present
+            } else {
+                (0..column.n_bins).collect()
+            };
+            let mut left = Bin::default();
+            let mut mask = 0u64;
+            for &bin in order.iter().take(order.len().saturating_sub(1)) {
+                left.add(&slots[bin]);
+                if column.categorical {
+                    mask |= 1 << bin;
+                } else if slots[bin].count == 0.0 {
+                    // An empty bin gives the same partition as its neighbour.
+                    continue;
+                }
+                for default_left in [false, true] {
+                    if default_left && missing.count == 0.0 {
+                        continue;
+                    }
+                    let mut left_side = left;
+                    if default_left {
+                        left_side.add(&missing);
+                    }
+                    let right_side = total.minus(&left_side);
+                    if !(self.admissible(&left_side) && self.admissible(&right_side)) {
+                        continue;
+                    }
+                    let gain = self.score(&left_side) + self.score(&right_side) - parent_score;
+                    // With no missing values here, unseen ones go where most rows went.
+                    let default_left = if missing.count == 0.0 {
+                        left_side.count >= right_side.count
+                    } else {
+                        default_left
+                    };
+                    consider(Split {
+                        gain,
+                        feature,
+                        bin,
+                        mask,
+                        default_left,
+                        left: left_side,
+                        right: right_side,
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    /// Tells whether a row goes left under `split`.
+    fn goes_left(&self, split: &Split, row: u32) -> bool {
+        let column = &self.columns[split.feature];
+        let bin = column.bins[row as usize] as usize;
+        if bin == column.n_bins {
+            split.default_left
+        } else if column.categorical {
+            (split.mask >> bin) & 1 == 1
+        } else {
+            bin <= split.bin
+        }
+    }
+
+    fn leaf_value(&self, total: &Bin) -> f64 {
+        -total.gradient / (total.hessian + self.params.l2) * self.params.learning_rate
+    }
+
+    /// Grows one tree on `rows`, leaf-wise.
+    fn grow(&self, rows: Vec<u32>) -> Tree {
+        let mut tree = Tree {
+            feature: Vec::new(),
+            threshold: Vec::new(),
+            left_categories: Vec::new(),
+            default_left: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            value: Vec::new(),
+            cover: Vec::new(),
+        };
+        let histogram = self.histogram(&rows);
+        let mut total = Bin::default();
+        for &row in &rows {
+            let [gradient, hessian] = self.gradients[row as usize];
+            total.add(&Bin {
+                gradient,
+                hessian,
+                count: 1.0,
+            });
+        }
+        push_node(&mut tree, total.count);
+        let best = self.best_split(&histogram, &total, 0);
+        let mut leaves = vec![Leaf {
+            node: 0,
+            depth: 0,
+            rows,
+            histogram,
+            total,
+            best,
+        }];
+        let mut n_leaves = 1;
+        while n_leaves < self.params.max_leaves {
+            // The leaf with the largest gain; ties go to the earliest, for determinism.
+            let mut chosen: Option<(usize, f64)> = None;
+            for (index, leaf) in leaves.iter().enumerate() {
+                if let Some(split) = &leaf.best
+                    && chosen.is_none_or(|(_, gain)| split.gain > gain)
+                {
+                    chosen = Some((index, split.gain));
+                }
+            }
+            let Some((index, _)) = chosen else { break };
+            let leaf = leaves.swap_remove(index);
+            let Some(split) = leaf.best else { break };
+            let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = leaf
+                .rows
+                .iter()
+                .partition(|&&row| self.goes_left(&split, row));
+            let (small_rows, small_is_left) = if left_rows.len() <= right_rows.len() {
+                (&left_rows, true)
+            } else {
+                (&right_rows, false)
+            };
+            let small = self.histogram(small_rows);
+            let large: Vec<Bin> = leaf
+                .histogram
+                .iter()
+                .zip(&small)
+                .map(|(parent, child)| parent.minus(child))
+                .collect();
+            let (left_histogram, right_histogram) = if small_is_left {
+                (small, large)
+            } else {
+                (large, small)
+            };
+
+            let column = &self.columns[split.feature];
+            let left_node = push_node(&mut tree, split.left.count);
+            let right_node = push_node(&mut tree, split.right.count);
+            let node = leaf.node;
+            tree.feature[node] = split.feature as u32;
+            if column.categorical {
+                tree.left_categories[node] = split.mask;
+            } else {
+                tree.threshold[node] = column.upper[split.bin];
+            }
+            tree.default_left[node] = split.default_left;
+            tree.left[node] = left_node as u32;
+            tree.right[node] = right_node as u32;
+
+            let depth = leaf.depth + 1;
+            for (node, rows, histogram, total) in [
+                (left_node, left_rows, left_histogram, split.left),
+                (right_node, right_rows, right_histogram, split.right),
+            ] {
+                let best = self.best_split(&histogram, &total, depth);
+                leaves.push(Leaf {
+                    node,
+                    depth,
+                    rows,
+                    histogram,
+                    total,
+                    best,
+                });
+            }
+            n_leaves += 1;
+        }
+        for leaf in &leaves {
+            tree.value[leaf.node] = self.leaf_value(&leaf.total);
+        }
+        tree
+    }
+}
+
+fn push_node(tree: &mut Tree, cover: f64) -> usize {
+    tree.feature.push(0);
+    tree.threshold.push(0.0);
+    tree.left_categories.push(0);
+    tree.default_left.push(false);
+    tree.left.push(0);
+    tree.right.push(0);
+    tree.value.push(0.0);
+    tree.cover.push(cover);
+    tree.value.len() - 1
+}
+
+fn log_loss(margins: &[f64], labels: &[bool]) -> f64 {
+    let total: f64 = margins
+        .iter()
+        .zip(labels)
+        .map(|(&margin, &label)| {
+            // log(1 + e^-m) for churners, log(1 + e^m) otherwise, computed stably.
+            let signed = if label { -margin } else { margin };
+            signed.max(0.0) + (-signed.abs()).exp().ln_1p()
+        })
+        .sum();
+    total / margins.len().max(1) as f64
+}
+
+impl ValidGbdtParams {
+    /// Returns the parameters.
+    pub fn params(&self) -> &GbdtParams {
+        &self.0
+    }
+
+    /// Fits on encoded rows `x` (NaN for missing) with churn labels `y`; `categorical[k]` says
+    /// whether column `k` holds category codes. `seed` drives the validation split and sampling.
+    pub fn fit(
+        &self,
+        x: &Array2<f64>,
+        categorical: &[bool],
+        y: &[bool],
+        seed: u64,
+    ) -> Result<FittedGbdt> {
+        let params = &self.0;
+        let fit_error = |reason: String| TrainError::Fit {
+            model: "gbdt",
+            reason,
+        };
+        if x.nrows() != y.len() || x.ncols() != categorical.len() || x.nrows() == 0 {
+            return Err(fit_error(format!(
+                "{} rows × {} columns for {} labels and {} column kinds",
+                x.nrows(),
+                x.ncols(),
+                y.len(),
+                categorical.len()
+            )));
+        }
+        if x.iter().any(|value| value.is_infinite()) {
+            return Err(fit_error("infinite value in the encoded rows".into()));
+        }
+        let (train_rows, validation_rows) = if params.early_stopping_rounds > 0 {
+            let split = churn_data::stratified_split(y, params.validation_fraction, seed)?;
+            (split.train, split.test)
+        } else {
+            ((0..y.len()).collect(), Vec::new())
+        };
+
+        let mut columns = (0..x.ncols())
+            .map(|k| {
+                let values: Vec<f64> = train_rows.iter().map(|&row| x[[row, k]]).collect();
+                BinnedColumn::new(&values, categorical[k], params.max_bins)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut offset = 0;
+        for column in &mut columns {
+            column.offset = offset;
+            offset += column.slots();
+        }
+        let histogram_len = offset;
+
+        let labels: Vec<bool> = train_rows.iter().map(|&row| y[row]).collect();
+        let positives = labels.iter().filter(|&&label| label).count() as f64;
+        let rate = (positives / labels.len() as f64).clamp(1e-6, 1.0 - 1e-6);
+        let base_score = (rate / (1.0 - rate)).ln();
+        let rows_of = |rows: &[usize]| -> Vec<Vec<f64>> {
+            rows.iter().map(|&row| x.row(row).to_vec()).collect()
+        };
+        let train_x = rows_of(&train_rows);
+        let validation_x = rows_of(&validation_rows);
+        let validation_labels: Vec<bool> = validation_rows.iter().map(|&row| y[row]).collect();
+
+        let mut margins = vec![base_score; train_rows.len()];
+        let mut validation_margins = vec![base_score; validation_rows.len()];
+        let mut gradients = vec![[0.0; 2]; train_rows.len()];
+        let mut trees: Vec<Tree> = Vec::new();
+        let mut best = (f64::INFINITY, 0usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let all_rows: Vec<u32> = (0..train_rows.len() as u32).collect();
+        let n_sampled_columns =
+            ((columns.len() as f64 * params.column_subsample).ceil() as usize).max(1);
+
+        for iteration in 0..params.max_trees {
+            for ((slot, &margin), &label) in gradients.iter_mut().zip(&margins).zip(&labels) {
+                let probability = sigmoid(margin);
+                let target = if label { 1.0 } else { 0.0 };
+                *slot = [
+                    probability - target,
+                    (probability * (1.0 - probability)).max(1e-16),
+                ];
+            }
+            let rows = if params.row_subsample < 1.0 {
+                let n = ((all_rows.len() as f64 * params.row_subsample).ceil() as usize).max(1);
+                let mut sample: Vec<u32> = all_rows.choose_multiple(&mut rng, n).copied().collect();
+                sample.sort_unstable();
+                sample
+            } else {
+                all_rows.clone()
+            };
+            let mut allowed = vec![true; columns.len()];
+            if n_sampled_columns < columns.len() {
+                allowed.fill(false);
+                let mut order: Vec<usize> = (0..columns.len()).collect();
+                order.shuffle(&mut rng);
+                for &feature in &order[..n_sampled_columns] {
+                    allowed[feature] = true;
+                }
+            }
+            let grower = Grower {
+                params,
+                columns: &columns,
+                histogram_len,
+                gradients: &gradients,
+                allowed,
+            };
+            let tree = grower.grow(rows);
+            if tree.len() == 1 && iteration > 0 {
+                // Nothing left to learn: a lone leaf would only shift every score alike.
+                break;
+            }
+            margins
+                .par_iter_mut()
+                .zip(&train_x)
+                .for_each(|(margin, row)| *margin += tree.predict(row));
+            validation_margins
+                .par_iter_mut()
+                .zip(&validation_x)
+                .for_each(|(margin, row)| *margin += tree.predict(row));
+            trees.push(tree);
+            if params.early_stopping_rounds > 0 {
+                let loss = log_loss(&validation_margins, &validation_labels);
+                if loss < best.0 {
+                    best = (loss, trees.len());
+                } else if trees.len() - best.1 >= params.early_stopping_rounds {
+                    break;
+                }
+            }
+        }
+        let trees_grown = trees.len();
+        if params.early_stopping_rounds > 0 {
+            trees.truncate(best.1.max(1));
+        }
+        let ensemble = TreeEnsemble { base_score, trees };
+        let validation_margins = validation_x
+            .iter()
+            .map(|row| ensemble.margin(row))
+            .collect();
+        Ok(FittedGbdt {
+            ensemble,
+            validation_margins,
+            validation_labels,
+            trees_grown,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use churn_core::ShapScratch;
+
+    #[test]
+    fn bins_split_between_distinct_values_and_balance_counts() {
+        assert_eq!(
+            bin_uppers(&[3.0, 1.0, 2.0, 2.0, f64::NAN], 255),
+            vec![1.5, 2.5]
+        );
+        let many: Vec<f64> = (0..1000).map(f64::from).collect();
+        let upper = bin_uppers(&many, 4);
+        assert_eq!(upper.len(), 3);
+        // Four bins of 250 values each: bounds between 249|250, 499|500, 749|750.
+        assert_eq!(upper, vec![249.5, 499.5, 749.5]);
+    }
+
+    /// Rows where churn = (x0 > 0.5) xor (code of x1 is 2), with x0 missing for some rows
+    /// that churn: an interaction, a categorical effect and informative missingness.
+    fn synthetic(n: usize) -> (Array2<f64>, Vec<bool>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut data = Vec::with_capacity(n * 3);
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let x0: f64 = rand::Rng::r#gen(&mut rng);
+            let code = f64::from(rand::Rng::gen_range(&mut rng, 0..4u8));
+            let noise: f64 = rand::Rng::r#gen(&mut rng);
+            let missing = noise < 0.1;
+            let churn = if missing {
+                true
+            } else {
+                (x0 > 0.5) != (code == 2.0)
+            };
+            data.extend([if missing { f64::NAN } else { x0 }, code, noise]);
+            labels.push(churn);
+        }
+        (Array2::from_shape_vec((n, 3), data).unwrap(), labels)
+    }
+
+    #[test]
+    fn learns_interactions_categories_and_missing_values() {
+        let (x, y) = synthetic(4000);
+        let params = GbdtParams {
+            max_leaves: 8,
+            learning_rate: 0.2,
+            ..GbdtParams::default()
+        }
+        .check()
+        .unwrap();
+        let fitted = params.fit(&x, &[false, true, false], &y, 7).unwrap();
+        let ensemble = &fitted.ensemble;
+        let correct = x
+            .rows()
+            .into_iter()
+            .zip(&y)
+            .filter(|(row, label)| (ensemble.margin(row.as_slice().unwrap()) > 0.0) == **label)
+            .count();
+        assert!(correct as f64 / y.len() as f64 > 0.98, "{correct}");
+        // Early stopping kept fewer trees than allowed, and the trees are valid for core.
+        assert!(ensemble.trees.len() < 1000);
+        ensemble.validate(&[false, true, false]).unwrap();
+        // The noise column is nearly useless: most of |SHAP| goes to x0 and the category.
+        let mut phi_total = [0.0; 3];
+        let mut scratch = ShapScratch::for_depth(ensemble.max_depth());
+        for row in x.rows().into_iter().take(500) {
+            let mut phi = [0.0; 3];
+            ensemble.shap_into(row.as_slice().unwrap(), &mut phi, &mut scratch);
+            for (total, value) in phi_total.iter_mut().zip(phi) {
+                *total += value.abs();
+            }
+        }
+        assert!(
+            phi_total[2] < 0.1 * (phi_total[0] + phi_total[1]),
+            "{phi_total:?}"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_trees_and_another_seed_differs() {
+        let (x, y) = synthetic(1500);
+        let params = GbdtParams {
+            row_subsample: 0.7,
+            column_subsample: 0.67,
+            max_trees: 30,
+            ..GbdtParams::default()
+        }
+        .check()
+        .unwrap();
+        let first = params.fit(&x, &[false, true, false], &y, 11).unwrap();
+        let again = params.fit(&x, &[false, true, false], &y, 11).unwrap();
+        let other = params.fit(&x, &[false, true, false], &y, 12).unwrap();
+        assert_eq!(first.ensemble, again.ensemble);
+        assert_ne!(first.ensemble, other.ensemble);
+    }
+
+    #[test]
+    fn bad_parameters_and_inputs_are_refused() {
+        assert!(
+            GbdtParams {
+                max_leaves: 1,
+                ..GbdtParams::default()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            GbdtParams {
+                max_bins: 256,
+                ..GbdtParams::default()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            GbdtParams {
+                row_subsample: 0.0,
+                ..GbdtParams::default()
+            }
+            .check()
+            .is_err()
+        );
+        let params = GbdtParams::default().check().unwrap();
+        let x = Array2::from_shape_vec((2, 1), vec![1.0, f64::INFINITY]).unwrap();
+        assert!(params.fit(&x, &[false], &[true, false], 0).is_err());
+        let codes = Array2::from_shape_vec((2, 1), vec![1.0, 70.0]).unwrap();
+        assert!(params.fit(&codes, &[true], &[true, false], 0).is_err());
+    }
+}
