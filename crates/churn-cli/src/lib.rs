@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use churn_core::{FeatureKind, ModelArtifact, Reason, Scorer};
-use churn_train::{ModelChoice, TrainConfig};
+use churn_train::{CalibrationMethod, ModelChoice, TrainConfig};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Trains a model on a CSV or Parquet file and writes model.json, metrics.json and card.md.
+    /// Trains a model on a CSV or Parquet file and writes model.json, metrics.json, card.md and
+    /// card.html.
     Train(TrainArgs),
     /// Scores every customer of a file: one JSON line each, with reasons.
     Score(ScoreArgs),
@@ -50,9 +51,13 @@ pub struct TrainArgs {
     /// Force a column's kind: NAME=numeric|boolean|categorical (repeatable).
     #[arg(long = "kind", value_parser = parse_kind_override)]
     pub kinds: Vec<(String, FeatureKind)>,
-    /// Model to fit.
+    /// Model to fit: gradient-boosted trees, logistic regression, or auto (both compared by
+    /// cross-validated ROC-AUC, the better one kept; the default).
     #[arg(long, value_enum)]
     pub model: Option<ModelArg>,
+    /// Calibration of tree-model probabilities (auto = Platt for trees, none for logistic).
+    #[arg(long, value_enum)]
+    pub calibration: Option<CalibrationArg>,
     /// Cross-validation folds to report (e.g. 5).
     #[arg(long)]
     pub cv: Option<usize>,
@@ -66,7 +71,17 @@ pub struct TrainArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ModelArg {
+    Auto,
     Logistic,
+    Gbdt,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CalibrationArg {
+    Auto,
+    None,
+    Platt,
+    Isotonic,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,8 +156,20 @@ pub fn train_config(args: TrainArgs) -> anyhow::Result<TrainConfig> {
     }
     config.ignore.extend(args.ignore);
     config.kinds.extend(args.kinds);
-    if let Some(ModelArg::Logistic) = args.model {
-        config.model = ModelChoice::Logistic;
+    if let Some(model) = args.model {
+        config.model = match model {
+            ModelArg::Auto => ModelChoice::Auto,
+            ModelArg::Logistic => ModelChoice::Logistic,
+            ModelArg::Gbdt => ModelChoice::Gbdt,
+        };
+    }
+    if let Some(calibration) = args.calibration {
+        config.calibration = match calibration {
+            CalibrationArg::Auto => CalibrationMethod::Auto,
+            CalibrationArg::None => CalibrationMethod::None,
+            CalibrationArg::Platt => CalibrationMethod::Platt,
+            CalibrationArg::Isotonic => CalibrationMethod::Isotonic,
+        };
     }
     if args.cv.is_some() {
         config.cv = args.cv;

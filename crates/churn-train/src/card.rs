@@ -1,12 +1,13 @@
 //! The model card: what the model was trained on, how well it does, and what drives its scores,
-//! in plain words.
+//! in plain words (`card.md`) and with plots (`card.html`, self-contained, SVG inline).
 
 use std::fmt::Write;
 
 use churn_core::{FeatureKind, Model};
 use churn_data::Dataset;
 
-use crate::train::TrainOutcome;
+use crate::plots;
+use crate::train::{ModelKind, TrainOutcome};
 
 /// How many features the card describes.
 const FEATURES_SHOWN: usize = 10;
@@ -27,6 +28,14 @@ pub fn model_card(outcome: &TrainOutcome, dataset: &Dataset) -> String {
         metadata.churn_version,
         metadata.seed
     );
+    let _ = writeln!(card, "{}\n", why_this_model(outcome));
+    if let Some(calibration) = &artifact.calibration {
+        let _ = writeln!(
+            card,
+            "Probabilities are calibrated ({} scaling on the early-stopping validation rows).\n",
+            calibration.method_name()
+        );
+    }
 
     let _ = writeln!(card, "## Data\n");
     let churn_rate = metadata.positives as f64 / metadata.rows as f64;
@@ -76,39 +85,92 @@ pub fn model_card(outcome: &TrainOutcome, dataset: &Dataset) -> String {
     let _ = writeln!(card, "\n## Metrics\n");
     let _ = writeln!(card, "| metric | holdout | cross-validation (mean ± std) |");
     let _ = writeln!(card, "|---|---|---|");
-    for (name, value) in outcome.holdout.named() {
-        let cv = outcome
-            .cv
-            .as_ref()
-            .map(|cv| {
-                let (mean, std) = cv.summary(name);
-                format!("{mean:.4} ± {std:.4} ({} folds)", cv.folds.len())
-            })
-            .unwrap_or_else(|| "not run".into());
-        let _ = writeln!(card, "| {} | {value:.4} | {cv} |", metric_label(name));
+    for (name, value, cv) in metric_rows(outcome) {
+        let _ = writeln!(card, "| {name} | {value} | {cv} |");
     }
     let _ = writeln!(
         card,
-        "\nROC-AUC and PR-AUC: higher is better (PR-AUC of a random model = churn rate {churn_rate:.3}). \
-         Brier score and log loss: lower is better. Lift at 10%: how many times more churners the \
-         riskiest tenth of customers holds than average."
+        "\n{}",
+        METRICS_NOTE.replace("{rate}", &format!("{churn_rate:.3}"))
     );
 
     let _ = writeln!(card, "\n## What drives the score\n");
     let _ = writeln!(
         card,
-        "Features by weight: the mean absolute contribution to the log-odds over training customers.\n"
+        "Features by weight: the mean absolute contribution to the log-odds over training customers \
+         (exact per customer: {}).\n",
+        reasons_method(outcome.kind)
     );
-    let directions = directions(artifact);
-    for (rank, (name, weight)) in outcome.importance.iter().take(FEATURES_SHOWN).enumerate() {
-        let words = directions
-            .iter()
-            .find(|(feature, _)| feature == name)
-            .map(|(_, words)| words.as_str())
-            .unwrap_or("");
-        let _ = writeln!(card, "{}. **{name}** ({weight:.3}): {words}", rank + 1);
+    for (rank, driver) in outcome.drivers.iter().take(FEATURES_SHOWN).enumerate() {
+        let _ = writeln!(
+            card,
+            "{}. **{}** ({:.3}): {}",
+            rank + 1,
+            driver.feature,
+            driver.importance,
+            driver.direction
+        );
     }
     card
+}
+
+const METRICS_NOTE: &str = "ROC-AUC and PR-AUC: higher is better (PR-AUC of a random model = churn \
+    rate {rate}). Brier score, log loss and ECE (expected calibration error, 10 bins): lower is \
+    better. Lift at 10%: how many times more churners the riskiest tenth of customers holds than \
+    average.";
+
+/// Rows of the metrics table: label, holdout value, CV summary.
+fn metric_rows(outcome: &TrainOutcome) -> Vec<(&'static str, String, String)> {
+    outcome
+        .holdout
+        .named()
+        .into_iter()
+        .map(|(name, value)| {
+            let cv = outcome
+                .cv
+                .as_ref()
+                .map(|cv| {
+                    let (mean, std) = cv.summary(name);
+                    format!("{mean:.4} ± {std:.4} ({} folds)", cv.folds.len())
+                })
+                .unwrap_or_else(|| "not run".into());
+            let mut shown = format!("{value:.4}");
+            if let (Some(uncalibrated), "ece") = (&outcome.holdout_uncalibrated, name) {
+                shown.push_str(&format!(" (uncalibrated {:.4})", uncalibrated.ece));
+            }
+            (metric_label(name), shown, cv)
+        })
+        .collect()
+}
+
+fn reasons_method(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Logistic => "linear SHAP, coefficient × standardised deviation from the mean",
+        ModelKind::Gbdt => "path-dependent TreeSHAP",
+    }
+}
+
+/// Says which model was kept and why.
+fn why_this_model(outcome: &TrainOutcome) -> String {
+    match &outcome.selection {
+        Some(selection) => {
+            let (kept, other) = match outcome.kind {
+                ModelKind::Logistic => ("logistic regression", "gradient-boosted trees"),
+                ModelKind::Gbdt => ("gradient-boosted trees", "logistic regression"),
+            };
+            let (kept_auc, other_auc) = match outcome.kind {
+                ModelKind::Logistic => (selection.logistic, selection.gbdt),
+                ModelKind::Gbdt => (selection.gbdt, selection.logistic),
+            };
+            format!(
+                "Chosen by `--model auto`: {kept} reached a {}-fold cross-validated ROC-AUC of \
+                 {:.4} ± {:.4}, {other} {:.4} ± {:.4}; the better one is kept (ties go to \
+                 logistic regression, the simpler model).",
+                selection.folds, kept_auc.0, kept_auc.1, other_auc.0, other_auc.1
+            )
+        }
+        None => format!("Model kind `{}` as configured.", outcome.kind.name()),
+    }
 }
 
 fn describe_model(model: &Model) -> String {
@@ -132,57 +194,102 @@ fn metric_label(name: &str) -> &'static str {
         "brier" => "Brier score",
         "log_loss" => "log loss",
         "lift_at_10" => "lift at top 10%",
+        "ece" => "ECE (calibration error)",
         _ => "metric",
     }
 }
 
-/// Says, per raw feature, which way it moves risk.
-fn directions(artifact: &churn_core::ModelArtifact) -> Vec<(String, String)> {
-    let Model::Logistic(linear) = &artifact.model else {
-        return Vec::new();
-    };
-    let Ok(encoder) = artifact.preprocessor.encoder(&artifact.schema) else {
-        return Vec::new();
-    };
-    let columns = encoder.columns();
-    artifact
-        .schema
-        .features
+/// Writes the model card as one self-contained HTML page with the ROC curve, the calibration
+/// curve and the lift chart of the holdout.
+pub fn model_card_html(outcome: &TrainOutcome, dataset: &Dataset) -> String {
+    let artifact = &outcome.artifact;
+    let metadata = &artifact.metadata;
+    let escape = plots::escape;
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Model card: {name}</title>\n<style>{STYLE}</style></head><body>\n\
+         <h1>Model card: {name}</h1>\n<p>A <b>{model}</b> model predicting <code>{target}</code> = \
+         <code>{positive}</code>, trained by churn {version} with seed {seed} on \
+         <code>{source}</code> ({rows} customers, {positives} churned).</p>\n<p>{why}</p>\n",
+        name = escape(&artifact.name),
+        model = escape(&describe_model(&artifact.model)),
+        target = escape(&artifact.schema.target),
+        positive = escape(&artifact.schema.positive_class),
+        version = escape(&metadata.churn_version),
+        seed = metadata.seed,
+        source = escape(&metadata.data_source),
+        rows = metadata.rows,
+        positives = metadata.positives,
+        why = escape(&why_this_model(outcome)),
+    );
+    let _ = write!(
+        html,
+        "<h2>Metrics</h2>\n<table><tr><th>metric</th><th>holdout ({} customers)</th>\
+         <th>cross-validation</th></tr>\n",
+        outcome.test_rows
+    );
+    for (name, value, cv) in metric_rows(outcome) {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&value),
+            escape(&cv)
+        );
+    }
+    let churn_rate = metadata.positives as f64 / metadata.rows as f64;
+    let _ = writeln!(
+        html,
+        "</table>\n<p class=\"note\">{}</p>",
+        escape(&METRICS_NOTE.replace("{rate}", &format!("{churn_rate:.3}")))
+    );
+    let labels = &outcome.holdout_labels;
+    let probabilities = &outcome.holdout_probabilities;
+    let _ = writeln!(
+        html,
+        "<h2>Holdout plots</h2>\n<div class=\"plots\">{}{}{}</div>",
+        plots::roc_curve(labels, probabilities),
+        plots::calibration_curve(labels, probabilities),
+        plots::lift_chart(labels, probabilities)
+    );
+    let _ = writeln!(
+        html,
+        "<h2>What drives the score</h2>\n<p>Mean absolute contribution to the log-odds over \
+         training customers ({}).</p>\n{}",
+        escape(reasons_method(outcome.kind)),
+        plots::importance_bars(&outcome.drivers, FEATURES_SHOWN)
+    );
+    let _ = writeln!(html, "<ol>");
+    for driver in outcome.drivers.iter().take(FEATURES_SHOWN) {
+        let _ = writeln!(
+            html,
+            "<li><b>{}</b> ({:.3}): {}</li>",
+            escape(&driver.feature),
+            driver.importance,
+            escape(&driver.direction)
+        );
+    }
+    let _ = writeln!(html, "</ol>");
+    let excluded: Vec<String> = metadata
+        .excluded_columns
         .iter()
-        .enumerate()
-        .map(|(index, feature)| {
-            let mut terms: Vec<(&str, f64)> = columns
-                .iter()
-                .enumerate()
-                .filter(|(_, column)| column.source == index)
-                .map(|(k, column)| (column.name.as_str(), linear.coefficients[k]))
-                .collect();
-            let words = match feature.kind {
-                FeatureKind::Numeric | FeatureKind::Boolean => {
-                    let (_, coefficient) = terms[0];
-                    let said = if feature.kind == FeatureKind::Numeric {
-                        format!("higher `{}`", feature.name)
-                    } else {
-                        format!("`{}` = yes", feature.name)
-                    };
-                    format!("{said} {}", raises_or_lowers(coefficient))
-                }
-                FeatureKind::Categorical => {
-                    terms.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    let most = terms.first().map(|(name, _)| *name).unwrap_or("");
-                    let least = terms.last().map(|(name, _)| *name).unwrap_or("");
-                    format!("`{most}` raises risk most, `{least}` lowers it most")
-                }
-            };
-            (feature.name.clone(), words)
-        })
-        .collect()
+        .map(|(column, reason)| format!("<code>{}</code> ({})", escape(column), escape(reason)))
+        .collect();
+    if !excluded.is_empty() {
+        let _ = writeln!(html, "<p>Not features: {}.</p>", excluded.join(", "));
+    }
+    let _ = writeln!(
+        html,
+        "<p class=\"note\">{} features; data sha256 <code>{}</code>.</p>\n</body></html>",
+        dataset.schema.features.len(),
+        escape(&metadata.data_sha256)
+    );
+    html
 }
 
-fn raises_or_lowers(coefficient: f64) -> &'static str {
-    if coefficient > 0.0 {
-        "raises risk"
-    } else {
-        "lowers risk"
-    }
-}
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;\
+    padding:0 1rem;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;\
+    padding:.3rem .6rem;text-align:left}.plots{display:flex;flex-wrap:wrap;gap:1rem}\
+    .note{color:#555;font-size:.9rem}svg{background:#fff;border:1px solid #ddd}";

@@ -19,16 +19,21 @@
 //! # Ok(()) }
 //! ```
 
+pub mod calibrate;
 pub mod card;
 pub mod error;
 pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
+pub mod plots;
 pub mod preprocess;
 pub mod train;
 
+pub use calibrate::CalibrationMethod;
 pub use error::{Result, TrainError};
 pub use gbdt::{FittedGbdt, GbdtParams, ValidGbdtParams};
 pub use logistic::{LogisticParams, ValidLogisticParams};
 pub use metrics::Metrics;
-pub use train::{CvReport, ModelChoice, TrainConfig, TrainOutcome, train};
+pub use train::{
+    CvReport, Driver, ModelChoice, ModelKind, Selection, TrainConfig, TrainOutcome, train,
+};

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub brier: f64,
     pub log_loss: f64,
     pub lift_at_10: f64,
+    /// Expected calibration error over 10 equal-width probability bins.
+    pub ece: f64,
 }
 
 impl Metrics {
@@ -24,17 +26,19 @@ impl Metrics {
             brier: brier_score(labels, probabilities),
             log_loss: log_loss(labels, probabilities),
             lift_at_10: lift_at(labels, probabilities, 0.1),
+            ece: expected_calibration_error(labels, probabilities, 10),
         }
     }
 
     /// Returns the metrics by name, in a fixed order.
-    pub fn named(&self) -> [(&'static str, f64); 5] {
+    pub fn named(&self) -> [(&'static str, f64); 6] {
         [
             ("roc_auc", self.roc_auc),
             ("pr_auc", self.pr_auc),
             ("brier", self.brier),
             ("log_loss", self.log_loss),
             ("lift_at_10", self.lift_at_10),
+            ("ece", self.ece),
         ]
     }
 
@@ -146,6 +150,32 @@ pub fn lift_at(labels: &[bool], scores: &[f64], fraction: f64) -> f64 {
     (top_positives / top as f64) / (positives / labels.len() as f64)
 }
 
+/// Per equal-width probability bin: (mean probability, churn rate, rows); empty bins left out.
+pub fn reliability(labels: &[bool], probabilities: &[f64], bins: usize) -> Vec<(f64, f64, usize)> {
+    let mut sums = vec![(0.0, 0.0, 0usize); bins];
+    for (&label, &probability) in labels.iter().zip(probabilities) {
+        let bin = ((probability * bins as f64) as usize).min(bins - 1);
+        sums[bin].0 += probability;
+        sums[bin].1 += f64::from(u8::from(label));
+        sums[bin].2 += 1;
+    }
+    sums.into_iter()
+        .filter(|&(_, _, rows)| rows > 0)
+        .map(|(probability, churned, rows)| {
+            (probability / rows as f64, churned / rows as f64, rows)
+        })
+        .collect()
+}
+
+/// Expected calibration error: Σ over bins of (rows share) × |mean probability − churn rate|.
+pub fn expected_calibration_error(labels: &[bool], probabilities: &[f64], bins: usize) -> f64 {
+    let total = labels.len().max(1) as f64;
+    reliability(labels, probabilities, bins)
+        .into_iter()
+        .map(|(probability, rate, rows)| rows as f64 / total * (probability - rate).abs())
+        .sum()
+}
+
 /// Mean and population standard deviation (numpy's default), as reported for CV folds.
 pub fn mean_and_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
@@ -197,6 +227,16 @@ mod tests {
         close(roc_auc(&y, &p), 1.0);
         close(average_precision(&y, &p), 1.0);
         assert!(roc_auc(&[true, true], &[0.1, 0.2]).is_nan());
+    }
+
+    #[test]
+    fn calibration_error_by_hand() {
+        // Bin [0.1, 0.2): p = 0.1, 0.1, churned 1 of 2 → |0.1 − 0.5| × 2/4;
+        // bin [0.9, 1.0]: p = 0.9, 0.9, churned 2 of 2 → |0.9 − 1| × 2/4. ECE = 0.2 + 0.05.
+        let labels = [true, false, true, true];
+        let probabilities = [0.1, 0.1, 0.9, 0.9];
+        let ece = expected_calibration_error(&labels, &probabilities, 10);
+        assert!((ece - 0.25).abs() < 1e-12, "{ece}");
     }
 
     #[test]

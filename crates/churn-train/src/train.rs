@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use churn_core::{
-    FeatureKind, LinearModel, Model, ModelArtifact, Preprocessor, Scorer, TrainingMetadata, sigmoid,
+    Calibration, EncodingStyle, Explanation, FeatureKind, Model, ModelArtifact, Preprocessor,
+    Scorer, TrainingMetadata, sigmoid,
 };
 use churn_data::{Dataset, TrainingSpec, load_training_data, stratified_k_fold, stratified_split};
 use serde::{Deserialize, Serialize};
 
-use crate::card::model_card;
+use crate::calibrate::{CalibrationMethod, fit_isotonic, fit_platt};
+use crate::card::{model_card, model_card_html};
 use crate::error::{Result, TrainError};
-use crate::logistic::LogisticParams;
+use crate::gbdt::{GbdtParams, ValidGbdtParams};
+use crate::logistic::{LogisticParams, ValidLogisticParams};
 use crate::metrics::{Metrics, mean_and_std};
 use crate::preprocess::{encode_rows, fit_preprocessor};
 
@@ -20,8 +23,28 @@ use crate::preprocess::{encode_rows, fit_preprocessor};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelChoice {
+    /// Both kinds compared by cross-validated ROC-AUC; the better one is kept.
     #[default]
+    Auto,
     Logistic,
+    Gbdt,
+}
+
+/// A concrete kind of model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    Logistic,
+    Gbdt,
+}
+
+impl ModelKind {
+    /// Returns the kind's name as in configs and artifacts.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Logistic => "logistic",
+            ModelKind::Gbdt => "gbdt",
+        }
+    }
 }
 
 /// Everything `churn train` needs; read from a TOML file or built from flags.
@@ -58,6 +81,11 @@ pub struct TrainConfig {
     pub test_fraction: f64,
     #[serde(default)]
     pub logistic: LogisticParams,
+    #[serde(default)]
+    pub gbdt: GbdtParams,
+    /// Calibration of tree models, fitted on their early-stopping validation rows.
+    #[serde(default)]
+    pub calibration: CalibrationMethod,
     /// Output folder.
     #[serde(default)]
     pub out: Option<PathBuf>,
@@ -88,6 +116,8 @@ impl TrainConfig {
             seed: default_seed(),
             test_fraction: default_test_fraction(),
             logistic: LogisticParams::default(),
+            gbdt: GbdtParams::default(),
+            calibration: CalibrationMethod::default(),
             out: None,
         }
     }
@@ -127,25 +157,54 @@ impl CvReport {
     }
 }
 
+/// How `auto` chose the model: each kind's cross-validated ROC-AUC (mean, std).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub logistic: (f64, f64),
+    pub gbdt: (f64, f64),
+    pub folds: usize,
+}
+
+/// A raw feature's weight in the model and which way it moves risk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Driver {
+    pub feature: String,
+    /// Mean |contribution| to the log-odds over training customers.
+    pub importance: f64,
+    pub direction: String,
+}
+
 /// What training produced.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
     pub artifact: ModelArtifact,
+    pub kind: ModelKind,
     pub holdout: Metrics,
+    /// Holdout labels and probabilities, for the card's plots.
+    pub holdout_labels: Vec<bool>,
+    pub holdout_probabilities: Vec<f64>,
+    /// Holdout metrics of the uncalibrated probabilities, when a calibration was fitted.
+    pub holdout_uncalibrated: Option<Metrics>,
     pub cv: Option<CvReport>,
+    pub selection: Option<Selection>,
     pub train_rows: usize,
     pub test_rows: usize,
-    /// Mean |contribution| of each raw feature over the training rows, largest first.
-    pub importance: Vec<(String, f64)>,
+    /// Raw features by importance, largest first.
+    pub drivers: Vec<Driver>,
     pub card: String,
+    pub card_html: String,
 }
 
 impl TrainOutcome {
     /// Returns `metrics.json`'s content: holdout metrics, and CV mean and std when run.
     pub fn metrics_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
+        map.insert("model".into(), self.kind.name().into());
         for (name, value) in self.holdout.named() {
             map.insert(name.into(), value.into());
+        }
+        if let Some(uncalibrated) = &self.holdout_uncalibrated {
+            map.insert("ece_uncalibrated".into(), uncalibrated.ece.into());
         }
         map.insert("train_rows".into(), self.train_rows.into());
         map.insert("test_rows".into(), self.test_rows.into());
@@ -157,10 +216,17 @@ impl TrainOutcome {
                 map.insert(format!("cv_{name}_std"), std.into());
             }
         }
+        if let Some(selection) = &self.selection {
+            map.insert(
+                "auto_cv_roc_auc_logistic".into(),
+                selection.logistic.0.into(),
+            );
+            map.insert("auto_cv_roc_auc_gbdt".into(), selection.gbdt.0.into());
+        }
         serde_json::Value::Object(map)
     }
 
-    /// Writes `model.json`, `metrics.json` and `card.md` into `out`.
+    /// Writes `model.json`, `metrics.json`, `card.md` and `card.html` into `out`.
     pub fn write(&self, out: &Path) -> Result<()> {
         let write = |name: &str, content: String| {
             let path = out.join(name);
@@ -174,18 +240,44 @@ impl TrainOutcome {
         let mut metrics = serde_json::to_string_pretty(&self.metrics_json()).unwrap_or_default();
         metrics.push('\n');
         write("metrics.json", metrics)?;
-        write("card.md", self.card.clone())
+        write("card.md", self.card.clone())?;
+        write("card.html", self.card_html.clone())
     }
+}
+
+/// Checked parameters of every model kind.
+struct Params {
+    logistic: ValidLogisticParams,
+    gbdt: ValidGbdtParams,
+    calibration: CalibrationMethod,
+    seed: u64,
 }
 
 /// Trains a model as configured. `name` is the model's name in the artifact.
 pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
-    let logistic = config.logistic.clone().check()?;
+    let params = Params {
+        logistic: config.logistic.clone().check()?,
+        gbdt: config.gbdt.clone().check()?,
+        calibration: config.calibration,
+        seed: config.seed,
+    };
     if !(0.0 < config.test_fraction && config.test_fraction < 1.0) {
         return Err(TrainError::InvalidParam {
             name: "test_fraction",
             value: config.test_fraction.to_string(),
             reason: "must be between 0 and 1",
+        });
+    }
+    if config.model == ModelChoice::Logistic
+        && matches!(
+            config.calibration,
+            CalibrationMethod::Platt | CalibrationMethod::Isotonic
+        )
+    {
+        return Err(TrainError::InvalidParam {
+            name: "calibration",
+            value: format!("{:?}", config.calibration).to_lowercase(),
+            reason: "applies to gbdt; logistic regression is calibrated by its own loss",
         });
     }
     let dataset = load_training_data(&config.data, &config.spec())?;
@@ -197,33 +289,68 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         "data loaded"
     );
 
-    let cv = match config.cv {
-        Some(k) => {
-            let folds = stratified_k_fold(labels, k, config.seed)?
-                .iter()
-                .enumerate()
-                .map(|(fold, split)| {
-                    let fitted = fit_logistic(&dataset, &split.train, &logistic)?;
-                    let metrics = fitted.evaluate(&dataset, &split.test)?;
-                    tracing::info!(fold, roc_auc = metrics.roc_auc, "cross-validation fold");
-                    Ok(metrics)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Some(CvReport { folds })
+    let cross_validate = |kind: ModelKind, k: usize| -> Result<CvReport> {
+        let folds = stratified_k_fold(labels, k, config.seed)?
+            .iter()
+            .enumerate()
+            .map(|(fold, split)| {
+                let fitted = fit_model(kind, &dataset, &split.train, &params)?;
+                let metrics = fitted.evaluate(&dataset, &split.test)?;
+                tracing::info!(
+                    model = kind.name(),
+                    fold,
+                    roc_auc = metrics.roc_auc,
+                    "cross-validation fold"
+                );
+                Ok(metrics)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CvReport { folds })
+    };
+    let (kind, cv, selection) = match config.model {
+        ModelChoice::Logistic | ModelChoice::Gbdt => {
+            let kind = if config.model == ModelChoice::Logistic {
+                ModelKind::Logistic
+            } else {
+                ModelKind::Gbdt
+            };
+            let cv = config.cv.map(|k| cross_validate(kind, k)).transpose()?;
+            (kind, cv, None)
         }
-        None => None,
+        ModelChoice::Auto => {
+            let k = config.cv.unwrap_or(5);
+            let logistic = cross_validate(ModelKind::Logistic, k)?;
+            let gbdt = cross_validate(ModelKind::Gbdt, k)?;
+            let selection = Selection {
+                logistic: logistic.summary("roc_auc"),
+                gbdt: gbdt.summary("roc_auc"),
+                folds: k,
+            };
+            // Ties go to the simpler model.
+            let (kind, cv) = if selection.gbdt.0 > selection.logistic.0 {
+                (ModelKind::Gbdt, gbdt)
+            } else {
+                (ModelKind::Logistic, logistic)
+            };
+            tracing::info!(
+                chosen = kind.name(),
+                logistic = selection.logistic.0,
+                gbdt = selection.gbdt.0,
+                "model selected by cross-validated ROC-AUC"
+            );
+            (kind, Some(cv), Some(selection))
+        }
     };
 
     let split = stratified_split(labels, config.test_fraction, config.seed)?;
-    let fitted = fit_logistic(&dataset, &split.train, &logistic)?;
-    let importance = fitted.importance(&dataset, &split.train)?;
+    let fitted = fit_model(kind, &dataset, &split.train, &params)?;
     let train_probabilities = fitted.probabilities(&dataset, &split.train)?;
     let mut artifact = ModelArtifact {
         name: name.to_string(),
         schema: dataset.schema.clone(),
-        preprocessor: fitted.preprocessor,
-        model: Model::Logistic(fitted.model),
-        calibration: None,
+        preprocessor: fitted.preprocessor.clone(),
+        model: fitted.model.clone(),
+        calibration: fitted.calibration.clone(),
         score_quantiles: quantiles(&train_probabilities, 100),
         metadata: TrainingMetadata {
             churn_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -233,8 +360,11 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
             positives: dataset.labels.positives(),
             seed: config.seed,
             params: serde_json::json!({
-                "model": "logistic",
-                "logistic": logistic.params(),
+                "model": kind.name(),
+                "logistic": params.logistic.params(),
+                "gbdt": params.gbdt.params(),
+                "calibration": fitted.calibration.as_ref().map(Calibration::method_name),
+                "trees_grown": fitted.trees_grown,
                 "test_fraction": config.test_fraction,
             }),
             metrics: BTreeMap::new(),
@@ -243,68 +373,145 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
     };
     // Measure the holdout through the serving path: the artifact's own scorer.
     let scorer = Scorer::new(artifact.clone())?;
-    let test_probabilities = split
+    let explain = |row: usize| {
+        scorer
+            .explain_values(|feature| Some(dataset.value(feature, row)))
+            .map_err(|source| TrainError::Row {
+                row: row + 1,
+                source,
+            })
+    };
+    let holdout_explanations = split
         .test
         .iter()
-        .map(|&row| {
-            scorer
-                .score_values(|feature| Some(dataset.value(feature, row)))
-                .map_err(|source| TrainError::Row {
-                    row: row + 1,
-                    source,
-                })
-        })
+        .map(|&row| explain(row))
         .collect::<Result<Vec<_>>>()?;
+    let test_probabilities: Vec<f64> = holdout_explanations
+        .iter()
+        .map(|explanation| explanation.probability)
+        .collect();
     let test_labels: Vec<bool> = split.test.iter().map(|&row| labels[row]).collect();
     let holdout = Metrics::compute(&test_labels, &test_probabilities);
+    let holdout_uncalibrated = artifact.calibration.as_ref().map(|_| {
+        let raw: Vec<f64> = holdout_explanations
+            .iter()
+            .map(|explanation| sigmoid(explanation.logit))
+            .collect();
+        Metrics::compute(&test_labels, &raw)
+    });
     artifact.metadata.metrics = holdout.to_map();
+
+    // Drivers from exact contributions over (up to 2,000 evenly spread) training customers.
+    let step = split.train.len().div_ceil(2000).max(1);
+    let sample: Vec<usize> = split.train.iter().step_by(step).copied().collect();
+    let explanations = sample
+        .iter()
+        .map(|&row| explain(row))
+        .collect::<Result<Vec<_>>>()?;
+    let drivers = drivers(&dataset, &sample, &explanations);
 
     let mut outcome = TrainOutcome {
         artifact,
+        kind,
         holdout,
+        holdout_labels: test_labels,
+        holdout_probabilities: test_probabilities,
+        holdout_uncalibrated,
         cv,
+        selection,
         train_rows: split.train.len(),
         test_rows: split.test.len(),
-        importance,
+        drivers,
         card: String::new(),
+        card_html: String::new(),
     };
     outcome.card = model_card(&outcome, &dataset);
+    outcome.card_html = model_card_html(&outcome, &dataset);
     Ok(outcome)
 }
 
-/// A preprocessor and logistic model fitted on some rows.
-struct FittedLogistic {
+/// A preprocessor, model and calibration fitted on some rows.
+struct FittedModel {
     preprocessor: Preprocessor,
     encoder: churn_core::Encoder,
-    model: LinearModel,
+    model: Model,
+    calibration: Option<Calibration>,
+    trees_grown: Option<usize>,
 }
 
-fn fit_logistic(
+fn fit_model(
+    kind: ModelKind,
     dataset: &Dataset,
     rows: &[usize],
-    params: &crate::logistic::ValidLogisticParams,
-) -> Result<FittedLogistic> {
-    let preprocessor = fit_preprocessor(dataset, rows, churn_core::EncodingStyle::OneHot);
+    params: &Params,
+) -> Result<FittedModel> {
+    let style = match kind {
+        ModelKind::Logistic => EncodingStyle::OneHot,
+        ModelKind::Gbdt => EncodingStyle::Codes,
+    };
+    let preprocessor = fit_preprocessor(dataset, rows, style);
     let encoder = preprocessor.encoder(&dataset.schema)?;
     let x = encode_rows(&encoder, dataset, rows)?;
     let y: Vec<bool> = rows
         .iter()
         .map(|&row| dataset.labels.churned[row])
         .collect();
-    let model = params.fit(&x, &y)?;
-    Ok(FittedLogistic {
+    let (model, calibration, trees_grown) = match kind {
+        ModelKind::Logistic => (Model::Logistic(params.logistic.fit(&x, &y)?), None, None),
+        ModelKind::Gbdt => {
+            let fitted = params
+                .gbdt
+                .fit(&x, &encoder.categorical_columns(), &y, params.seed)?;
+            let margins = &fitted.validation_margins;
+            let validation_labels = &fitted.validation_labels;
+            let calibration = match params.calibration {
+                CalibrationMethod::None => None,
+                _ if margins.is_empty() => {
+                    if matches!(
+                        params.calibration,
+                        CalibrationMethod::Platt | CalibrationMethod::Isotonic
+                    ) {
+                        return Err(TrainError::InvalidParam {
+                            name: "calibration",
+                            value: format!("{:?}", params.calibration).to_lowercase(),
+                            reason: "needs validation rows: turn early stopping on",
+                        });
+                    }
+                    None
+                }
+                CalibrationMethod::Auto | CalibrationMethod::Platt => {
+                    fit_platt(margins, validation_labels)
+                }
+                CalibrationMethod::Isotonic => fit_isotonic(margins, validation_labels),
+            };
+            (
+                Model::Gbdt(fitted.ensemble),
+                calibration,
+                Some(fitted.trees_grown),
+            )
+        }
+    };
+    Ok(FittedModel {
         preprocessor,
         encoder,
         model,
+        calibration,
+        trees_grown,
     })
 }
 
-impl FittedLogistic {
+impl FittedModel {
     fn probabilities(&self, dataset: &Dataset, rows: &[usize]) -> Result<Vec<f64>> {
         let x = encode_rows(&self.encoder, dataset, rows)?;
         Ok(x.rows()
             .into_iter()
-            .map(|row| sigmoid(self.model.logit(&row.to_vec())))
+            .map(|row| {
+                let margin = self.model.margin(&row.to_vec());
+                match &self.calibration {
+                    Some(calibration) => calibration.probability(margin),
+                    None => sigmoid(margin),
+                }
+            })
             .collect())
     }
 
@@ -316,29 +523,104 @@ impl FittedLogistic {
             .collect();
         Ok(Metrics::compute(&labels, &probabilities))
     }
+}
 
-    /// Mean |contribution| per raw feature over `rows`, largest first.
-    fn importance(&self, dataset: &Dataset, rows: &[usize]) -> Result<Vec<(String, f64)>> {
-        let x = encode_rows(&self.encoder, dataset, rows)?;
-        let mut totals = vec![0.0; dataset.schema.features.len()];
-        for row in x.rows() {
-            let mut per_feature = vec![0.0; totals.len()];
-            for (k, column) in self.encoder.columns().iter().enumerate() {
-                per_feature[column.source] += self.model.term(k, row[k]);
+/// Ranks raw features by mean |contribution| and says which way each moves risk, from the exact
+/// contributions of `explanations` (one per row of `rows`), so it holds for any model kind.
+fn drivers(dataset: &Dataset, rows: &[usize], explanations: &[Explanation]) -> Vec<Driver> {
+    let mut drivers: Vec<Driver> = dataset
+        .schema
+        .features
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let contributions: Vec<f64> = explanations
+                .iter()
+                .map(|explanation| explanation.reasons[index].contribution)
+                .collect();
+            let importance = contributions.iter().map(|c| c.abs()).sum::<f64>()
+                / contributions.len().max(1) as f64;
+            // Mean contribution per value (numbers: above vs below the median).
+            let values: Vec<churn_core::Value<'_>> =
+                rows.iter().map(|&row| dataset.value(index, row)).collect();
+            let direction = describe_direction(spec, &values, &contributions);
+            Driver {
+                feature: spec.name.clone(),
+                importance,
+                direction,
             }
-            for (total, contribution) in totals.iter_mut().zip(per_feature) {
-                *total += contribution.abs();
+        })
+        .collect();
+    drivers.sort_by(|a, b| {
+        b.importance
+            .total_cmp(&a.importance)
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
+    drivers
+}
+
+fn describe_direction(
+    spec: &churn_core::FeatureSpec,
+    values: &[churn_core::Value<'_>],
+    contributions: &[f64],
+) -> String {
+    let name = &spec.name;
+    let mut groups: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let numbers: Vec<Option<f64>> = values
+        .iter()
+        .map(|value| {
+            churn_core::encoding::read_number(name, *value)
+                .ok()
+                .flatten()
+        })
+        .collect();
+    let mut present: Vec<f64> = numbers.iter().flatten().copied().collect();
+    present.sort_by(f64::total_cmp);
+    let median = present.get(present.len() / 2).copied().unwrap_or(0.0);
+    for ((value, number), &contribution) in values.iter().zip(&numbers).zip(contributions) {
+        let key = match (spec.kind, number) {
+            (FeatureKind::Numeric, Some(number)) if *number > median => "high".to_string(),
+            (FeatureKind::Numeric, Some(_)) => "low".to_string(),
+            (_, _) if matches!(value, churn_core::Value::Missing) => "missing".to_string(),
+            (FeatureKind::Boolean, _) => {
+                match churn_core::encoding::read_bool(name, *value).ok().flatten() {
+                    Some(true) => "yes".to_string(),
+                    _ => "no".to_string(),
+                }
+            }
+            _ => value.to_string(),
+        };
+        let group = groups.entry(key).or_default();
+        group.0 += contribution;
+        group.1 += 1;
+    }
+    let mean = |key: &str| groups.get(key).map(|(sum, n)| sum / *n as f64);
+    let raises = |up: bool| if up { "raises risk" } else { "lowers risk" };
+    match spec.kind {
+        FeatureKind::Numeric => match (mean("high"), mean("low")) {
+            (Some(high), Some(low)) => {
+                format!("higher `{name}` (above {median}) {}", raises(high > low))
+            }
+            _ => "too little variation to tell".into(),
+        },
+        FeatureKind::Boolean => match (mean("yes"), mean("no")) {
+            (Some(yes), Some(no)) => format!("`{name}` = yes {}", raises(yes > no)),
+            _ => "too little variation to tell".into(),
+        },
+        FeatureKind::Categorical => {
+            let mut levels: Vec<(String, f64)> = groups
+                .iter()
+                .map(|(level, (sum, n))| (level.clone(), sum / *n as f64))
+                .collect();
+            levels.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            match (levels.first(), levels.last()) {
+                (Some(most), Some(least)) if levels.len() > 1 => format!(
+                    "`{name}={}` raises risk most, `{name}={}` lowers it most",
+                    most.0, least.0
+                ),
+                _ => "a single level seen".into(),
             }
         }
-        let mut importance: Vec<(String, f64)> = dataset
-            .schema
-            .features
-            .iter()
-            .zip(totals)
-            .map(|(spec, total)| (spec.name.clone(), total / rows.len() as f64))
-            .collect();
-        importance.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Ok(importance)
     }
 }
 
