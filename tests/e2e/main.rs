@@ -2,6 +2,7 @@
 
 mod artifact_compat;
 mod bad_input;
+mod gbdt;
 mod parquet;
 mod shipped_model;
 mod train_and_score;

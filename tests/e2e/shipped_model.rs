@@ -28,8 +28,10 @@ fn models_telco_is_reproduced_byte_for_byte_and_meets_the_bar() -> anyhow::Resul
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("metrics.json"))?)?;
     let cv_auc = metrics["cv_roc_auc_mean"].as_f64().unwrap_or(0.0);
-    // Issue #3's bar; scikit-learn's LogisticRegression on this file: 0.845 ± 0.014 (5-fold).
-    assert!(cv_auc >= 0.84, "5-fold CV ROC-AUC {cv_auc}");
+    // Issue #4's bar; scikit-learn 1.9.1 on this file (5-fold): LogisticRegression 0.845 ± 0.014,
+    // HistGradientBoostingClassifier 0.835 ± 0.011.
+    assert!(cv_auc >= 0.845, "5-fold CV ROC-AUC {cv_auc}");
+    assert!(out.path().join("card.html").is_file());
     assert_eq!(metrics["cv_folds"], 5);
     Ok(())
 }

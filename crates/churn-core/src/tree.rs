@@ -424,14 +424,14 @@ pub(crate) mod tests {
         tree.right.push(0);
         tree.value.push(0.0);
         tree.cover.push(cover);
-        let split = depth < max_depth && cover >= 2.0 && (depth < 2 || next() % 4 != 0);
+        let split = depth < max_depth && cover >= 2.0 && (depth < 2 || !next().is_multiple_of(4));
         if !split {
             tree.value[node] = f64::from(next() % 200) / 100.0 - 1.0;
             return node;
         }
         tree.feature[node] = next() % n_features as u32;
         tree.threshold[node] = f64::from(next() % 100) / 100.0;
-        tree.default_left[node] = next() % 2 == 0;
+        tree.default_left[node] = next().is_multiple_of(2);
         let left_cover = (1 + next() as u64 % (cover as u64 - 1)) as f64;
         let left = push_node(tree, left_cover, depth + 1, max_depth, n_features, next);
         let right = push_node(

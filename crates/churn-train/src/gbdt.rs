@@ -274,8 +274,8 @@ fn bin_uppers(values: &[f64], max_bins: usize) -> Vec<f64> {
     let mut upper = Vec::with_capacity(max_bins - 1);
     let mut in_bin = 0usize;
     let mut before = 0usize;
-    for i in 0..distinct.len() - 1 {
-        in_bin += distinct[i].1;
+    for (i, &(_, count)) in distinct.iter().enumerate().take(distinct.len() - 1) {
+        in_bin += count;
         let bins_left = max_bins - upper.len();
         let target = (total - before as f64) / bins_left as f64;
         if in_bin as f64 >= target && upper.len() < max_bins - 1 {
