@@ -325,6 +325,11 @@ struct Grower<'a> {
 impl Grower<'_> {
     fn histogram(&self, rows: &[u32]) -> Vec<Bin> {
         let mut histogram = vec![Bin::default(); self.histogram_len];
+        // Gathered once, read in order by every feature (LightGBM's ordered gradients).
+        let ordered: Vec<[f64; 2]> = rows
+            .iter()
+            .map(|&row| self.gradients[row as usize])
+            .collect();
         let mut slices: Vec<(&BinnedColumn, &mut [Bin])> = Vec::with_capacity(self.columns.len());
         let mut rest = histogram.as_mut_slice();
         for column in self.columns {
@@ -332,20 +337,25 @@ impl Grower<'_> {
             slices.push((column, own));
             rest = tail;
         }
-        slices
-            .into_par_iter()
+        let fill = |(column, slots): (&BinnedColumn, &mut [Bin])| {
+            for (&row, &[gradient, hessian]) in rows.iter().zip(&ordered) {
+                let slot = &mut slots[column.bins[row as usize] as usize];
+                slot.gradient += gradient;
+                slot.hessian += hessian;
+                slot.count += 1.0;
+            }
+        };
+        let allowed = slices
+            .into_iter()
             .enumerate()
             .filter(|(feature, _)| self.allowed[*feature])
-            .for_each(|(_, (column, slots))| {
-                for &row in rows {
-                    let row = row as usize;
-                    let slot = &mut slots[column.bins[row] as usize];
-                    let [gradient, hessian] = self.gradients[row];
-                    slot.gradient += gradient;
-                    slot.hessian += hessian;
-                    slot.count += 1.0;
-                }
-            });
+            .map(|(_, slice)| slice);
+        // Small nodes are quicker on one thread than split across threads.
+        if rows.len() >= 4096 {
+            allowed.collect::<Vec<_>>().into_par_iter().for_each(fill);
+        } else {
+            allowed.for_each(fill);
+        }
         histogram
     }
 
@@ -456,8 +466,8 @@ impl Grower<'_> {
         -total.gradient / (total.hessian + self.params.l2) * self.params.learning_rate
     }
 
-    /// Grows one tree on `rows`, leaf-wise.
-    fn grow(&self, rows: Vec<u32>) -> Tree {
+    /// Grows one tree on `rows`, leaf-wise. Returns it with each leaf's value and rows.
+    fn grow(&self, rows: Vec<u32>) -> (Tree, Vec<(f64, Vec<u32>)>) {
         let mut tree = Tree {
             feature: Vec::new(),
             threshold: Vec::new(),
@@ -555,10 +565,13 @@ impl Grower<'_> {
             }
             n_leaves += 1;
         }
-        for leaf in &leaves {
-            tree.value[leaf.node] = self.leaf_value(&leaf.total);
+        let mut leaf_rows = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            let value = self.leaf_value(&leaf.total);
+            tree.value[leaf.node] = value;
+            leaf_rows.push((value, leaf.rows));
         }
-        tree
+        (tree, leaf_rows)
     }
 }
 
@@ -661,14 +674,18 @@ impl ValidGbdtParams {
             ((columns.len() as f64 * params.column_subsample).ceil() as usize).max(1);
 
         for iteration in 0..params.max_trees {
-            for ((slot, &margin), &label) in gradients.iter_mut().zip(&margins).zip(&labels) {
-                let probability = sigmoid(margin);
-                let target = if label { 1.0 } else { 0.0 };
-                *slot = [
-                    probability - target,
-                    (probability * (1.0 - probability)).max(1e-16),
-                ];
-            }
+            gradients
+                .par_iter_mut()
+                .zip(&margins)
+                .zip(&labels)
+                .for_each(|((slot, &margin), &label)| {
+                    let probability = sigmoid(margin);
+                    let target = if label { 1.0 } else { 0.0 };
+                    *slot = [
+                        probability - target,
+                        (probability * (1.0 - probability)).max(1e-16),
+                    ];
+                });
             let rows = if params.row_subsample < 1.0 {
                 let n = ((all_rows.len() as f64 * params.row_subsample).ceil() as usize).max(1);
                 let mut sample: Vec<u32> = all_rows.choose_multiple(&mut rng, n).copied().collect();
@@ -693,15 +710,24 @@ impl ValidGbdtParams {
                 gradients: &gradients,
                 allowed,
             };
-            let tree = grower.grow(rows);
+            let (tree, leaf_rows) = grower.grow(rows);
             if tree.len() == 1 && iteration > 0 {
                 // Nothing left to learn: a lone leaf would only shift every score alike.
                 break;
             }
-            margins
-                .par_iter_mut()
-                .zip(&train_x)
-                .for_each(|(margin, row)| *margin += tree.predict(row));
+            if params.row_subsample < 1.0 {
+                margins
+                    .par_iter_mut()
+                    .zip(&train_x)
+                    .for_each(|(margin, row)| *margin += tree.predict(row));
+            } else {
+                // Every row sits in exactly one leaf: no need to walk the tree.
+                for (value, rows) in &leaf_rows {
+                    for &row in rows {
+                        margins[row as usize] += value;
+                    }
+                }
+            }
             validation_margins
                 .par_iter_mut()
                 .zip(&validation_x)

@@ -1,0 +1,102 @@
+//! In-process scoring speed: probability alone, and probability + top-5 reasons each way, for a
+//! 300-tree, 31-leaf tree model (early stopping off) and for logistic regression, both trained on
+//! the shipped Telco data. `cargo bench -p churn-train --bench scoring`
+
+use std::hint::black_box;
+
+use std::path::PathBuf;
+
+use churn_core::{Profile, RawValue, Scorer};
+use churn_train::{CalibrationMethod, GbdtParams, ModelChoice, TrainConfig, train};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Returns the Telco CSV shipped in `notebooks-data/`.
+fn telco_csv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../notebooks-data/telco/Telco-Customer-Churn.csv")
+}
+
+/// Returns the first `n` Telco customers as profiles, every value as text like a CRM would send.
+fn telco_profiles(n: usize) -> Vec<Profile> {
+    let table = churn_data::read_table(&telco_csv()).expect("read Telco");
+    (0..n.min(table.n_rows))
+        .map(|row| {
+            table
+                .columns
+                .iter()
+                .map(|column| {
+                    let value: RawValue = column.cells.value(row).to_raw();
+                    (column.name.clone(), value)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn scorer(model: ModelChoice) -> Scorer {
+    let mut config = TrainConfig::new(telco_csv(), "Churn".into());
+    config.id = Some("customerID".into());
+    config.model = model;
+    config.calibration = CalibrationMethod::None;
+    config.gbdt = GbdtParams {
+        max_trees: 300,
+        max_leaves: 31,
+        learning_rate: 0.1,
+        early_stopping_rounds: 0,
+        ..GbdtParams::default()
+    };
+    let outcome = train(&config, "bench").expect("train");
+    Scorer::new(outcome.artifact).expect("scorer")
+}
+
+fn bench_scoring(c: &mut Criterion) {
+    let profiles = telco_profiles(1024);
+    for (name, model) in [
+        ("gbdt_300x31", ModelChoice::Gbdt),
+        ("logistic", ModelChoice::Logistic),
+    ] {
+        let scorer = scorer(model);
+        if let churn_core::Model::Gbdt(ensemble) = &scorer.artifact().model {
+            let leaves: usize = ensemble
+                .trees
+                .iter()
+                .map(|tree| tree.left.iter().filter(|&&left| left == 0).count())
+                .sum();
+            eprintln!(
+                "{name}: {} trees, {:.1} leaves per tree, deepest {}",
+                ensemble.trees.len(),
+                leaves as f64 / ensemble.trees.len() as f64,
+                ensemble.max_depth()
+            );
+        }
+        let mut next = 0;
+        c.bench_function(&format!("{name}/probability"), |b| {
+            b.iter(|| {
+                next = (next + 1) % profiles.len();
+                black_box(scorer.score(black_box(&profiles[next])).expect("score"))
+            })
+        });
+        c.bench_function(&format!("{name}/probability_and_top5_reasons"), |b| {
+            b.iter(|| {
+                next = (next + 1) % profiles.len();
+                let explanation = scorer.explain(black_box(&profiles[next])).expect("explain");
+                black_box((explanation.raising(5).len(), explanation.lowering(5).len()))
+            })
+        });
+        let json = scorer.artifact().to_json();
+        c.bench_function(&format!("{name}/load_artifact"), |b| {
+            b.iter(|| {
+                let artifact =
+                    churn_core::ModelArtifact::from_json(black_box(&json)).expect("json");
+                black_box(Scorer::new(artifact).expect("scorer"))
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = bench_scoring
+}
+criterion_main!(benches);
