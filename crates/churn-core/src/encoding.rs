@@ -320,15 +320,7 @@ impl Encoder {
                 missing_indicator,
             } => match read_level(value) {
                 Some(level) => {
-                    let position =
-                        self.level_index[index].get(level.as_ref()).ok_or_else(|| {
-                            CoreError::UnknownCategory {
-                                feature: name.clone(),
-                                value: level.to_string(),
-                                known: known_levels(levels, rare_levels),
-                            }
-                        })?;
-                    slots[*position] = 1.0;
+                    slots[self.level_position(index, name, levels, rare_levels, &level)?] = 1.0;
                 }
                 None => {
                     // Missing: the missing column if training saw blanks, else no level at all.
@@ -343,6 +335,26 @@ impl Encoder {
 }
 
 impl Encoder {
+    /// Returns a level's position among categorical feature `index`'s columns (rare levels share
+    /// the position after the frequent ones), or the unknown-category error listing known levels.
+    fn level_position(
+        &self,
+        index: usize,
+        name: &str,
+        levels: &[String],
+        rare_levels: &[String],
+        level: &str,
+    ) -> Result<usize> {
+        self.level_index[index]
+            .get(level)
+            .copied()
+            .ok_or_else(|| CoreError::UnknownCategory {
+                feature: name.to_string(),
+                value: level.to_string(),
+                known: known_levels(levels, rare_levels),
+            })
+    }
+
     /// Returns a feature's single column in the codes style: the number, 0/1, or the category's
     /// code; `None` when missing.
     fn code(
@@ -363,15 +375,7 @@ impl Encoder {
                 ..
             } => match read_level(value) {
                 Some(level) => {
-                    let position =
-                        self.level_index[index].get(level.as_ref()).ok_or_else(|| {
-                            CoreError::UnknownCategory {
-                                feature: name.clone(),
-                                value: level.to_string(),
-                                known: known_levels(levels, rare_levels),
-                            }
-                        })?;
-                    Some(*position as f64)
+                    Some(self.level_position(index, name, levels, rare_levels, &level)? as f64)
                 }
                 None => None,
             },

@@ -42,6 +42,34 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Returns a tree with no nodes, to be grown with [`Tree::push_leaf`].
+    pub fn empty() -> Tree {
+        Tree {
+            feature: Vec::new(),
+            threshold: Vec::new(),
+            left_categories: Vec::new(),
+            default_left: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            value: Vec::new(),
+            cover: Vec::new(),
+        }
+    }
+
+    /// Appends a leaf with value 0 and the given cover; returns its index. Splitting it later means
+    /// setting its split fields and children.
+    pub fn push_leaf(&mut self, cover: f64) -> usize {
+        self.feature.push(0);
+        self.threshold.push(0.0);
+        self.left_categories.push(0);
+        self.default_left.push(false);
+        self.left.push(0);
+        self.right.push(0);
+        self.value.push(0.0);
+        self.cover.push(cover);
+        self.value.len() - 1
+    }
+
     /// Returns the number of nodes.
     pub fn len(&self) -> usize {
         self.value.len()
@@ -391,16 +419,7 @@ pub(crate) mod tests {
     /// Builds a random tree over `n_features` numeric columns with values in [0, 1), children
     /// after parents, covers adding up; `seed_bits` drives every choice.
     pub(crate) fn random_tree(n_features: usize, max_depth: usize, seed_bits: &[u32]) -> Tree {
-        let mut tree = Tree {
-            feature: vec![],
-            threshold: vec![],
-            left_categories: vec![],
-            default_left: vec![],
-            left: vec![],
-            right: vec![],
-            value: vec![],
-            cover: vec![],
-        };
+        let mut tree = Tree::empty();
         let mut bits = seed_bits.iter().cycle().copied();
         let mut next = move || bits.next().unwrap_or(7);
         push_node(&mut tree, 1000.0, 0, max_depth, n_features, &mut next);
@@ -415,15 +434,7 @@ pub(crate) mod tests {
         n_features: usize,
         next: &mut impl FnMut() -> u32,
     ) -> usize {
-        let node = tree.value.len();
-        tree.feature.push(0);
-        tree.threshold.push(0.0);
-        tree.left_categories.push(0);
-        tree.default_left.push(false);
-        tree.left.push(0);
-        tree.right.push(0);
-        tree.value.push(0.0);
-        tree.cover.push(cover);
+        let node = tree.push_leaf(cover);
         let split = depth < max_depth && cover >= 2.0 && (depth < 2 || !next().is_multiple_of(4));
         if !split {
             tree.value[node] = f64::from(next() % 200) / 100.0 - 1.0;

@@ -468,16 +468,7 @@ impl Grower<'_> {
 
     /// Grows one tree on `rows`, leaf-wise. Returns it with each leaf's value and rows.
     fn grow(&self, rows: Vec<u32>) -> (Tree, Vec<(f64, Vec<u32>)>) {
-        let mut tree = Tree {
-            feature: Vec::new(),
-            threshold: Vec::new(),
-            left_categories: Vec::new(),
-            default_left: Vec::new(),
-            left: Vec::new(),
-            right: Vec::new(),
-            value: Vec::new(),
-            cover: Vec::new(),
-        };
+        let mut tree = Tree::empty();
         let histogram = self.histogram(&rows);
         let mut total = Bin::default();
         for &row in &rows {
@@ -488,7 +479,7 @@ impl Grower<'_> {
                 count: 1.0,
             });
         }
-        push_node(&mut tree, total.count);
+        tree.push_leaf(total.count);
         let best = self.best_split(&histogram, &total, 0);
         let mut leaves = vec![Leaf {
             node: 0,
@@ -535,8 +526,8 @@ impl Grower<'_> {
             };
 
             let column = &self.columns[split.feature];
-            let left_node = push_node(&mut tree, split.left.count);
-            let right_node = push_node(&mut tree, split.right.count);
+            let left_node = tree.push_leaf(split.left.count);
+            let right_node = tree.push_leaf(split.right.count);
             let node = leaf.node;
             tree.feature[node] = split.feature as u32;
             if column.categorical {
@@ -573,18 +564,6 @@ impl Grower<'_> {
         }
         (tree, leaf_rows)
     }
-}
-
-fn push_node(tree: &mut Tree, cover: f64) -> usize {
-    tree.feature.push(0);
-    tree.threshold.push(0.0);
-    tree.left_categories.push(0);
-    tree.default_left.push(false);
-    tree.left.push(0);
-    tree.right.push(0);
-    tree.value.push(0.0);
-    tree.cover.push(cover);
-    tree.value.len() - 1
 }
 
 fn log_loss(margins: &[f64], labels: &[bool]) -> f64 {
@@ -656,11 +635,13 @@ impl ValidGbdtParams {
         let positives = labels.iter().filter(|&&label| label).count() as f64;
         let rate = (positives / labels.len() as f64).clamp(1e-6, 1.0 - 1e-6);
         let base_score = (rate / (1.0 - rate)).ln();
-        let rows_of = |rows: &[usize]| -> Vec<Vec<f64>> {
-            rows.iter().map(|&row| x.row(row).to_vec()).collect()
-        };
-        let train_x = rows_of(&train_rows);
-        let validation_x = rows_of(&validation_rows);
+        // Trees walk rows as slices; a standard-layout matrix is borrowed, not copied.
+        let standard = x.as_standard_layout();
+        let data = standard
+            .as_slice()
+            .ok_or_else(|| fit_error("encoded rows are not contiguous".into()))?;
+        let width = x.ncols();
+        let row_of = |row: usize| &data[row * width..(row + 1) * width];
         let validation_labels: Vec<bool> = validation_rows.iter().map(|&row| y[row]).collect();
 
         let mut margins = vec![base_score; train_rows.len()];
@@ -718,8 +699,8 @@ impl ValidGbdtParams {
             if params.row_subsample < 1.0 {
                 margins
                     .par_iter_mut()
-                    .zip(&train_x)
-                    .for_each(|(margin, row)| *margin += tree.predict(row));
+                    .zip(&train_rows)
+                    .for_each(|(margin, &row)| *margin += tree.predict(row_of(row)));
             } else {
                 // Every row sits in exactly one leaf: no need to walk the tree.
                 for (value, rows) in &leaf_rows {
@@ -730,8 +711,8 @@ impl ValidGbdtParams {
             }
             validation_margins
                 .par_iter_mut()
-                .zip(&validation_x)
-                .for_each(|(margin, row)| *margin += tree.predict(row));
+                .zip(&validation_rows)
+                .for_each(|(margin, &row)| *margin += tree.predict(row_of(row)));
             trees.push(tree);
             if params.early_stopping_rounds > 0 {
                 let loss = log_loss(&validation_margins, &validation_labels);
@@ -747,9 +728,9 @@ impl ValidGbdtParams {
             trees.truncate(best.1.max(1));
         }
         let ensemble = TreeEnsemble { base_score, trees };
-        let validation_margins = validation_x
+        let validation_margins = validation_rows
             .iter()
-            .map(|row| ensemble.margin(row))
+            .map(|&row| ensemble.margin(row_of(row)))
             .collect();
         Ok(FittedGbdt {
             ensemble,
