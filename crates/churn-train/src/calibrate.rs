@@ -15,6 +15,23 @@ pub enum CalibrationMethod {
     Isotonic,
 }
 
+impl CalibrationMethod {
+    /// Returns the method's name as in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            CalibrationMethod::Auto => "auto",
+            CalibrationMethod::None => "none",
+            CalibrationMethod::Platt => "platt",
+            CalibrationMethod::Isotonic => "isotonic",
+        }
+    }
+
+    /// Tells whether a calibration map was asked for by name (rather than left to the model kind).
+    pub fn is_explicit(self) -> bool {
+        matches!(self, CalibrationMethod::Platt | CalibrationMethod::Isotonic)
+    }
+}
+
 /// Fits Platt scaling, `sigmoid(slope · margin + intercept)`, by Newton's method on log loss.
 /// Returns `None` when the margins do not rank churners higher (no monotone map fits).
 pub fn fit_platt(margins: &[f64], labels: &[bool]) -> Option<Calibration> {

@@ -268,17 +268,20 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
             reason: "must be between 0 and 1",
         });
     }
-    if config.model == ModelChoice::Logistic
-        && matches!(
-            config.calibration,
-            CalibrationMethod::Platt | CalibrationMethod::Isotonic
-        )
-    {
-        return Err(TrainError::InvalidParam {
+    if config.calibration.is_explicit() {
+        let invalid = |reason| TrainError::InvalidParam {
             name: "calibration",
-            value: format!("{:?}", config.calibration).to_lowercase(),
-            reason: "applies to gbdt; logistic regression is calibrated by its own loss",
-        });
+            value: config.calibration.name().to_string(),
+            reason,
+        };
+        if config.model == ModelChoice::Logistic {
+            return Err(invalid(
+                "applies to gbdt; logistic regression is calibrated by its own loss",
+            ));
+        }
+        if config.gbdt.early_stopping_rounds == 0 {
+            return Err(invalid("needs validation rows: turn early stopping on"));
+        }
     }
     let dataset = load_training_data(&config.data, &config.spec())?;
     let labels = &dataset.labels.churned;
@@ -466,19 +469,8 @@ fn fit_model(
             let validation_labels = &fitted.validation_labels;
             let calibration = match params.calibration {
                 CalibrationMethod::None => None,
-                _ if margins.is_empty() => {
-                    if matches!(
-                        params.calibration,
-                        CalibrationMethod::Platt | CalibrationMethod::Isotonic
-                    ) {
-                        return Err(TrainError::InvalidParam {
-                            name: "calibration",
-                            value: format!("{:?}", params.calibration).to_lowercase(),
-                            reason: "needs validation rows: turn early stopping on",
-                        });
-                    }
-                    None
-                }
+                // No validation rows without early stopping (an explicit method is refused up front).
+                _ if margins.is_empty() => None,
                 CalibrationMethod::Auto | CalibrationMethod::Platt => {
                     fit_platt(margins, validation_labels)
                 }
