@@ -20,20 +20,24 @@
 
 pub mod artifact;
 pub mod calibration;
+pub mod compiled;
 pub mod encoding;
 pub mod error;
 pub mod model;
 pub mod schema;
 pub mod scorer;
 pub mod tree;
+#[cfg(test)]
+mod tree_shap_reference;
 pub mod value;
 
 pub use artifact::{CURRENT_FORMAT_VERSION, ModelArtifact, TrainingMetadata};
 pub use calibration::Calibration;
+pub use compiled::{CompiledTrees, ShapScratch};
 pub use encoding::{EncodedColumn, Encoder, EncodingStyle, FeatureEncoding, Preprocessor};
 pub use error::{CoreError, Result};
 pub use model::{LinearModel, Model, sigmoid};
 pub use schema::{FeatureKind, FeatureSchema, FeatureSpec};
 pub use scorer::{Explanation, Reason, Scorer};
-pub use tree::{ShapScratch, Tree, TreeEnsemble};
+pub use tree::{Tree, TreeEnsemble};
 pub use value::{Profile, RawValue, Value};

@@ -67,7 +67,7 @@ impl LinearModel {
         self.intercept + (0..row.len()).map(|k| self.term(k, row[k])).sum::<f64>()
     }
 
-    fn validate(&self, n_columns: usize) -> Result<()> {
+    pub(crate) fn validate(&self, n_columns: usize) -> Result<()> {
         let lengths = [
             self.coefficients.len(),
             self.centers.len(),

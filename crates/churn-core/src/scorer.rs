@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use crate::artifact::ModelArtifact;
+use crate::compiled::CompiledTrees;
 use crate::encoding::{Encoder, FeatureEncoding};
 use crate::error::Result;
 use crate::model::{Model, sigmoid};
-use crate::tree::ShapScratch;
 use crate::value::{Profile, RawValue, Value};
 
 /// A loaded, validated model ready to score.
@@ -17,8 +17,8 @@ pub struct Scorer {
     encoder: Encoder,
     /// The margin of the average training customer: where reasons start from.
     base_value: f64,
-    /// Depth of the deepest tree (0 for linear models), to size TreeSHAP's scratch space.
-    tree_depth: usize,
+    /// The tree model compiled for scoring; `None` for linear models.
+    trees: Option<CompiledTrees>,
 }
 
 /// One raw feature's share of a score.
@@ -76,19 +76,25 @@ impl Scorer {
     /// Checks the artifact's parts against each other and prepares it for scoring.
     pub fn new(artifact: ModelArtifact) -> Result<Self> {
         let encoder = artifact.preprocessor.encoder(&artifact.schema)?;
-        artifact.model.validate(&encoder.categorical_columns())?;
+        let categorical = encoder.categorical_columns();
+        let (base_value, trees) = match &artifact.model {
+            Model::Logistic(linear) => {
+                linear.validate(categorical.len())?;
+                (linear.intercept, None)
+            }
+            Model::Gbdt(ensemble) => {
+                let trees = CompiledTrees::new(ensemble, &categorical)?;
+                (trees.expected_margin(), Some(trees))
+            }
+        };
         if let Some(calibration) = &artifact.calibration {
             calibration.validate()?;
         }
-        let (base_value, tree_depth) = match &artifact.model {
-            Model::Logistic(linear) => (linear.intercept, 0),
-            Model::Gbdt(ensemble) => (ensemble.expected_margin(), ensemble.max_depth()),
-        };
         Ok(Scorer {
             artifact,
             encoder,
             base_value,
-            tree_depth,
+            trees,
         })
     }
 
@@ -115,7 +121,10 @@ impl Scorer {
 
     /// Returns the model's margin (log-odds, before calibration) for an encoded row.
     pub fn logit_of_encoded(&self, row: &[f64]) -> f64 {
-        self.artifact.model.margin(row)
+        match &self.trees {
+            Some(trees) => trees.margin(row),
+            None => self.artifact.model.margin(row),
+        }
     }
 
     /// Returns the probability for a margin, through the calibration when there is one.
@@ -169,20 +178,20 @@ impl Scorer {
         let features = self.encoder.features();
         let columns = self.encoder.columns();
         let mut contributions = vec![0.0; features.len()];
-        match &self.artifact.model {
-            Model::Logistic(linear) => {
-                for (k, column) in columns.iter().enumerate() {
-                    contributions[column.source] += linear.term(k, row[k]);
-                }
-            }
-            Model::Gbdt(ensemble) => {
+        match (&self.trees, &self.artifact.model) {
+            (Some(trees), _) => {
                 let mut phi = vec![0.0; columns.len()];
-                let mut scratch = ShapScratch::for_depth(self.tree_depth);
-                ensemble.shap_into(&row, &mut phi, &mut scratch);
+                trees.shap_into(&row, &mut phi, &mut trees.scratch());
                 for (column, value) in columns.iter().zip(phi) {
                     contributions[column.source] += value;
                 }
             }
+            (None, Model::Logistic(linear)) => {
+                for (k, column) in columns.iter().enumerate() {
+                    contributions[column.source] += linear.term(k, row[k]);
+                }
+            }
+            (None, Model::Gbdt(_)) => unreachable!("tree models are compiled in Scorer::new"),
         }
         let base_value = self.base_value;
         // The margin itself, so `explain` and `score` give the same probability to the bit; the

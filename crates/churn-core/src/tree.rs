@@ -1,6 +1,5 @@
 //! Gradient-boosted trees as stored in the artifact: flat arrays per tree, splits on raw values,
-//! prediction, and exact path-dependent TreeSHAP (Lundberg et al. 2018, "Consistent
-//! individualized feature attribution for tree ensembles", Algorithm 2).
+//! prediction and validation. Scoring and reasons run on the [`crate::compiled`] form.
 
 use serde::{Deserialize, Serialize};
 
@@ -81,13 +80,13 @@ impl Tree {
     }
 
     #[inline]
-    fn is_leaf(&self, node: usize) -> bool {
+    pub(crate) fn is_leaf(&self, node: usize) -> bool {
         self.left[node] == 0
     }
 
     /// Tells whether an encoded value goes left at internal node `node`.
     #[inline]
-    fn goes_left(&self, node: usize, x: f64) -> bool {
+    pub(crate) fn goes_left(&self, node: usize, x: f64) -> bool {
         if x.is_nan() {
             return self.default_left[node];
         }
@@ -103,7 +102,7 @@ impl Tree {
 
     /// Returns the child an encoded row takes at internal node `node`.
     #[inline]
-    fn next(&self, node: usize, row: &[f64]) -> usize {
+    pub(crate) fn next(&self, node: usize, row: &[f64]) -> usize {
         let x = row[self.feature[node] as usize];
         if self.goes_left(node, x) {
             self.left[node] as usize
@@ -228,193 +227,11 @@ impl TreeEnsemble {
         }
         Ok(())
     }
-
-    /// Adds each encoded column's exact SHAP value for `row` to `phi`, summed over the trees, so
-    /// that `expected_margin() + Σ phi = margin(row)`. `scratch` must be sized for this ensemble's
-    /// depth ([`ShapScratch::for_depth`]) and is reused between calls.
-    pub fn shap_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
-        for tree in &self.trees {
-            tree_shap(tree, row, phi, 0, 0, &mut scratch.path, 0, 1.0, 1.0, None);
-        }
-    }
-}
-
-/// Working memory of TreeSHAP: one path segment per recursion level.
-#[derive(Debug, Clone)]
-pub struct ShapScratch {
-    path: Vec<PathElement>,
-}
-
-impl ShapScratch {
-    /// Returns scratch space for trees at most `depth` deep ([`TreeEnsemble::max_depth`]).
-    pub fn for_depth(depth: usize) -> Self {
-        // The segment of level d starts at 1 + 2 + … + d and holds d + 1 elements.
-        let needed = (depth + 1) * (depth + 2) / 2 + 1;
-        ShapScratch {
-            path: vec![PathElement::default(); needed],
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct PathElement {
-    feature: Option<u32>,
-    zero_fraction: f64,
-    one_fraction: f64,
-    weight: f64,
-}
-
-/// Recursion of Algorithm 2. `path[start..]` is this level's working area: the parent's path is
-/// at `path[parent_start..parent_start + depth]` and is copied to `start` before extending it.
-#[allow(clippy::too_many_arguments)]
-fn tree_shap(
-    tree: &Tree,
-    row: &[f64],
-    phi: &mut [f64],
-    node: usize,
-    depth: usize,
-    path: &mut [PathElement],
-    parent_start: usize,
-    zero_fraction: f64,
-    one_fraction: f64,
-    feature: Option<u32>,
-) {
-    let start = if depth == 0 { 0 } else { parent_start + depth };
-    if depth > 0 {
-        path.copy_within(parent_start..parent_start + depth, start);
-    }
-    let mut unique_depth = depth;
-    extend_path(
-        &mut path[start..],
-        unique_depth,
-        zero_fraction,
-        one_fraction,
-        feature,
-    );
-
-    if tree.is_leaf(node) {
-        let segment = &path[start..];
-        for i in 1..=unique_depth {
-            let weight = unwound_path_sum(segment, unique_depth, i);
-            let element = segment[i];
-            if let Some(feature) = element.feature {
-                phi[feature as usize] +=
-                    weight * (element.one_fraction - element.zero_fraction) * tree.value[node];
-            }
-        }
-        return;
-    }
-
-    let split_feature = tree.feature[node];
-    let (hot, cold) = if tree.goes_left(node, row[split_feature as usize]) {
-        (tree.left[node] as usize, tree.right[node] as usize)
-    } else {
-        (tree.right[node] as usize, tree.left[node] as usize)
-    };
-    let hot_zero_fraction = tree.cover[hot] / tree.cover[node];
-    let cold_zero_fraction = tree.cover[cold] / tree.cover[node];
-    let mut incoming_zero_fraction = 1.0;
-    let mut incoming_one_fraction = 1.0;
-
-    // A feature split on earlier along the path is undone here and redone with both splits.
-    if let Some(index) =
-        (1..=unique_depth).find(|&i| path[start + i].feature == Some(split_feature))
-    {
-        incoming_zero_fraction = path[start + index].zero_fraction;
-        incoming_one_fraction = path[start + index].one_fraction;
-        unwind_path(&mut path[start..], unique_depth, index);
-        unique_depth -= 1;
-    }
-
-    tree_shap(
-        tree,
-        row,
-        phi,
-        hot,
-        unique_depth + 1,
-        path,
-        start,
-        hot_zero_fraction * incoming_zero_fraction,
-        incoming_one_fraction,
-        Some(split_feature),
-    );
-    tree_shap(
-        tree,
-        row,
-        phi,
-        cold,
-        unique_depth + 1,
-        path,
-        start,
-        cold_zero_fraction * incoming_zero_fraction,
-        0.0,
-        Some(split_feature),
-    );
-}
-
-fn extend_path(
-    path: &mut [PathElement],
-    depth: usize,
-    zero_fraction: f64,
-    one_fraction: f64,
-    feature: Option<u32>,
-) {
-    path[depth] = PathElement {
-        feature,
-        zero_fraction,
-        one_fraction,
-        weight: if depth == 0 { 1.0 } else { 0.0 },
-    };
-    let size = (depth + 1) as f64;
-    for i in (0..depth).rev() {
-        path[i + 1].weight += one_fraction * path[i].weight * (i + 1) as f64 / size;
-        path[i].weight = zero_fraction * path[i].weight * (depth - i) as f64 / size;
-    }
-}
-
-fn unwind_path(path: &mut [PathElement], depth: usize, index: usize) {
-    let one_fraction = path[index].one_fraction;
-    let zero_fraction = path[index].zero_fraction;
-    let size = (depth + 1) as f64;
-    let mut next_one_portion = path[depth].weight;
-    for i in (0..depth).rev() {
-        if one_fraction != 0.0 {
-            let kept = path[i].weight;
-            path[i].weight = next_one_portion * size / ((i + 1) as f64 * one_fraction);
-            next_one_portion = kept - path[i].weight * zero_fraction * (depth - i) as f64 / size;
-        } else {
-            path[i].weight = path[i].weight * size / (zero_fraction * (depth - i) as f64);
-        }
-    }
-    for i in index..depth {
-        path[i].feature = path[i + 1].feature;
-        path[i].zero_fraction = path[i + 1].zero_fraction;
-        path[i].one_fraction = path[i + 1].one_fraction;
-    }
-}
-
-fn unwound_path_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
-    let one_fraction = path[index].one_fraction;
-    let zero_fraction = path[index].zero_fraction;
-    let size = (depth + 1) as f64;
-    let mut next_one_portion = path[depth].weight;
-    let mut total = 0.0;
-    for i in (0..depth).rev() {
-        if one_fraction != 0.0 {
-            let part = next_one_portion * size / ((i + 1) as f64 * one_fraction);
-            total += part;
-            next_one_portion = path[i].weight - part * zero_fraction * (depth - i) as f64 / size;
-        } else if zero_fraction != 0.0 {
-            total += path[i].weight / zero_fraction / ((depth - i) as f64 / size);
-        }
-    }
-    total
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     /// Builds a random tree over `n_features` numeric columns with values in [0, 1), children
     /// after parents, covers adding up; `seed_bits` drives every choice.
@@ -458,85 +275,6 @@ pub(crate) mod tests {
         node
     }
 
-    /// The path-dependent conditional expectation E[f(x) | x_S]: follow `row` at splits on
-    /// features in `known`, average the children by cover elsewhere.
-    fn conditional_expectation(tree: &Tree, row: &[f64], known: u32, node: usize) -> f64 {
-        if tree.is_leaf(node) {
-            return tree.value[node];
-        }
-        let feature = tree.feature[node];
-        if known & (1 << feature) != 0 {
-            return conditional_expectation(tree, row, known, tree.next(node, row));
-        }
-        let (left, right) = (tree.left[node] as usize, tree.right[node] as usize);
-        (tree.cover[left] * conditional_expectation(tree, row, known, left)
-            + tree.cover[right] * conditional_expectation(tree, row, known, right))
-            / tree.cover[node]
-    }
-
-    /// Shapley values by enumerating every subset of features: the definition itself.
-    fn brute_force_shapley(tree: &Tree, row: &[f64], n_features: usize) -> Vec<f64> {
-        let factorial = |k: usize| (1..=k).map(|i| i as f64).product::<f64>();
-        let mut phi = vec![0.0; n_features];
-        for (feature, value) in phi.iter_mut().enumerate() {
-            for subset in 0u32..(1 << n_features) {
-                if subset & (1 << feature) != 0 {
-                    continue;
-                }
-                let size = subset.count_ones() as usize;
-                let weight =
-                    factorial(size) * factorial(n_features - size - 1) / factorial(n_features);
-                let with = conditional_expectation(tree, row, subset | (1 << feature), 0);
-                let without = conditional_expectation(tree, row, subset, 0);
-                *value += weight * (with - without);
-            }
-        }
-        phi
-    }
-
-    fn row_strategy(n_features: usize) -> impl Strategy<Value = Vec<f64>> {
-        prop::collection::vec(
-            prop_oneof![9 => 0.0f64..1.0, 1 => Just(f64::NAN)],
-            n_features,
-        )
-    }
-
-    proptest! {
-        /// TreeSHAP equals the Shapley values computed from their definition, on small random
-        /// trees where features repeat along paths.
-        #[test]
-        fn tree_shap_equals_brute_force_shapley(
-            seed in prop::collection::vec(any::<u32>(), 64),
-            row in row_strategy(5),
-            max_depth in 1usize..7,
-        ) {
-            let tree = random_tree(5, max_depth, &seed);
-            prop_assert!(tree.validate(&[false; 5]).is_ok());
-            let ensemble = TreeEnsemble { base_score: 0.0, trees: vec![tree.clone()] };
-            let mut phi = vec![0.0; 5];
-            ensemble.shap_into(&row, &mut phi, &mut ShapScratch::for_depth(ensemble.max_depth()));
-            let expected = brute_force_shapley(&tree, &row, 5);
-            for (fast, exact) in phi.iter().zip(&expected) {
-                prop_assert!((fast - exact).abs() < 1e-9, "{phi:?} vs {expected:?}");
-            }
-        }
-
-        /// base value + Σ SHAP = margin, for ensembles of random trees.
-        #[test]
-        fn shap_values_add_up_to_the_margin(
-            seeds in prop::collection::vec(prop::collection::vec(any::<u32>(), 32), 1..8),
-            row in row_strategy(6),
-            base_score in -3.0f64..3.0,
-        ) {
-            let trees = seeds.iter().map(|seed| random_tree(6, 8, seed)).collect();
-            let ensemble = TreeEnsemble { base_score, trees };
-            let mut phi = vec![0.0; 6];
-            ensemble.shap_into(&row, &mut phi, &mut ShapScratch::for_depth(ensemble.max_depth()));
-            let sum = ensemble.expected_margin() + phi.iter().sum::<f64>();
-            prop_assert!((sum - ensemble.margin(&row)).abs() < 1e-9);
-        }
-    }
-
     #[test]
     fn a_stump_splits_on_raw_values_and_routes_missing_by_default() {
         // x0 <= 0.5 → -1 (cover 30), else +1 (cover 70); missing goes right.
@@ -559,8 +297,9 @@ pub(crate) mod tests {
             base_score: 0.0,
             trees: vec![tree],
         };
+        let compiled = crate::CompiledTrees::new(&ensemble, &[false]).unwrap();
         let mut phi = vec![0.0];
-        ensemble.shap_into(&[0.1], &mut phi, &mut ShapScratch::for_depth(1));
+        compiled.shap_into(&[0.1], &mut phi, &mut compiled.scratch());
         assert!((phi[0] - (-1.4)).abs() < 1e-12);
     }
 

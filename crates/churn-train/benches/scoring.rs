@@ -1,6 +1,7 @@
 //! In-process scoring speed: probability alone, and probability + top-5 reasons each way, for a
 //! 300-tree, 31-leaf tree model (early stopping off) and for logistic regression, both trained on
-//! the shipped Telco data. `cargo bench -p churn-train --bench scoring`
+//! the shipped Telco data; then the parts: encoding a profile, the margin and the SHAP values of
+//! an encoded row, loading the artifact. `cargo bench -p churn-train --bench scoring`
 
 use std::hint::black_box;
 
@@ -83,6 +84,36 @@ fn bench_scoring(c: &mut Criterion) {
                 black_box((explanation.raising(5).len(), explanation.lowering(5).len()))
             })
         });
+        let encoded: Vec<Vec<f64>> = profiles
+            .iter()
+            .map(|p| scorer.encode(p).expect("encode"))
+            .collect();
+        c.bench_function(&format!("{name}/margin_of_encoded"), |b| {
+            b.iter(|| {
+                next = (next + 1) % profiles.len();
+                black_box(scorer.logit_of_encoded(black_box(&encoded[next])))
+            })
+        });
+        c.bench_function(&format!("{name}/encode"), |b| {
+            b.iter(|| {
+                next = (next + 1) % profiles.len();
+                black_box(scorer.encode(black_box(&profiles[next])).expect("encode"))
+            })
+        });
+        if let churn_core::Model::Gbdt(ensemble) = &scorer.artifact().model {
+            let trees =
+                churn_core::CompiledTrees::new(ensemble, &scorer.encoder().categorical_columns())
+                    .expect("compile");
+            let mut scratch = trees.scratch();
+            let mut phi = vec![0.0; encoded[0].len()];
+            c.bench_function(&format!("{name}/shap_of_encoded"), |b| {
+                b.iter(|| {
+                    next = (next + 1) % profiles.len();
+                    trees.shap_into(black_box(&encoded[next]), &mut phi, &mut scratch);
+                    black_box(&phi);
+                })
+            });
+        }
         let json = scorer.artifact().to_json();
         c.bench_function(&format!("{name}/load_artifact"), |b| {
             b.iter(|| {

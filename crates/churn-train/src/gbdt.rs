@@ -744,7 +744,7 @@ impl ValidGbdtParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use churn_core::ShapScratch;
+    use churn_core::CompiledTrees;
 
     #[test]
     fn bins_split_between_distinct_values_and_balance_counts() {
@@ -802,13 +802,13 @@ mod tests {
         assert!(correct as f64 / y.len() as f64 > 0.98, "{correct}");
         // Early stopping kept fewer trees than allowed, and the trees are valid for core.
         assert!(ensemble.trees.len() < 1000);
-        ensemble.validate(&[false, true, false]).unwrap();
+        let compiled = CompiledTrees::new(ensemble, &[false, true, false]).unwrap();
         // The noise column is nearly useless: most of |SHAP| goes to x0 and the category.
         let mut phi_total = [0.0; 3];
-        let mut scratch = ShapScratch::for_depth(ensemble.max_depth());
+        let mut scratch = compiled.scratch();
         for row in x.rows().into_iter().take(500) {
             let mut phi = [0.0; 3];
-            ensemble.shap_into(row.as_slice().unwrap(), &mut phi, &mut scratch);
+            compiled.shap_into(row.as_slice().unwrap(), &mut phi, &mut scratch);
             for (total, value) in phi_total.iter_mut().zip(phi) {
                 *total += value.abs();
             }
