@@ -22,6 +22,9 @@
 use crate::error::{CoreError, Result};
 use crate::tree::{Tree, TreeEnsemble};
 
+/// Deepest tree scored: TreeSHAP recurses once per level, and this bounds its stack use.
+pub const MAX_TREE_DEPTH: usize = 512;
+
 /// Deepest path, counted in distinct features, that the quadrature rules cover.
 const MAX_DISTINCT_FEATURES: usize = 128;
 
@@ -205,6 +208,14 @@ impl CompiledTrees {
             columns: categorical.len(),
         };
         for (index, tree) in ensemble.trees.iter().enumerate() {
+            let depth = tree.max_depth();
+            if depth > MAX_TREE_DEPTH {
+                return Err(CoreError::InvalidArtifact {
+                    reason: format!(
+                        "tree {index} is {depth} levels deep; at most {MAX_TREE_DEPTH} are supported"
+                    ),
+                });
+            }
             let distinct = distinct_features_on_longest_path(tree, categorical.len());
             if distinct > MAX_DISTINCT_FEATURES {
                 return Err(CoreError::InvalidArtifact {
@@ -245,7 +256,7 @@ impl CompiledTrees {
         Ok(compiled)
     }
 
-    /// Appends a tree breadth first, so that each split's children sit side by side.
+    /// Appends a tree.
     fn push_tree(&mut self, tree: &Tree) {
         let root = self.nodes.len();
         self.push_node(1.0);
@@ -263,19 +274,20 @@ impl CompiledTrees {
                 ancestor = parent[ancestor];
             }
         }
-        // (node in `tree`, its slot in `self.nodes`)
-        let mut queue = vec![(0usize, root)];
-        let mut next = 0;
-        while let Some(&(node, slot)) = queue.get(next) {
-            next += 1;
+        // Depth first, left before right, each split's children side by side: a TreeSHAP pass
+        // then reads the nodes nearly in memory order. Pairs are (node in `tree`, its slot).
+        let mut pending = vec![(0usize, root)];
+        while let Some((node, slot)) = pending.pop() {
             if tree.left[node] == 0 {
                 self.leaf_value[slot] = tree.value[node];
                 continue;
             }
             let left = self.nodes.len();
-            for child in [tree.left[node] as usize, tree.right[node] as usize] {
-                queue.push((child, self.push_node(tree.cover[child] / tree.cover[node])));
-            }
+            let (left_node, right_node) = (tree.left[node] as usize, tree.right[node] as usize);
+            self.push_node(tree.cover[left_node] / tree.cover[node]);
+            self.push_node(tree.cover[right_node] / tree.cover[node]);
+            pending.push((right_node, left + 1));
+            pending.push((left_node, left));
             let categories = tree.left_categories[node];
             let mut feature = tree.feature[node];
             if tree.default_left[node] {
@@ -727,6 +739,17 @@ mod tests {
                 assert_eq!(compiled.margin(&row), ensemble.margin(&row), "{row:?}");
             }
         }
+    }
+
+    #[test]
+    fn trees_deeper_than_the_limit_are_refused() {
+        let tree = chain_tree(3, MAX_TREE_DEPTH + 1, &[1, 2, 3, 4, 5]);
+        let ensemble = TreeEnsemble {
+            base_score: 0.0,
+            trees: vec![tree],
+        };
+        let error = CompiledTrees::new(&ensemble, &[false; 3]).unwrap_err();
+        assert!(error.to_string().contains("513 levels deep"), "{error}");
     }
 
     #[test]

@@ -99,11 +99,13 @@ impl GbdtParams {
                 "must be a finite number > 0",
             );
         }
-        if self.max_leaves < 2 {
+        // A tree with n leaves is at most n - 1 levels deep; scoring refuses deeper trees.
+        const _: () = assert!(churn_core::compiled::MAX_TREE_DEPTH == 512);
+        if !(2..=512).contains(&self.max_leaves) {
             return invalid(
                 "max_leaves",
                 self.max_leaves.to_string(),
-                "must be at least 2",
+                "must be between 2 and 512",
             );
         }
         if self.min_data_in_leaf == 0 {
@@ -842,6 +844,14 @@ mod tests {
         assert!(
             GbdtParams {
                 max_leaves: 1,
+                ..GbdtParams::default()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            GbdtParams {
+                max_leaves: 513,
                 ..GbdtParams::default()
             }
             .check()
