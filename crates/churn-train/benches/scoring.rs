@@ -1,7 +1,8 @@
 //! In-process scoring speed: probability alone, and probability + top-5 reasons each way, for a
 //! 300-tree, 31-leaf tree model (early stopping off) and for logistic regression, both trained on
-//! the shipped Telco data; then the parts: encoding a profile, the margin and the SHAP values of
-//! an encoded row, loading the artifact. `cargo bench -p churn-train --bench scoring`
+//! the shipped Telco data, and for the shipped model itself; then the parts: encoding a profile,
+//! the margin and the SHAP values of an encoded row, loading the artifact.
+//! `cargo bench -p churn-train --bench scoring`
 
 use std::hint::black_box;
 
@@ -50,13 +51,20 @@ fn scorer(model: ModelChoice) -> Scorer {
     Scorer::new(outcome.artifact).expect("scorer")
 }
 
+/// Returns the model shipped in `models/telco/`, the one `churn` serves by default.
+fn shipped_scorer() -> Scorer {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/telco/model.json");
+    let json = std::fs::read_to_string(path).expect("read the shipped model");
+    Scorer::new(churn_core::ModelArtifact::from_json(&json).expect("artifact")).expect("scorer")
+}
+
 fn bench_scoring(c: &mut Criterion) {
     let profiles = telco_profiles(1024);
-    for (name, model) in [
-        ("gbdt_300x31", ModelChoice::Gbdt),
-        ("logistic", ModelChoice::Logistic),
+    for (name, scorer) in [
+        ("gbdt_300x31", scorer(ModelChoice::Gbdt)),
+        ("logistic", scorer(ModelChoice::Logistic)),
+        ("shipped_telco", shipped_scorer()),
     ] {
-        let scorer = scorer(model);
         if let churn_core::Model::Gbdt(ensemble) = &scorer.artifact().model {
             let leaves: usize = ensemble
                 .trees
