@@ -46,6 +46,8 @@ pub struct CompiledTrees {
     /// Per group of [`LANES`] trees in `walk_order`: the depth of the deepest among them.
     group_depth: Vec<usize>,
     rules: Vec<Rule>,
+    /// Points of the largest rule any tree uses, to size [`ShapScratch`].
+    widest_rule: usize,
     base_score: f64,
     expected_margin: f64,
     columns: usize,
@@ -203,12 +205,13 @@ impl CompiledTrees {
                 .iter()
                 .map(|&n| Rule::gauss_legendre(n))
                 .collect(),
+            widest_rule: 1,
             base_score: ensemble.base_score,
             expected_margin: ensemble.expected_margin(),
             columns: categorical.len(),
         };
-        for (index, tree) in ensemble.trees.iter().enumerate() {
-            let depth = tree.max_depth();
+        let depths: Vec<usize> = ensemble.trees.iter().map(Tree::max_depth).collect();
+        for (index, (tree, &depth)) in ensemble.trees.iter().zip(&depths).enumerate() {
             if depth > MAX_TREE_DEPTH {
                 return Err(CoreError::InvalidArtifact {
                     reason: format!(
@@ -236,8 +239,8 @@ impl CompiledTrees {
                 })?;
             compiled.push_tree(tree);
             compiled.roots.push((root, rule as u8));
+            compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
         }
-        let depths: Vec<usize> = ensemble.trees.iter().map(Tree::max_depth).collect();
         compiled.walk_order = (0..ensemble.trees.len() as u32).collect();
         compiled
             .walk_order
@@ -351,17 +354,11 @@ impl CompiledTrees {
 
     /// Returns working memory for [`CompiledTrees::shap_into`].
     pub fn scratch(&self) -> ShapScratch {
-        let widest = self
-            .roots
-            .iter()
-            .map(|&(_, rule)| RULE_SIZES[rule as usize])
-            .max()
-            .unwrap_or(1);
         ShapScratch {
             zero: vec![1.0; self.columns],
             one: vec![1.0; self.columns],
             on_path: vec![false; self.columns],
-            below: vec![0.0; self.columns * widest],
+            below: vec![0.0; self.columns * self.widest_rule],
         }
     }
 

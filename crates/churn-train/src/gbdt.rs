@@ -99,9 +99,10 @@ impl GbdtParams {
                 "must be a finite number > 0",
             );
         }
-        // A tree with n leaves is at most n - 1 levels deep; scoring refuses deeper trees.
+        // A tree with n leaves is at most n - 1 levels deep; scoring refuses deeper trees. The
+        // assertion keeps the message below true.
         const _: () = assert!(churn_core::compiled::MAX_TREE_DEPTH == 512);
-        if !(2..=512).contains(&self.max_leaves) {
+        if !(2..=churn_core::compiled::MAX_TREE_DEPTH).contains(&self.max_leaves) {
             return invalid(
                 "max_leaves",
                 self.max_leaves.to_string(),
@@ -841,38 +842,26 @@ mod tests {
 
     #[test]
     fn bad_parameters_and_inputs_are_refused() {
-        assert!(
+        for bad in [
             GbdtParams {
                 max_leaves: 1,
                 ..GbdtParams::default()
-            }
-            .check()
-            .is_err()
-        );
-        assert!(
+            },
             GbdtParams {
                 max_leaves: 513,
                 ..GbdtParams::default()
-            }
-            .check()
-            .is_err()
-        );
-        assert!(
+            },
             GbdtParams {
                 max_bins: 256,
                 ..GbdtParams::default()
-            }
-            .check()
-            .is_err()
-        );
-        assert!(
+            },
             GbdtParams {
                 row_subsample: 0.0,
                 ..GbdtParams::default()
-            }
-            .check()
-            .is_err()
-        );
+            },
+        ] {
+            assert!(bad.clone().check().is_err(), "{bad:?}");
+        }
         let params = GbdtParams::default().check().unwrap();
         let x = Array2::from_shape_vec((2, 1), vec![1.0, f64::INFINITY]).unwrap();
         assert!(params.fit(&x, &[false], &[true, false], 0).is_err());
