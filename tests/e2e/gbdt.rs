@@ -1,7 +1,7 @@
 //! Gradient-boosted trees end to end (issue #4): train → artifact → score with exact reasons,
 //! missing values, calibration choices, reproducibility and refused settings.
 
-use churn_core::{Model, ModelArtifact, Profile, RawValue, Scorer};
+use churn_core::{Model, ModelArtifact, RawValue, Scorer};
 use churn_train::{CalibrationMethod, ModelChoice, train};
 
 use crate::{run_score, sample_config, write_file};
@@ -63,25 +63,40 @@ fn a_tree_model_scores_every_row_with_reasons_that_add_up() -> anyhow::Result<()
 
 #[test]
 fn blanks_follow_the_learned_direction_instead_of_failing() -> anyhow::Result<()> {
-    let outcome = train(&gbdt_config(), "trees")?;
+    // Training data with a few blank TotalCharges (as the full Telco file has): trees learn
+    // where blanks go, so a blank there scores; a blank where training never had one does not.
+    let dir = tempfile::tempdir()?;
+    let fixture = std::fs::read_to_string(churn_e2e::fixture("telco-sample.csv"))?;
+    let blanked = fixture
+        .replacen("56.95,1889.5,No", "56.95, ,No", 1)
+        .replacen("53.85,108.15,Yes", "53.85,,Yes", 1);
+    let mut config = gbdt_config();
+    config.data = write_file(dir.path(), "blanks.csv", &blanked);
+    let outcome = train(&config, "trees")?;
     let scorer = Scorer::new(outcome.artifact)?;
-    let mut profile: Profile = [
-        ("tenure", RawValue::Number(3.0)),
-        ("Contract", RawValue::from("Month-to-month")),
-        ("InternetService", RawValue::from("Fiber optic")),
-        ("MonthlyCharges", RawValue::Number(95.0)),
-        ("TotalCharges", RawValue::Missing),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value))
-    .collect();
-    for feature in &scorer.artifact().schema.features {
-        profile
-            .entry(feature.name.clone())
-            .or_insert(RawValue::Missing);
-    }
+    let table = churn_data::read_table(&config.data)?;
+    let features: Vec<String> = scorer
+        .artifact()
+        .schema
+        .features
+        .iter()
+        .map(|feature| feature.name.clone())
+        .collect();
+    let (_, mut profile) = churn_data::table_profiles(&table, &features, None)?.swap_remove(0);
+    profile.insert("TotalCharges".into(), RawValue::Missing);
     let explanation = scorer.explain(&profile)?;
     assert!(explanation.probability > 0.0 && explanation.probability < 1.0);
+    // Absent is the same as missing.
+    profile.remove("TotalCharges");
+    assert_eq!(scorer.explain(&profile)?, explanation);
+
+    let mut no_contract = profile.clone();
+    no_contract.insert("Contract".into(), RawValue::from(" "));
+    let error = scorer.explain(&no_contract).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "feature `Contract`: a value is required (training data always had one)"
+    );
     // A bad value is still refused by name, blank or not elsewhere.
     profile.insert("tenure".into(), RawValue::from("soon"));
     let error = scorer.explain(&profile).unwrap_err();

@@ -72,17 +72,18 @@ fn batch_and_online_scores_are_identical() -> anyhow::Result<()> {
     let outcome = train(&sample_config(), "sample")?;
     let scorer = Scorer::new(outcome.artifact)?;
     let table = churn_data::read_table(&churn_e2e::fixture("telco-sample.csv"))?;
-    for scored in churn_data::score_table(&scorer, &table)? {
+    let features: Vec<String> = scorer
+        .artifact()
+        .schema
+        .features
+        .iter()
+        .map(|feature| feature.name.clone())
+        .collect();
+    let profiles = churn_data::table_profiles(&table, &features, Some("customerID"))?;
+    for (scored, (id, profile)) in churn_data::score_table(&scorer, &table)?.zip(&profiles) {
+        assert_eq!(&scored.id, id);
         let batch = scored.outcome?;
-        let profile: Profile = table
-            .columns
-            .iter()
-            .map(|column| {
-                let value = column.cells.value(scored.row - 1).to_raw();
-                (column.name.clone(), value)
-            })
-            .collect();
-        let online = scorer.explain(&profile)?;
+        let online = scorer.explain(profile)?;
         assert_eq!(batch, online, "row {}", scored.row);
         let sum = online.base_value
             + online

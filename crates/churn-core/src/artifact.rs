@@ -8,6 +8,7 @@ use crate::calibration::Calibration;
 use crate::encoding::Preprocessor;
 use crate::error::{CoreError, Result};
 use crate::model::Model;
+use crate::risk::RiskBands;
 use crate::schema::FeatureSchema;
 
 /// The format version this build writes. Version 2 added tree models, the codes encoding style
@@ -26,6 +27,10 @@ pub struct ModelArtifact {
     pub calibration: Option<Calibration>,
     /// Training probabilities at the 0th, 1st, …, 100th percentile, for percentile ranks.
     pub score_quantiles: Vec<f64>,
+    /// Risk band cut-offs; artifacts without them band by the training quantiles
+    /// ([`RiskBands::from_quantiles`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bands: Option<RiskBands>,
     pub metadata: TrainingMetadata,
 }
 

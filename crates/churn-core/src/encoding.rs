@@ -135,6 +135,10 @@ pub struct Preprocessor {
     #[serde(default, skip_serializing_if = "EncodingStyle::is_one_hot")]
     pub style: EncodingStyle,
     pub features: Vec<FeatureEncoding>,
+    /// Features whose training data had no blanks: a missing value for them is refused, since
+    /// nothing was learned about it. Absent in older artifacts, which accept blanks everywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_refused: Vec<String>,
 }
 
 /// Where each encoded column comes from.
@@ -156,6 +160,8 @@ pub struct Encoder {
     offsets: Vec<usize>,
     /// For categorical features: level → position among the feature's columns.
     level_index: Vec<HashMap<String, usize>>,
+    /// Per feature: whether a missing value is refused.
+    refuses_missing: Vec<bool>,
 }
 
 impl Preprocessor {
@@ -220,11 +226,26 @@ impl Preprocessor {
             }
             level_index.push(index);
         }
+        if let Some(unknown) = self
+            .missing_refused
+            .iter()
+            .find(|name| schema.feature(name).is_none())
+        {
+            return Err(CoreError::InvalidArtifact {
+                reason: format!("`missing_refused` names `{unknown}`, which is not a feature"),
+            });
+        }
+        let refuses_missing = schema
+            .features
+            .iter()
+            .map(|spec| self.missing_refused.contains(&spec.name))
+            .collect();
         Ok(Encoder {
             preprocessor: self.clone(),
             columns,
             offsets,
             level_index,
+            refuses_missing,
         })
     }
 }
@@ -238,6 +259,11 @@ impl Encoder {
     /// Returns the per-feature encodings.
     pub fn features(&self) -> &[FeatureEncoding] {
         &self.preprocessor.features
+    }
+
+    /// Tells whether schema feature `index` accepts a missing value (training saw blanks in it).
+    pub fn allows_missing(&self, index: usize) -> bool {
+        !self.refuses_missing[index]
     }
 
     /// Returns, per encoded column, whether it holds categorical codes.
@@ -260,6 +286,11 @@ impl Encoder {
             let value = value_of(index).ok_or_else(|| CoreError::MissingFeature {
                 name: encoding.name().to_string(),
             })?;
+            if self.refuses_missing[index] && is_missing(value) {
+                return Err(CoreError::MissingNotAllowed {
+                    feature: encoding.name().to_string(),
+                });
+            }
             let offset = self.offsets[index];
             let width = self
                 .offsets
@@ -383,12 +414,27 @@ impl Encoder {
     }
 }
 
+/// Tells whether a raw value means "no value" (explicitly missing, or a blank-like text).
+pub fn is_missing(value: Value<'_>) -> bool {
+    match value {
+        Value::Missing => true,
+        Value::Text(text) => is_missing_token(text),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// Reads a numeric feature's value: `None` for missing, an error naming the feature otherwise.
+/// A yes/no flag is not a number: a caller sending one has the wrong feature or the wrong type.
 pub fn read_number(feature: &str, value: Value<'_>) -> Result<Option<f64>> {
     let number = match value {
         Value::Missing => return Ok(None),
         Value::Number(number) => number,
-        Value::Bool(flag) => f64::from(u8::from(flag)),
+        Value::Bool(flag) => {
+            return Err(CoreError::NotNumeric {
+                feature: feature.to_string(),
+                value: flag.to_string(),
+            });
+        }
         Value::Text(text) if is_missing_token(text) => return Ok(None),
         Value::Text(text) => match parse_number_token(text) {
             Some(number) => number,
@@ -510,6 +556,7 @@ pub(crate) mod tests {
                     missing_indicator: true,
                 },
             ],
+            missing_refused: vec![],
         };
         (schema, preprocessor)
     }
@@ -621,6 +668,41 @@ pub(crate) mod tests {
             CoreError::MissingFeature {
                 name: "Partner".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_blank_is_refused_where_training_never_had_one() {
+        let (schema, mut preprocessor) = fixture();
+        preprocessor.missing_refused = vec!["Contract".into()];
+        let encoder = preprocessor.encoder(&schema).unwrap();
+        assert!(encoder.allows_missing(0));
+        assert!(!encoder.allows_missing(2));
+        let mut out = vec![0.0; encoder.columns().len()];
+        for blank in [Value::Missing, Value::Text(" NA ")] {
+            let values = [Value::Missing, Value::Missing, blank];
+            let error = encoder
+                .encode_into(|index| Some(values[index]), &mut out)
+                .unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "feature `Contract`: a value is required (training data always had one)"
+            );
+        }
+
+        preprocessor.missing_refused = vec!["Plan".into()];
+        let error = preprocessor.encoder(&schema).unwrap_err();
+        assert!(
+            matches!(error, CoreError::InvalidArtifact { ref reason } if reason.contains("`Plan`"))
+        );
+    }
+
+    #[test]
+    fn a_flag_is_not_a_number() {
+        let error = encode([Value::Bool(true), Value::Bool(true), Value::Missing]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "feature `tenure`: value `true` is not a number"
         );
     }
 }

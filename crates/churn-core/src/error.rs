@@ -9,6 +9,12 @@ pub enum CoreError {
     /// The profile has no entry at all for a feature of the schema.
     #[error("missing feature `{name}`")]
     MissingFeature { name: String },
+    /// A profile names a feature the model does not have.
+    #[error("unknown feature `{name}` (the model's features: {known})")]
+    UnknownFeature { name: String, known: String },
+    /// A feature is missing but training never saw it missing, so there is nothing to impute.
+    #[error("feature `{feature}`: a value is required (training data always had one)")]
+    MissingNotAllowed { feature: String },
     /// A numeric feature got a value that is not a number.
     #[error("feature `{feature}`: value `{value}` is not a number")]
     NotNumeric { feature: String, value: String },
@@ -36,6 +42,21 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// Returns the feature the error is about, if it is about one.
+    pub fn feature(&self) -> Option<&str> {
+        match self {
+            CoreError::MissingFeature { name } | CoreError::UnknownFeature { name, .. } => {
+                Some(name)
+            }
+            CoreError::MissingNotAllowed { feature }
+            | CoreError::NotNumeric { feature, .. }
+            | CoreError::NonFinite { feature, .. }
+            | CoreError::NotBoolean { feature, .. }
+            | CoreError::UnknownCategory { feature, .. } => Some(feature),
+            CoreError::InvalidArtifact { .. } | CoreError::UnsupportedFormatVersion { .. } => None,
+        }
+    }
+
     /// Tells whether the error is the caller's fault (bad input) rather than a broken model.
     pub fn is_caller_fault(&self) -> bool {
         !matches!(

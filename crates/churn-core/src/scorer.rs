@@ -6,8 +6,9 @@ use serde::Serialize;
 use crate::artifact::ModelArtifact;
 use crate::compiled::CompiledTrees;
 use crate::encoding::{Encoder, FeatureEncoding};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::model::{Model, sigmoid};
+use crate::risk::{RiskBand, RiskBands};
 use crate::value::{Profile, RawValue, Value};
 
 /// A loaded, validated model ready to score.
@@ -19,6 +20,8 @@ pub struct Scorer {
     base_value: f64,
     /// The tree model compiled for scoring; `None` for linear models.
     trees: Option<CompiledTrees>,
+    /// The artifact's band cut-offs, or ones derived from its training quantiles.
+    bands: RiskBands,
 }
 
 /// One raw feature's share of a score.
@@ -90,11 +93,16 @@ impl Scorer {
         if let Some(calibration) = &artifact.calibration {
             calibration.validate()?;
         }
+        let bands = artifact
+            .bands
+            .unwrap_or_else(|| RiskBands::from_quantiles(&artifact.score_quantiles));
+        bands.validate()?;
         Ok(Scorer {
             artifact,
             encoder,
             base_value,
             trees,
+            bands,
         })
     }
 
@@ -108,15 +116,48 @@ impl Scorer {
         &self.encoder
     }
 
-    /// Encodes a profile into the model's feature vector.
+    /// Returns the risk band cut-offs in use.
+    pub fn bands(&self) -> RiskBands {
+        self.bands
+    }
+
+    /// Returns the risk band of a probability.
+    pub fn band(&self, probability: f64) -> RiskBand {
+        self.bands.band(probability)
+    }
+
+    /// Checks that every name in the profile is a feature of the model, so a misspelt feature
+    /// is reported instead of silently scored as missing.
+    pub fn check_feature_names(&self, profile: &Profile) -> Result<()> {
+        let schema = &self.artifact.schema;
+        match profile.keys().find(|name| schema.feature(name).is_none()) {
+            None => Ok(()),
+            Some(name) => Err(CoreError::UnknownFeature {
+                name: name.clone(),
+                known: schema
+                    .features
+                    .iter()
+                    .map(|feature| format!("`{}`", feature.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Encodes a profile into the model's feature vector. A feature the profile lacks is
+    /// missing; a name the model does not know is an error.
     pub fn encode(&self, profile: &Profile) -> Result<Vec<f64>> {
-        let features = self.encoder.features();
+        self.check_feature_names(profile)?;
         let mut row = vec![0.0; self.encoder.columns().len()];
-        self.encoder.encode_into(
-            |index| profile.get(features[index].name()).map(RawValue::as_value),
-            &mut row,
-        )?;
+        self.encoder
+            .encode_into(|index| Some(self.profile_value(profile, index)), &mut row)?;
         Ok(row)
+    }
+
+    /// Returns a profile's value of schema feature `index`, missing when absent.
+    fn profile_value<'a>(&self, profile: &'a Profile, index: usize) -> Value<'a> {
+        let name = self.encoder.features()[index].name();
+        profile.get(name).map_or(Value::Missing, RawValue::as_value)
     }
 
     /// Returns the model's margin (log-odds, before calibration) for an encoded row.
@@ -162,10 +203,11 @@ impl Scorer {
         (below as f64 / last * 100.0).clamp(0.0, 100.0)
     }
 
-    /// Returns the probability with each raw feature's exact contribution.
+    /// Returns the probability with each raw feature's exact contribution. A feature the
+    /// profile lacks is missing; a name the model does not know is an error.
     pub fn explain(&self, profile: &Profile) -> Result<Explanation> {
-        let features = self.encoder.features();
-        self.explain_values(|index| profile.get(features[index].name()).map(RawValue::as_value))
+        self.check_feature_names(profile)?;
+        self.explain_values(|index| Some(self.profile_value(profile, index)))
     }
 
     /// Returns the explanation of a row given feature by feature (for tables).
@@ -277,6 +319,7 @@ mod tests {
             }),
             calibration: None,
             score_quantiles: (0..=100).map(|step| f64::from(step) / 100.0).collect(),
+            bands: None,
             metadata: TrainingMetadata {
                 churn_version: "0.1.0".into(),
                 data_source: "fixture.csv".into(),

@@ -29,6 +29,6 @@ pub mod table;
 pub use dataset::{DataSource, Dataset, TrainingSpec, load_training_data, prepare_dataset};
 pub use error::{DataError, Result};
 pub use labels::Labels;
-pub use scoring::{ScoredRow, score_table};
+pub use scoring::{ScoredRow, score_table, table_profiles};
 pub use split::{Split, stratified_k_fold, stratified_split};
 pub use table::{Cells, Table, TableColumn, read_table};

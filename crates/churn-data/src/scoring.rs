@@ -34,10 +34,7 @@ pub fn score_table<'a>(
         .as_deref()
         .and_then(|id| table.column_index(id).ok());
     Ok((0..table.n_rows).map(move |row| {
-        let id = match id_column.map(|column| table.columns[column].cells.value(row)) {
-            Some(Value::Missing) | None => (row + 1).to_string(),
-            Some(value) => value.to_string().trim().to_string(),
-        };
+        let id = row_id(table, id_column, row);
         let outcome =
             scorer.explain_values(|feature| Some(table.columns[columns[feature]].cells.value(row)));
         ScoredRow {
@@ -46,4 +43,42 @@ pub fn score_table<'a>(
             outcome,
         }
     }))
+}
+
+/// Returns each row of `table` as a profile of the named features, with its id (the id column's
+/// value, or the 1-based row number). Fails up front if the table lacks one of the features.
+pub fn table_profiles(
+    table: &Table,
+    features: &[String],
+    id_column: Option<&str>,
+) -> Result<Vec<(String, churn_core::Profile)>> {
+    let columns = features
+        .iter()
+        .map(|name| table.column_index(name))
+        .collect::<Result<Vec<_>>>()?;
+    let id_column = id_column.and_then(|id| table.column_index(id).ok());
+    Ok((0..table.n_rows)
+        .map(|row| {
+            let id = row_id(table, id_column, row);
+            let profile = features
+                .iter()
+                .zip(&columns)
+                .map(|(name, &column)| {
+                    (
+                        name.clone(),
+                        table.columns[column].cells.value(row).to_raw(),
+                    )
+                })
+                .collect();
+            (id, profile)
+        })
+        .collect())
+}
+
+/// Returns a row's id: the id column's value, or the 1-based row number when there is none.
+fn row_id(table: &Table, id_column: Option<usize>, row: usize) -> String {
+    match id_column.map(|column| table.columns[column].cells.value(row)) {
+        Some(Value::Missing) | None => (row + 1).to_string(),
+        Some(value) => value.to_string().trim().to_string(),
+    }
 }

@@ -52,7 +52,22 @@ pub fn fit_preprocessor(dataset: &Dataset, rows: &[usize], style: EncodingStyle)
             }
         })
         .collect();
-    Preprocessor { style, features }
+    // Over every row, like the known levels: evaluation rows must not hit a refusal.
+    let missing_refused = dataset
+        .schema
+        .features
+        .iter()
+        .zip(&dataset.columns)
+        .filter(|(_, cells)| {
+            !(0..cells.len()).any(|row| churn_core::encoding::is_missing(cells.value(row)))
+        })
+        .map(|(spec, _)| spec.name.clone())
+        .collect();
+    Preprocessor {
+        style,
+        features,
+        missing_refused,
+    }
 }
 
 fn categorical_encoding(

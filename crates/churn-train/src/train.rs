@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use churn_core::{
     Calibration, EncodingStyle, Explanation, FeatureKind, Model, ModelArtifact, Preprocessor,
-    Scorer, TrainingMetadata, sigmoid,
+    RiskBands, Scorer, TrainingMetadata, sigmoid,
 };
 use churn_data::{Dataset, TrainingSpec, load_training_data, stratified_k_fold, stratified_split};
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,10 @@ pub struct TrainConfig {
     /// Calibration of tree models, fitted on their early-stopping validation rows.
     #[serde(default)]
     pub calibration: CalibrationMethod,
+    /// Risk band cut-offs; by default the riskiest 10% of training customers are HIGH and the
+    /// next 20% MEDIUM.
+    #[serde(default)]
+    pub bands: Option<RiskBands>,
     /// Output folder.
     #[serde(default)]
     pub out: Option<PathBuf>,
@@ -118,6 +122,7 @@ impl TrainConfig {
             logistic: LogisticParams::default(),
             gbdt: GbdtParams::default(),
             calibration: CalibrationMethod::default(),
+            bands: None,
             out: None,
         }
     }
@@ -261,6 +266,15 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         calibration: config.calibration,
         seed: config.seed,
     };
+    if let Some(bands) = config.bands
+        && bands.validate().is_err()
+    {
+        return Err(TrainError::InvalidParam {
+            name: "bands",
+            value: format!("medium = {}, high = {}", bands.medium, bands.high),
+            reason: "must satisfy 0 <= medium <= high <= 1",
+        });
+    }
     if !(0.0 < config.test_fraction && config.test_fraction < 1.0) {
         return Err(TrainError::InvalidParam {
             name: "test_fraction",
@@ -348,13 +362,19 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
     let split = stratified_split(labels, config.test_fraction, config.seed)?;
     let fitted = fit_model(kind, &dataset, &split.train, &params)?;
     let train_probabilities = fitted.probabilities(&dataset, &split.train)?;
+    let score_quantiles = quantiles(&train_probabilities, 100);
     let mut artifact = ModelArtifact {
         name: name.to_string(),
         schema: dataset.schema.clone(),
         preprocessor: fitted.preprocessor.clone(),
         model: fitted.model.clone(),
         calibration: fitted.calibration.clone(),
-        score_quantiles: quantiles(&train_probabilities, 100),
+        bands: Some(
+            config
+                .bands
+                .unwrap_or_else(|| RiskBands::from_quantiles(&score_quantiles)),
+        ),
+        score_quantiles,
         metadata: TrainingMetadata {
             churn_version: env!("CARGO_PKG_VERSION").to_string(),
             data_source: file_name(&dataset.source.path),
