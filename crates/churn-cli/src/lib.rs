@@ -1,5 +1,7 @@
-//! The `churn` command line: `train` and `score`, over the library crates. All logic lives here
+//! The `churn` command line: `train`, `score`, `serve`, `client` and `loadtest`, over the library crates. All logic lives here
 //! rather than in `main.rs`, so tests can run commands in-process.
+
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,12 @@ pub enum Command {
     Train(TrainArgs),
     /// Scores every customer of a file: one JSON line each, with reasons.
     Score(ScoreArgs),
+    /// Serves the model over gRPC (default: models/telco on 127.0.0.1:50051).
+    Serve(serve::ServeArgs),
+    /// Calls a running server: score a customer, describe the model, reload it.
+    Client(serve::ClientArgs),
+    /// Puts Score load on a running server and reports throughput and latency percentiles.
+    Loadtest(serve::LoadtestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +110,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train(args).map(|()| ExitCode::SUCCESS),
         Command::Score(args) => score(args, &mut std::io::stdout().lock()),
+        Command::Serve(args) => serve::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Client(args) => {
+            serve::client(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Loadtest(args) => {
+            serve::loadtest(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -221,6 +236,7 @@ pub fn load_model(path: &Path) -> anyhow::Result<ModelArtifact> {
 struct ScoreLine<'a> {
     id: &'a str,
     probability: f64,
+    band: &'static str,
     percentile: f64,
     logit: f64,
     base_value: f64,
@@ -240,6 +256,7 @@ pub fn score(args: ScoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> 
                 let line = ScoreLine {
                     id: &scored.id,
                     probability: explanation.probability,
+                    band: scorer.band(explanation.probability).as_str(),
                     percentile: scorer.percentile(explanation.probability),
                     logit: explanation.logit,
                     base_value: explanation.base_value,

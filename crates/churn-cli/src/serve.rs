@@ -1,0 +1,338 @@
+//! `churn serve`, `churn client` and `churn loadtest`: the gRPC service and its callers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use churn_serve::proto;
+use churn_serve::proto::admin_service_client::AdminServiceClient;
+use churn_serve::proto::churn_service_client::ChurnServiceClient;
+use churn_serve::{ServeOptions, config::CONFIG_ENV};
+
+/// Flags of `churn serve`; each is also a `CHURN_…` variable and a key of the config file.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (or CHURN_CONFIG); flags and CHURN_ variables take precedence over it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Model folder or model.json [CHURN_MODEL; default models/telco].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// gRPC address [CHURN_ADDR; default 127.0.0.1:50051].
+    #[arg(long)]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Address of the HTTP /metrics endpoint [CHURN_METRICS_ADDR; default 127.0.0.1:9464].
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Most profiles per ScoreBatch call [CHURN_MAX_BATCH; default 1000].
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Most reasons returned each way [CHURN_MAX_TOP_K; default 20].
+    #[arg(long)]
+    pub max_top_k: Option<usize>,
+    /// Largest request message in bytes [CHURN_MAX_MESSAGE_BYTES; default 4194304].
+    #[arg(long)]
+    pub max_message_bytes: Option<usize>,
+    /// How often to check the model file for changes, in ms; 0 = never
+    /// [CHURN_WATCH_INTERVAL_MS; default 1000].
+    #[arg(long)]
+    pub watch_interval_ms: Option<u64>,
+}
+
+/// Resolves the server settings: flags, then `CHURN_` variables, then the config file.
+pub fn serve_config(
+    args: ServeArgs,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<churn_serve::ServeConfig> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let config_file = args.config.clone().or_else(|| {
+        env.iter()
+            .find(|(key, _)| key == CONFIG_ENV)
+            .map(|(_, value)| PathBuf::from(value))
+    });
+    let from_flags = ServeOptions {
+        model: args.model,
+        addr: args.addr,
+        metrics_addr: args.metrics_addr,
+        max_batch: args.max_batch,
+        max_top_k: args.max_top_k,
+        max_message_bytes: args.max_message_bytes,
+        watch_interval_ms: args.watch_interval_ms,
+    };
+    let from_file = match &config_file {
+        Some(path) => ServeOptions::from_file(path)?,
+        None => ServeOptions::default(),
+    };
+    Ok(from_flags
+        .or(ServeOptions::from_env(env)?)
+        .or(from_file)
+        .resolve()?)
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = serve_config(args, std::env::vars())?;
+    let runtime = churn_serve::runtime().context("cannot start the async runtime")?;
+    runtime.block_on(churn_serve::serve(config))?;
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// Server URL.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    #[command(subcommand)]
+    pub call: ClientCall,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCall {
+    /// Scores one customer of a CSV or Parquet file and prints the risk and its reasons.
+    Score {
+        /// File holding the customer (columns named as the model's features).
+        #[arg(long)]
+        data: PathBuf,
+        /// Customer id to look up in the model's id column.
+        #[arg(long, conflicts_with = "row")]
+        customer: Option<String>,
+        /// 1-based row number instead of an id (default 1).
+        #[arg(long)]
+        row: Option<usize>,
+        /// Reasons each way.
+        #[arg(long, default_value_t = 5)]
+        top: u32,
+    },
+    /// Prints the loaded model's name, version, kind, metrics and features.
+    Model,
+    /// Asks the server to reload its model file.
+    Reload,
+}
+
+/// Calls the server once and prints the answer.
+pub fn client(args: ClientArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let runtime = churn_serve::runtime().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let channel = churn_serve::loadtest::connect(&args.addr).await?;
+        match args.call {
+            ClientCall::Score {
+                data,
+                customer,
+                row,
+                top,
+            } => {
+                let mut scoring = ChurnServiceClient::new(channel);
+                let model = scoring
+                    .get_model(proto::GetModelRequest {})
+                    .await?
+                    .into_inner();
+                let profiles = profiles_for(&model, &data)?;
+                let profile = match (customer, row) {
+                    (Some(id), _) => profiles
+                        .into_iter()
+                        .find(|profile| profile.customer_id == id)
+                        .with_context(|| format!("no customer `{id}` in `{}`", data.display()))?,
+                    (None, row) => {
+                        let row = row.unwrap_or(1);
+                        let count = profiles.len();
+                        profiles
+                            .into_iter()
+                            .nth(row.saturating_sub(1))
+                            .with_context(|| {
+                                format!("row {row} not in `{}` ({count} rows)", data.display())
+                            })?
+                    }
+                };
+                let response = scoring
+                    .score(proto::ScoreRequest {
+                        profile: Some(profile),
+                        top_k: top,
+                    })
+                    .await?
+                    .into_inner();
+                write_score(&response, out)?;
+            }
+            ClientCall::Model => {
+                let mut scoring = ChurnServiceClient::new(channel);
+                let model = scoring
+                    .get_model(proto::GetModelRequest {})
+                    .await?
+                    .into_inner();
+                write_model(&model, out)?;
+            }
+            ClientCall::Reload => {
+                let mut admin = AdminServiceClient::new(channel);
+                let reloaded = admin
+                    .reload_model(proto::ReloadModelRequest {})
+                    .await?
+                    .into_inner();
+                let model = reloaded.model.unwrap_or_default();
+                let what = if reloaded.changed {
+                    "reloaded"
+                } else {
+                    "unchanged"
+                };
+                writeln!(out, "{what}: {} {}", model.name, model.version)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Reads a file's rows as profiles of the model's features.
+fn profiles_for(model: &proto::ModelInfo, data: &Path) -> anyhow::Result<Vec<proto::Profile>> {
+    let table = churn_data::read_table(data)?;
+    let features: Vec<String> = model
+        .features
+        .iter()
+        .map(|feature| feature.name.clone())
+        .collect();
+    let id_column = (!model.id_column.is_empty()).then_some(model.id_column.as_str());
+    Ok(churn_data::table_profiles(&table, &features, id_column)?
+        .iter()
+        .map(|(id, profile)| churn_serve::convert::profile_to_proto(id, profile))
+        .collect())
+}
+
+fn write_score(
+    response: &proto::ScoreResponse,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let model = response.model.clone().unwrap_or_default();
+    writeln!(
+        out,
+        "customer {}: churn probability {:.3}, {} risk, {:.0}th percentile (model {} {})",
+        response.customer_id,
+        response.probability,
+        band_name(response.band()),
+        response.percentile,
+        model.name,
+        model.version
+    )?;
+    for (title, reasons) in [
+        ("raising risk", &response.raising),
+        ("lowering risk", &response.lowering),
+    ] {
+        writeln!(out, "{title}:")?;
+        for reason in reasons {
+            writeln!(out, "  {:+.3}  {}", reason.contribution, reason.message)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let reference = model.model.clone().unwrap_or_default();
+    let bands = model.bands.unwrap_or_default();
+    writeln!(
+        out,
+        "model {} {} ({}, calibration {}), trained on {} rows ({} churned), written {}",
+        reference.name,
+        reference.version,
+        model.kind,
+        model.calibration,
+        model.training_rows,
+        model.training_positives,
+        model.trained_at
+    )?;
+    writeln!(
+        out,
+        "bands: MEDIUM from {:.3}, HIGH from {:.3}",
+        bands.medium, bands.high
+    )?;
+    for (name, value) in &model.metrics {
+        writeln!(out, "  {name}: {value:.4}")?;
+    }
+    writeln!(out, "features:")?;
+    for feature in &model.features {
+        let kind = match feature.kind() {
+            proto::FeatureKind::Numeric => format!(
+                "numeric, {} to {} in training",
+                feature.training_min, feature.training_max
+            ),
+            proto::FeatureKind::Boolean => "boolean".to_string(),
+            proto::FeatureKind::Categorical => {
+                format!("categorical: {}", feature.categories.join(", "))
+            }
+            proto::FeatureKind::Unspecified => "unspecified".to_string(),
+        };
+        let missing = if feature.missing_allowed {
+            ", may be missing"
+        } else {
+            ""
+        };
+        writeln!(out, "  {} ({kind}{missing})", feature.name)?;
+    }
+    Ok(())
+}
+
+fn band_name(band: proto::RiskBand) -> &'static str {
+    match band {
+        proto::RiskBand::Low => "LOW",
+        proto::RiskBand::Medium => "MEDIUM",
+        proto::RiskBand::High => "HIGH",
+        proto::RiskBand::Unspecified => "unknown",
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadtestArgs {
+    /// Server URL.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// Customers to send, cycled (columns named as the model's features).
+    #[arg(long, default_value = "notebooks-data/telco/Telco-Customer-Churn.csv")]
+    pub data: PathBuf,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// HTTP/2 connections shared by the requests.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// How long to measure, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured run-in first, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Requests per second in total; without it, as fast as the server answers.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Reasons asked for each way.
+    #[arg(long, default_value_t = 5)]
+    pub top: u32,
+}
+
+/// Runs a load test and prints its table; fails if any request failed.
+pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    if args
+        .rate
+        .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+    {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let runtime = churn_serve::runtime().context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let channel = churn_serve::loadtest::connect(&args.addr).await?;
+        let model = ChurnServiceClient::new(channel)
+            .get_model(proto::GetModelRequest {})
+            .await?
+            .into_inner();
+        let profiles = profiles_for(&model, &args.data)?;
+        let test = churn_serve::loadtest::LoadTest {
+            addr: args.addr.clone(),
+            concurrency: args.concurrency,
+            connections: args.connections,
+            duration: args.duration,
+            warmup: args.warmup,
+            rate: args.rate,
+            top_k: args.top,
+        };
+        anyhow::Ok(churn_serve::loadtest::run(&test, profiles).await?)
+    })?;
+    write!(out, "{report}")?;
+    if report.errors > 0 {
+        bail!("{} of {} requests failed", report.errors, report.requests);
+    }
+    Ok(())
+}

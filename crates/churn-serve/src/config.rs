@@ -1,0 +1,235 @@
+//! Server settings from flags, `CHURN_`-prefixed environment variables and a TOML file.
+//!
+//! Precedence, highest first: command-line flags, environment variables, the config file
+//! (`--config` or `CHURN_CONFIG`), built-in defaults. Paths in the file are relative to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Result, ServeError};
+
+/// Everything the server needs, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// Model folder or model.json.
+    pub model: PathBuf,
+    /// gRPC address.
+    pub addr: SocketAddr,
+    /// HTTP address of `/metrics`.
+    pub metrics_addr: SocketAddr,
+    /// Most profiles in one ScoreBatch call.
+    pub max_batch: usize,
+    /// Most reasons returned each way.
+    pub max_top_k: usize,
+    /// Largest request message, in bytes.
+    pub max_message_bytes: usize,
+    /// How often the model file is checked for changes; zero turns watching off.
+    pub watch_interval: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            model: PathBuf::from("models/telco"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_batch: 1000,
+            max_top_k: 20,
+            max_message_bytes: 4 * 1024 * 1024,
+            watch_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Settings from one source; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeOptions {
+    pub model: Option<PathBuf>,
+    pub addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub max_batch: Option<usize>,
+    pub max_top_k: Option<usize>,
+    pub max_message_bytes: Option<usize>,
+    pub watch_interval_ms: Option<u64>,
+}
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "CHURN_CONFIG";
+
+impl ServeOptions {
+    /// Reads a TOML config file; relative paths in it are taken from the file's folder.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let file_error = |reason: String| ServeError::ConfigFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| file_error(error.to_string()))?;
+        let mut options: ServeOptions =
+            toml::from_str(&text).map_err(|error| file_error(error.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        options.model = options.model.map(|model| base.join(model));
+        Ok(options)
+    }
+
+    /// Reads `CHURN_MODEL`, `CHURN_ADDR`, `CHURN_METRICS_ADDR`, `CHURN_MAX_BATCH`,
+    /// `CHURN_MAX_TOP_K`, `CHURN_MAX_MESSAGE_BYTES` and `CHURN_WATCH_INTERVAL_MS`. Other
+    /// variables are left alone (they may belong to other commands).
+    pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut options = ServeOptions::default();
+        for (key, value) in vars {
+            match key.as_str() {
+                "CHURN_MODEL" => options.model = Some(PathBuf::from(value)),
+                "CHURN_ADDR" => options.addr = Some(parse(&key, &value)?),
+                "CHURN_METRICS_ADDR" => options.metrics_addr = Some(parse(&key, &value)?),
+                "CHURN_MAX_BATCH" => options.max_batch = Some(parse(&key, &value)?),
+                "CHURN_MAX_TOP_K" => options.max_top_k = Some(parse(&key, &value)?),
+                "CHURN_MAX_MESSAGE_BYTES" => {
+                    options.max_message_bytes = Some(parse(&key, &value)?);
+                }
+                "CHURN_WATCH_INTERVAL_MS" => {
+                    options.watch_interval_ms = Some(parse(&key, &value)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(options)
+    }
+
+    /// Returns these options with the gaps filled from `lower`.
+    pub fn or(self, lower: ServeOptions) -> ServeOptions {
+        ServeOptions {
+            model: self.model.or(lower.model),
+            addr: self.addr.or(lower.addr),
+            metrics_addr: self.metrics_addr.or(lower.metrics_addr),
+            max_batch: self.max_batch.or(lower.max_batch),
+            max_top_k: self.max_top_k.or(lower.max_top_k),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            watch_interval_ms: self.watch_interval_ms.or(lower.watch_interval_ms),
+        }
+    }
+
+    /// Fills what is still unset with the defaults and checks the limits.
+    pub fn resolve(self) -> Result<ServeConfig> {
+        let defaults = ServeConfig::default();
+        let config = ServeConfig {
+            model: self.model.unwrap_or(defaults.model),
+            addr: self.addr.unwrap_or(defaults.addr),
+            metrics_addr: self.metrics_addr.unwrap_or(defaults.metrics_addr),
+            max_batch: self.max_batch.unwrap_or(defaults.max_batch),
+            max_top_k: self.max_top_k.unwrap_or(defaults.max_top_k),
+            max_message_bytes: self.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+            watch_interval: self
+                .watch_interval_ms
+                .map_or(defaults.watch_interval, Duration::from_millis),
+        };
+        let at_least_one = |key: &str, value: usize| {
+            if value == 0 {
+                return Err(ServeError::InvalidConfig {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Ok(())
+        };
+        at_least_one("max_batch", config.max_batch)?;
+        at_least_one("max_top_k", config.max_top_k)?;
+        if config.max_message_bytes < 1024 {
+            return Err(ServeError::InvalidConfig {
+                key: "max_message_bytes".into(),
+                value: config.max_message_bytes.to_string(),
+                reason: "must be at least 1024".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+fn parse<T: FromStr>(key: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|error: T::Err| ServeError::InvalidConfig {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: error.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(
+            &file,
+            "model = \"models/churn\"\naddr = \"127.0.0.1:7001\"\nmax_batch = 10\nmax_top_k = 3\n",
+        )
+        .unwrap();
+        let from_file = ServeOptions::from_file(&file).unwrap();
+        let from_env = ServeOptions::from_env(env(&[
+            ("CHURN_ADDR", "127.0.0.1:7002"),
+            ("CHURN_MAX_BATCH", "20"),
+            ("HOME", "/root"),
+        ]))
+        .unwrap();
+        let from_flags = ServeOptions {
+            addr: Some("127.0.0.1:7003".parse().unwrap()),
+            ..ServeOptions::default()
+        };
+        let config = from_flags.or(from_env).or(from_file).resolve().unwrap();
+        assert_eq!(config.addr, "127.0.0.1:7003".parse().unwrap()); // flag
+        assert_eq!(config.max_batch, 20); // environment
+        assert_eq!(config.max_top_k, 3); // file
+        assert_eq!(config.model, dir.path().join("models/churn")); // file, relative to it
+        assert_eq!(config.metrics_addr, ServeConfig::default().metrics_addr); // default
+    }
+
+    #[test]
+    fn no_settings_serve_the_shipped_model_on_the_loopback() {
+        let config = ServeOptions::default().resolve().unwrap();
+        assert_eq!(config.model, PathBuf::from("models/telco"));
+        assert_eq!(config.addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.max_batch, 1000);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let error = ServeOptions::from_env(env(&[("CHURN_MAX_BATCH", "lots")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "config `CHURN_MAX_BATCH` = `lots`: invalid digit found in string"
+        );
+        let error = ServeOptions {
+            max_batch: Some(0),
+            ..ServeOptions::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().starts_with("config `max_batch` = `0`"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(&file, "max_batches = 5\n").unwrap();
+        let error = ServeOptions::from_file(&file).unwrap_err();
+        assert!(error.to_string().contains("max_batches"), "{error}");
+    }
+}

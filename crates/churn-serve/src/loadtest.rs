@@ -1,0 +1,244 @@
+//! A load generator for `churn loadtest`: many concurrent Score calls over real gRPC
+//! connections, at a fixed rate (open loop) or as fast as answers come (closed loop).
+//!
+//! At a fixed rate each latency is measured from when the request was *due*, not when it was
+//! sent, so a stalled server cannot hide its backlog (no coordinated omission).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Result, ServeError};
+use crate::proto;
+use crate::proto::churn_service_client::ChurnServiceClient;
+
+/// What load to put on which server.
+#[derive(Debug, Clone)]
+pub struct LoadTest {
+    /// Server URL, e.g. `http://127.0.0.1:50051`.
+    pub addr: String,
+    /// Requests in flight at once (one task each).
+    pub concurrency: usize,
+    /// HTTP/2 connections the tasks share.
+    pub connections: usize,
+    /// How long to measure.
+    pub duration: Duration,
+    /// Unmeasured run-in before measuring starts.
+    pub warmup: Duration,
+    /// Total requests per second; `None` sends as fast as answers come.
+    pub rate: Option<f64>,
+    /// Reasons asked for each way.
+    pub top_k: u32,
+}
+
+/// What a load test measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub requests: u64,
+    pub errors: u64,
+    /// The first error seen, to say what went wrong.
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    pub target_rate: Option<f64>,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+}
+
+impl LoadReport {
+    /// Returns answered requests per second.
+    pub fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = self
+            .target_rate
+            .map_or_else(|| "max".to_string(), |rate| format!("{rate:.0}"));
+        writeln!(
+            f,
+            "| target rps | achieved rps | requests | errors | p50 | p90 | p99 | p99.9 | max |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(
+            f,
+            "| {target} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            self.throughput(),
+            self.requests,
+            self.errors,
+            micros(self.p50),
+            micros(self.p90),
+            micros(self.p99),
+            micros(self.p999),
+            micros(self.max)
+        )?;
+        if let Some(error) = &self.first_error {
+            writeln!(f, "first error: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+fn micros(duration: Duration) -> String {
+    format!("{:.0} µs", duration.as_secs_f64() * 1e6)
+}
+
+/// Connects to the server at `addr`.
+pub async fn connect(addr: &str) -> Result<Channel> {
+    let connect_error = |reason: String| ServeError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    Endpoint::from_shared(addr.to_string())
+        .map_err(|error| connect_error(error.to_string()))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|error| connect_error(error.to_string()))
+}
+
+/// Runs the load test, cycling through `profiles`.
+pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadReport> {
+    if profiles.is_empty() || test.concurrency == 0 || test.connections == 0 {
+        return Err(ServeError::InvalidConfig {
+            key: "loadtest".into(),
+            value: format!(
+                "{} profiles, concurrency {}, connections {}",
+                profiles.len(),
+                test.concurrency,
+                test.connections
+            ),
+            reason: "needs at least one profile, task and connection".into(),
+        });
+    }
+    let mut channels = Vec::with_capacity(test.connections);
+    for _ in 0..test.connections {
+        channels.push(connect(&test.addr).await?);
+    }
+    let profiles = Arc::new(profiles);
+    let start = Instant::now();
+    let measure_from = start + test.warmup;
+    let deadline = measure_from + test.duration;
+    // Each task sends every `period`, offset so the tasks together send evenly.
+    let period = test
+        .rate
+        .map(|rate| Duration::from_secs_f64(test.concurrency as f64 / rate));
+    let mut tasks = Vec::with_capacity(test.concurrency);
+    for worker in 0..test.concurrency {
+        let client = ChurnServiceClient::new(channels[worker % channels.len()].clone());
+        let profiles = profiles.clone();
+        let offset = period.map(|period| period.mul_f64(worker as f64 / test.concurrency as f64));
+        let top_k = test.top_k;
+        tasks.push(tokio::spawn(async move {
+            let mut client = client;
+            let mut tally = Tally::default();
+            let mut sent: u64 = 0;
+            loop {
+                let due = match (period, offset) {
+                    (Some(period), Some(offset)) => {
+                        let due = start + offset + period.mul_f64(sent as f64);
+                        tokio::time::sleep_until(due).await;
+                        due
+                    }
+                    _ => Instant::now(),
+                };
+                if due >= deadline {
+                    break;
+                }
+                let index = (worker + sent as usize * 7919) % profiles.len();
+                let request = proto::ScoreRequest {
+                    profile: Some(profiles[index].clone()),
+                    top_k,
+                };
+                let outcome = client.score(request).await;
+                let latency = due.elapsed();
+                sent += 1;
+                if due >= measure_from {
+                    tally.record(latency, outcome.err().map(|status| status.to_string()));
+                }
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::default();
+    for task in tasks {
+        let tally = task
+            .await
+            .map_err(|error| ServeError::Io(std::io::Error::other(error)))?;
+        total.merge(tally);
+    }
+    Ok(total.report(test.duration, test.rate))
+}
+
+/// Latencies and errors of one task, merged at the end.
+#[derive(Debug, Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn record(&mut self, latency: Duration, error: Option<String>) {
+        self.latencies.push(latency);
+        if let Some(error) = error {
+            self.errors += 1;
+            self.first_error.get_or_insert(error);
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    fn report(mut self, elapsed: Duration, target_rate: Option<f64>) -> LoadReport {
+        self.latencies.sort_unstable();
+        let at = |quantile: f64| quantile_of(&self.latencies, quantile);
+        LoadReport {
+            requests: self.latencies.len() as u64,
+            errors: self.errors,
+            first_error: self.first_error.clone(),
+            elapsed,
+            target_rate,
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: self.latencies.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// Returns the nearest-rank quantile of sorted latencies (zero when there are none).
+fn quantile_of(sorted: &[Duration], quantile: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (quantile * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(quantile_of(&sorted, 0.5), Duration::from_micros(50));
+        assert_eq!(quantile_of(&sorted, 0.99), Duration::from_micros(99));
+        assert_eq!(quantile_of(&sorted, 0.999), Duration::from_micros(100));
+        assert_eq!(quantile_of(&[], 0.5), Duration::ZERO);
+    }
+}

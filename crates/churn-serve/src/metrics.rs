@@ -1,0 +1,188 @@
+//! Request counts and latency histograms in the Prometheus text format, served on `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::convert::code_name;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: &'static str,
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// The service's metrics; cheap to clone (the counters are shared).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    profiles: Family<OutcomeLabels, Counter>,
+    reloads: Family<OutcomeLabels, Counter>,
+    in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric of the service.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("churn");
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "grpc_requests",
+            "gRPC calls (stream messages for ScoreStream) by method and status code",
+            calls.clone(),
+        );
+        let latency: Family<MethodLabels, Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "grpc_request_duration_seconds",
+            "Time to answer a gRPC call, by method",
+            latency.clone(),
+        );
+        let profiles = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "profiles",
+            "Profiles handled, by outcome (scored or rejected)",
+            profiles.clone(),
+        );
+        let reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "model_reloads",
+            "Model reload attempts by outcome (swapped, unchanged, refused)",
+            reloads.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "grpc_requests_in_flight",
+            "gRPC calls being answered now",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            calls,
+            latency,
+            profiles,
+            reloads,
+            in_flight,
+        }
+    }
+
+    /// Counts a finished call and its latency.
+    pub fn observe_call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
+        self.calls
+            .get_or_create(&CallLabels {
+                method,
+                code: code_name(code),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels { method })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts profiles scored and rejected.
+    pub fn observe_profiles(&self, scored: u64, rejected: u64) {
+        if scored > 0 {
+            self.profiles
+                .get_or_create(&OutcomeLabels { outcome: "scored" })
+                .inc_by(scored);
+        }
+        if rejected > 0 {
+            self.profiles
+                .get_or_create(&OutcomeLabels {
+                    outcome: "rejected",
+                })
+                .inc_by(rejected);
+        }
+    }
+
+    /// Counts a reload attempt.
+    pub fn observe_reload(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Marks a call as started; the guard marks it finished when dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Returns every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Buckets from 25 µs doubling to ~0.8 s: a score takes tens of microseconds, a batch up to a
+/// second.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(25e-6, 2.0, 16))
+}
+
+/// Decrements the in-flight gauge when a call ends, however it ends.
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_latencies_show_in_the_text_format() {
+        let metrics = Metrics::new();
+        metrics.observe_call("Score", tonic::Code::Ok, Duration::from_micros(80));
+        metrics.observe_call(
+            "Score",
+            tonic::Code::InvalidArgument,
+            Duration::from_micros(30),
+        );
+        metrics.observe_profiles(3, 1);
+        {
+            let _call = metrics.in_flight();
+            assert!(metrics.render().contains("churn_grpc_requests_in_flight 1"));
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"churn_grpc_requests_total{method="Score",code="OK"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"churn_grpc_requests_total{method="Score",code="INVALID_ARGUMENT"} 1"#)
+        );
+        assert!(text.contains(r#"churn_grpc_request_duration_seconds_count{method="Score"} 2"#));
+        assert!(text.contains(r#"churn_profiles_total{outcome="rejected"} 1"#));
+        assert!(text.contains("churn_grpc_requests_in_flight 0"));
+    }
+}

@@ -1,0 +1,303 @@
+//! Starting, running and stopping the server: gRPC with health and reflection, `/metrics` over
+//! HTTP, model reload on SIGHUP, on `ReloadModel` and when the file changes, and a graceful stop
+//! on SIGTERM or Ctrl-C that lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::codegen::http;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::config::ServeConfig;
+use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
+use crate::model::{ModelSlot, Reloaded};
+use crate::proto;
+use crate::service::ChurnApi;
+
+/// Stack size of the runtime's threads. TreeSHAP recurses once per tree level (at most
+/// `churn_core::compiled::MAX_TREE_DEPTH`), so give it room beyond the 2 MiB default.
+pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Builds the multi-threaded runtime the server runs on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+}
+
+/// A server that is accepting requests.
+#[derive(Debug)]
+pub struct RunningServer {
+    grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    slot: Arc<ModelSlot>,
+    metrics: Metrics,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+/// Loads the model, binds both ports and starts serving in the background.
+pub async fn start(config: ServeConfig) -> Result<RunningServer> {
+    let slot = Arc::new(ModelSlot::load(&config.model)?);
+    let metrics = Metrics::new();
+    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<proto::churn_service_server::ChurnServiceServer<ChurnApi>>()
+        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
+    // v1 for current grpcurl and grpcui, v1alpha for older clients.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+
+    let grpc_listener = bind(config.addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_listener = bind(config.metrics_addr).await?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+
+    let scoring = proto::churn_service_server::ChurnServiceServer::new(api.clone())
+        .max_decoding_message_size(config.max_message_bytes);
+    let admin = proto::admin_service_server::AdminServiceServer::new(api)
+        .max_decoding_message_size(config.max_message_bytes);
+    let grpc = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_message_is_invalid_argument::<tonic::body::Body>,
+        ))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(scoring)
+        .add_service(admin);
+    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc_stopped = stopped.clone();
+    let grpc_task = tokio::spawn(async move {
+        grpc.serve_with_incoming_shutdown(incoming, async move {
+            until_stopped(grpc_stopped).await;
+            // Tell load balancers to stop sending while in-flight requests finish.
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            health
+                .set_not_serving::<proto::churn_service_server::ChurnServiceServer<ChurnApi>>()
+                .await;
+        })
+        .await?;
+        Ok(())
+    });
+
+    let router = axum::Router::new()
+        .route("/metrics", axum::routing::get(render_metrics))
+        .with_state(metrics.clone());
+    let metrics_stopped = stopped.clone();
+    let metrics_task = tokio::spawn(async move {
+        axum::serve(metrics_listener, router)
+            .with_graceful_shutdown(until_stopped(metrics_stopped))
+            .await?;
+        Ok(())
+    });
+
+    let mut tasks = vec![grpc_task, metrics_task];
+    if !config.watch_interval.is_zero() {
+        tasks.push(tokio::spawn(watch_model_file(
+            slot.clone(),
+            metrics.clone(),
+            config.watch_interval,
+            stopped,
+        )));
+    }
+    tracing::info!(
+        grpc = %grpc_addr,
+        metrics = %metrics_addr,
+        model = %slot.file().display(),
+        version = %slot.current().version,
+        "serving"
+    );
+    Ok(RunningServer {
+        grpc_addr,
+        metrics_addr,
+        slot,
+        metrics,
+        stop,
+        tasks,
+    })
+}
+
+impl RunningServer {
+    /// Returns the address gRPC listens on (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Returns the address `/metrics` is served on.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Reloads the model, as SIGHUP does.
+    pub async fn reload(&self, trigger: &'static str) -> Result<Reloaded> {
+        reload(&self.slot, &self.metrics, trigger).await
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and returns.
+    pub async fn shutdown(self) -> Result<()> {
+        // Nobody may be listening any more, which is fine: the tasks are stopping anyway.
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await
+                .map_err(|error| ServeError::Io(std::io::Error::other(error)))??;
+        }
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, reloading the model on SIGHUP.
+pub async fn serve(config: ServeConfig) -> Result<()> {
+    let server = start(config).await?;
+    let terminate = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangups = signal(SignalKind::hangup())?;
+            let mut terminations = signal(SignalKind::terminate())?;
+            loop {
+                tokio::select! {
+                    _ = hangups.recv() => {
+                        // A refused reload is logged; the old model keeps serving.
+                        let _ = server.reload("SIGHUP").await;
+                    }
+                    _ = terminations.recv() => break,
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await?;
+        Ok::<(), std::io::Error>(())
+    };
+    terminate.await?;
+    tracing::info!("stopping: finishing in-flight requests");
+    server.shutdown().await
+}
+
+/// Reloads the slot's model and counts the outcome.
+pub(crate) async fn reload(
+    slot: &ModelSlot,
+    metrics: &Metrics,
+    trigger: &'static str,
+) -> Result<Reloaded> {
+    let outcome = slot.reload(trigger).await;
+    metrics.observe_reload(match &outcome {
+        Ok(Reloaded { changed: true, .. }) => "swapped",
+        Ok(Reloaded { changed: false, .. }) => "unchanged",
+        Err(_) => "refused",
+    });
+    outcome
+}
+
+/// Polls the model file and reloads when its size or modification time changes. A refused
+/// artifact is not retried until the file changes again.
+async fn watch_model_file(
+    slot: Arc<ModelSlot>,
+    metrics: Metrics,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<()> {
+    let file = slot.file();
+    let mut seen = file_signature(&file);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+        }
+        let now = file_signature(&file);
+        if now != seen {
+            seen = now;
+            // A file being rewritten may be caught half-written: it is refused, and the
+            // write's end changes the signature again, so it is loaded then.
+            let _ = reload(&slot, &metrics, "file change").await;
+        }
+    }
+}
+
+fn file_signature(file: &Path) -> Option<(SystemTime, u64)> {
+    let metadata = std::fs::metadata(file).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn reflection_error(error: tonic_reflection::server::Error) -> ServeError {
+    ServeError::Io(std::io::Error::other(error.to_string()))
+}
+
+/// tonic refuses a request message over the size limit before any handler sees it, with
+/// OUT_OF_RANGE and its own wording. Callers get INVALID_ARGUMENT naming the size and the
+/// setting instead, like every other bad request.
+fn oversized_message_is_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|status| status == "11");
+    let Some(message) = headers
+        .get("grpc-message")
+        .and_then(|message| message.to_str().ok())
+    else {
+        return response;
+    };
+    // The header is percent-encoded (spaces as %20).
+    let message = message.replace("%20", " ");
+    if !out_of_range || !message.contains("decoded message length too large") {
+        return response;
+    }
+    let numbers: Vec<&str> = message
+        .split(|character: char| !character.is_ascii_digit())
+        .filter(|digits| !digits.is_empty())
+        .collect();
+    if let [found, limit] = numbers[..] {
+        let text = format!(
+            "request message is {found} bytes; the limit is {limit} bytes (max_message_bytes)"
+        );
+        if let Ok(value) = http::HeaderValue::from_str(&text.replace(' ', "%20")) {
+            headers.insert("grpc-message", value);
+            headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        }
+    }
+    response
+}
+
+async fn render_metrics(
+    axum::extract::State(metrics): axum::extract::State<Metrics>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+}
