@@ -1,0 +1,268 @@
+//! `churn serve` as a real process: settings from flags, environment and file; SIGHUP reloads
+//! the model; SIGTERM lets an in-flight call finish before the process exits cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use churn_serve::proto;
+use churn_serve::proto::churn_service_client::ChurnServiceClient;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A `churn serve` child process and the gRPC address it printed.
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    metrics_addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_churn"));
+        // From the repository root, where the default `models/telco` is.
+        command
+            .current_dir(repo_root())
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = ServerProcess {
+            child,
+            addr: String::new(),
+            metrics_addr: String::new(),
+            log,
+        };
+        let line = server.wait_for_log("serving")?;
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix(name))
+                .map(str::to_string)
+                .ok_or_else(|| anyhow::anyhow!("no `{name}` in `{line}`"))
+        };
+        server.addr = format!("http://{}", field("grpc=")?);
+        server.metrics_addr = field("metrics=")?;
+        Ok(server)
+    }
+
+    /// Returns the first log line containing `text`, waiting up to 60 s.
+    fn wait_for_log(&mut self, text: &str) -> anyhow::Result<String> {
+        let mut seen = Vec::new();
+        loop {
+            let Ok(line) = self.log.recv_timeout(Duration::from_secs(60)) else {
+                anyhow::bail!("no log line with `{text}` in:\n{}", seen.join("\n"));
+            };
+            if line.contains(text) {
+                return Ok(line);
+            }
+            seen.push(line);
+        }
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{name} failed");
+        Ok(())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn client(
+    server: &ServerProcess,
+) -> anyhow::Result<ChurnServiceClient<tonic::transport::Channel>> {
+    Ok(ChurnServiceClient::new(
+        churn_serve::loadtest::connect(&server.addr).await?,
+    ))
+}
+
+/// Telco customers as protobuf profiles of the shipped model's features.
+fn telco_profiles(model: &proto::ModelInfo, count: usize) -> anyhow::Result<Vec<proto::Profile>> {
+    let table =
+        churn_data::read_table(&repo_root().join("notebooks-data/telco/Telco-Customer-Churn.csv"))?;
+    let features: Vec<String> = model.features.iter().map(|f| f.name.clone()).collect();
+    Ok(
+        churn_data::table_profiles(&table, &features, Some(&model.id_column))?
+            .iter()
+            .take(count)
+            .map(|(id, profile)| churn_serve::convert::profile_to_proto(id, profile))
+            .collect(),
+    )
+}
+
+fn copy_shipped_model(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::copy(
+        repo_root().join("models/telco/model.json"),
+        dir.join("model.json"),
+    )?;
+    Ok(dir.to_path_buf())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_flags_environment_and_file_and_sighup_reloads() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model = copy_shipped_model(dir.path())?;
+    let config = dir.path().join("serve.toml");
+    // The file sets the batch limit and top-k cap; the environment overrides the batch limit.
+    std::fs::write(
+        &config,
+        "max_batch = 50\nmax_top_k = 2\nwatch_interval_ms = 0\n",
+    )?;
+    let model_arg = model.display().to_string();
+    let server = ServerProcess::start(
+        &["--model", &model_arg],
+        &[
+            ("CHURN_CONFIG", config.to_str().unwrap_or_default()),
+            ("CHURN_MAX_BATCH", "3"),
+            // The flag wins over this.
+            ("CHURN_MODEL", "/nonexistent"),
+        ],
+    )?;
+    let mut client = client(&server).await?;
+    let info = client
+        .get_model(proto::GetModelRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(info.model.as_ref().map(|m| m.name.as_str()), Some("telco"));
+    let profiles = telco_profiles(&info, 4)?;
+
+    let response = client
+        .score(proto::ScoreRequest {
+            profile: Some(profiles[0].clone()),
+            top_k: 5,
+        })
+        .await?
+        .into_inner();
+    assert!(
+        response.raising.len() <= 2 && response.lowering.len() <= 2,
+        "max_top_k from the file"
+    );
+    let status = client
+        .score_batch(proto::ScoreBatchRequest {
+            profiles: profiles.clone(),
+            top_k: 5,
+        })
+        .await
+        .expect_err("max_batch from the environment");
+    assert_eq!(
+        status.message(),
+        "`profiles` has 4 profiles; the limit is 3 per batch"
+    );
+
+    // SIGHUP: a new artifact (renamed model) is loaded without a restart.
+    let json = std::fs::read_to_string(model.join("model.json"))?;
+    std::fs::write(
+        model.join("model.json"),
+        json.replacen("\"name\": \"telco\"", "\"name\": \"telco-v2\"", 1),
+    )?;
+    server.signal("HUP")?;
+    let mut name = String::new();
+    for _ in 0..100 {
+        let info = client
+            .get_model(proto::GetModelRequest {})
+            .await?
+            .into_inner();
+        name = info.model.map(|m| m.name).unwrap_or_default();
+        if name == "telco-v2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(name, "telco-v2");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_call_finish_then_exits_cleanly() -> anyhow::Result<()> {
+    let mut server = ServerProcess::start(
+        &["--max-batch", "7043", "--max-message-bytes", "16777216"],
+        &[],
+    )?;
+    let mut client = client(&server).await?;
+    let info = client
+        .get_model(proto::GetModelRequest {})
+        .await?
+        .into_inner();
+    let profiles = telco_profiles(&info, 7043)?;
+    // A window as large as the answer: the client then sends no WINDOW_UPDATE that the
+    // stopping server would leave unread, which makes the kernel reset the connection and
+    // drop the answer's tail (a race below hyper, noted on issue #5).
+    let channel = tonic::transport::Endpoint::from_shared(server.addr.clone())?
+        .initial_stream_window_size(Some(64 << 20))
+        .initial_connection_window_size(Some(64 << 20))
+        .connect()
+        .await?;
+    let mut batch_client = ChurnServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    let batch = tokio::spawn(async move {
+        batch_client
+            .score_batch(proto::ScoreBatchRequest { profiles, top_k: 5 })
+            .await
+    });
+    // Wait until the server is working on the batch, then ask it to stop.
+    let mut in_flight = false;
+    for _ in 0..400 {
+        let metrics = http_get(&server.metrics_addr, "/metrics").await?;
+        if metrics.contains("churn_grpc_requests_in_flight 1") {
+            in_flight = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(in_flight, "the batch reached the server");
+    server.signal("TERM")?;
+    server.wait_for_log("stopping")?;
+    let outcome = batch.await?;
+    let results = outcome?.into_inner().results;
+    assert_eq!(results.len(), 7043);
+    assert!(
+        results
+            .iter()
+            .all(|result| matches!(result.outcome, Some(proto::score_result::Outcome::Score(_))))
+    );
+    let status = server.child.wait()?;
+    assert!(status.success(), "{status}");
+    // Once stopped, it takes no new calls.
+    assert!(client.get_model(proto::GetModelRequest {}).await.is_err());
+    Ok(())
+}
+
+/// A plain HTTP/1.1 GET, enough for `/metrics`.
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
