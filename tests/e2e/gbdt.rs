@@ -75,13 +75,7 @@ fn blanks_follow_the_learned_direction_instead_of_failing() -> anyhow::Result<()
     let outcome = train(&config, "trees")?;
     let scorer = Scorer::new(outcome.artifact)?;
     let table = churn_data::read_table(&config.data)?;
-    let features: Vec<String> = scorer
-        .artifact()
-        .schema
-        .features
-        .iter()
-        .map(|feature| feature.name.clone())
-        .collect();
+    let features = scorer.artifact().schema.feature_names();
     let (_, mut profile) = churn_data::table_profiles(&table, &features, None)?.swap_remove(0);
     profile.insert("TotalCharges".into(), RawValue::Missing);
     let explanation = scorer.explain(&profile)?;

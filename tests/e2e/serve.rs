@@ -497,14 +497,34 @@ async fn bad_input_is_refused_by_name_and_the_server_keeps_serving() -> anyhow::
     Ok(())
 }
 
+/// A tree model and a logistic model trained on the fixture, and a folder serving the first.
+struct Models {
+    gbdt: PathBuf,
+    logistic: PathBuf,
+    served: PathBuf,
+}
+
+fn two_models(dir: &Path) -> anyhow::Result<Models> {
+    let gbdt = train_into(&dir.join("gbdt"), ModelChoice::Gbdt)?;
+    let logistic = train_into(&dir.join("logistic"), ModelChoice::Logistic)?;
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served)?;
+    std::fs::copy(gbdt.join("model.json"), served.join("model.json"))?;
+    Ok(Models {
+        gbdt,
+        logistic,
+        served,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_reloads_under_load_lose_no_request() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let gbdt = train_into(&dir.path().join("gbdt"), ModelChoice::Gbdt)?;
-    let logistic = train_into(&dir.path().join("logistic"), ModelChoice::Logistic)?;
-    let served = dir.path().join("served");
-    std::fs::create_dir_all(&served)?;
-    std::fs::copy(gbdt.join("model.json"), served.join("model.json"))?;
+    let Models {
+        gbdt,
+        logistic,
+        served,
+    } = two_models(dir.path())?;
     let options = ServeOptions {
         watch_interval_ms: Some(0), // reloads here come from ReloadModel only
         ..ServeOptions::default()
@@ -614,11 +634,9 @@ async fn twenty_reloads_under_load_lose_no_request() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_model_file_is_picked_up_without_a_call() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let gbdt = train_into(&dir.path().join("gbdt"), ModelChoice::Gbdt)?;
-    let logistic = train_into(&dir.path().join("logistic"), ModelChoice::Logistic)?;
-    let served = dir.path().join("served");
-    std::fs::create_dir_all(&served)?;
-    std::fs::copy(gbdt.join("model.json"), served.join("model.json"))?;
+    let Models {
+        logistic, served, ..
+    } = two_models(dir.path())?;
     let options = ServeOptions {
         watch_interval_ms: Some(25),
         ..ServeOptions::default()

@@ -72,13 +72,7 @@ fn batch_and_online_scores_are_identical() -> anyhow::Result<()> {
     let outcome = train(&sample_config(), "sample")?;
     let scorer = Scorer::new(outcome.artifact)?;
     let table = churn_data::read_table(&churn_e2e::fixture("telco-sample.csv"))?;
-    let features: Vec<String> = scorer
-        .artifact()
-        .schema
-        .features
-        .iter()
-        .map(|feature| feature.name.clone())
-        .collect();
+    let features = scorer.artifact().schema.feature_names();
     let profiles = churn_data::table_profiles(&table, &features, Some("customerID"))?;
     for (scored, (id, profile)) in churn_data::score_table(&scorer, &table)?.zip(&profiles) {
         assert_eq!(&scored.id, id);

@@ -45,6 +45,14 @@ pub struct FeatureSchema {
 }
 
 impl FeatureSchema {
+    /// Returns the feature names, in model order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .map(|feature| feature.name.clone())
+            .collect()
+    }
+
     /// Returns the feature with this name, if the schema has it.
     pub fn feature(&self, name: &str) -> Option<&FeatureSpec> {
         self.features.iter().find(|feature| feature.name == name)
