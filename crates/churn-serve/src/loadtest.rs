@@ -1,14 +1,15 @@
 //! A load generator for `churn loadtest`: many concurrent Score calls over real gRPC
 //! connections, at a fixed rate (open loop) or as fast as answers come (closed loop).
 //!
-//! At a fixed rate each latency is measured from when the request was *due*, not when it was
-//! sent, so a stalled server cannot hide its backlog (no coordinated omission).
+//! At a fixed rate each latency is measured from when the request was *due*, not when a task
+//! got round to sending it, so a stalled server cannot hide its backlog (no coordinated
+//! omission).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Result, ServeError};
@@ -126,42 +127,59 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
     let start = Instant::now();
     let measure_from = start + test.warmup;
     let deadline = measure_from + test.duration;
-    // Each task sends every `period`, offset so the tasks together send evenly.
-    let period = test
-        .rate
-        .map(|rate| Duration::from_secs_f64(test.concurrency as f64 / rate));
+    // At a fixed rate a pacer thread issues due times (std's sleep is precise to tens of
+    // microseconds; tokio's timer ticks by the millisecond and would send in bursts) and the
+    // tasks take them in turn: a due time waiting for a free task is backlog, and counts.
+    let schedule = test.rate.map(|rate| {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let period = Duration::from_secs_f64(1.0 / rate);
+        std::thread::spawn(move || {
+            let mut due = start;
+            while due < deadline {
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                if sender.send(due).is_err() {
+                    break;
+                }
+                due += period;
+            }
+        });
+        Arc::new(tokio::sync::Mutex::new(receiver))
+    });
     let mut tasks = Vec::with_capacity(test.concurrency);
     for worker in 0..test.concurrency {
-        let client = ChurnServiceClient::new(channels[worker % channels.len()].clone());
+        let mut client = ChurnServiceClient::new(channels[worker % channels.len()].clone());
         let profiles = profiles.clone();
-        let offset = period.map(|period| period.mul_f64(worker as f64 / test.concurrency as f64));
+        let schedule = schedule.clone();
         let top_k = test.top_k;
         tasks.push(tokio::spawn(async move {
-            let mut client = client;
             let mut tally = Tally::default();
-            let mut sent: u64 = 0;
+            let mut sent: usize = 0;
             loop {
-                let due = match (period, offset) {
-                    (Some(period), Some(offset)) => {
-                        let due = start + offset + period.mul_f64(sent as f64);
-                        tokio::time::sleep_until(due).await;
-                        due
-                    }
-                    _ => Instant::now(),
+                let due = match &schedule {
+                    Some(schedule) => match schedule.lock().await.recv().await {
+                        Some(due) => due,
+                        None => break,
+                    },
+                    None => Instant::now(),
                 };
                 if due >= deadline {
                     break;
                 }
-                let index = (worker + sent as usize * 7919) % profiles.len();
+                let index = (worker + sent * 7919) % profiles.len();
                 let request = proto::ScoreRequest {
                     profile: Some(profiles[index].clone()),
                     top_k,
                 };
                 let outcome = client.score(request).await;
-                let latency = due.elapsed();
                 sent += 1;
                 if due >= measure_from {
-                    tally.record(latency, outcome.err().map(|status| status.to_string()));
+                    tally.record(
+                        due.elapsed(),
+                        outcome.err().map(|status| status.to_string()),
+                    );
                 }
             }
             tally
