@@ -47,23 +47,7 @@ async fn channel(server: &RunningServer) -> anyhow::Result<Channel> {
 
 /// The fixture's rows as protobuf profiles of the model's features.
 fn fixture_profiles(model: &proto::ModelInfo) -> anyhow::Result<Vec<proto::Profile>> {
-    let table = churn_data::read_table(&churn_e2e::fixture("telco-sample.csv"))?;
-    let features: Vec<String> = model.features.iter().map(|f| f.name.clone()).collect();
-    Ok(
-        churn_data::table_profiles(&table, &features, Some(&model.id_column))?
-            .iter()
-            .map(|(id, profile)| churn_serve::convert::profile_to_proto(id, profile))
-            .collect(),
-    )
-}
-
-fn band_name(band: i32) -> &'static str {
-    match proto::RiskBand::try_from(band) {
-        Ok(proto::RiskBand::Low) => "LOW",
-        Ok(proto::RiskBand::Medium) => "MEDIUM",
-        Ok(proto::RiskBand::High) => "HIGH",
-        _ => "?",
-    }
+    churn_cli::serve::profiles_for(model, &churn_e2e::fixture("telco-sample.csv"))
 }
 
 /// Checks one gRPC result against the `churn score` JSON line of the same row, to the bit.
@@ -79,7 +63,7 @@ fn assert_same_as_cli(response: &proto::ScoreResponse, line: &serde_json::Value)
         "{line}"
     );
     assert_eq!(
-        band_name(response.band),
+        churn_serve::convert::band_from_proto(response.band()).map_or("?", |band| band.as_str()),
         line["band"].as_str().unwrap_or_default()
     );
     assert_eq!(

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use churn_core::RiskBand;
+use churn_serve::convert::band_from_proto;
 use churn_serve::proto;
 use churn_serve::proto::admin_service_client::AdminServiceClient;
 use churn_serve::proto::churn_service_client::ChurnServiceClient;
@@ -179,8 +181,8 @@ pub fn client(args: ClientArgs, out: &mut impl std::io::Write) -> anyhow::Result
     })
 }
 
-/// Reads a file's rows as profiles of the model's features.
-fn profiles_for(model: &proto::ModelInfo, data: &Path) -> anyhow::Result<Vec<proto::Profile>> {
+/// Reads a file's rows as protobuf profiles of a served model's features, with their ids.
+pub fn profiles_for(model: &proto::ModelInfo, data: &Path) -> anyhow::Result<Vec<proto::Profile>> {
     let table = churn_data::read_table(data)?;
     let features: Vec<String> = model
         .features
@@ -204,7 +206,7 @@ fn write_score(
         "customer {}: churn probability {:.3}, {} risk, {:.0}th percentile (model {} {})",
         response.customer_id,
         response.probability,
-        band_name(response.band()),
+        band_from_proto(response.band()).map_or("unknown", RiskBand::as_str),
         response.percentile,
         model.name,
         model.version
@@ -264,15 +266,6 @@ fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyho
         writeln!(out, "  {} ({kind}{missing})", feature.name)?;
     }
     Ok(())
-}
-
-fn band_name(band: proto::RiskBand) -> &'static str {
-    match band {
-        proto::RiskBand::Low => "LOW",
-        proto::RiskBand::Medium => "MEDIUM",
-        proto::RiskBand::High => "HIGH",
-        proto::RiskBand::Unspecified => "unknown",
-    }
 }
 
 #[derive(Debug, clap::Args)]

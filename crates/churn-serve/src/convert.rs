@@ -86,6 +86,16 @@ pub fn band_to_proto(band: RiskBand) -> proto::RiskBand {
     }
 }
 
+/// Returns the band of a protobuf band, `None` when unspecified.
+pub fn band_from_proto(band: proto::RiskBand) -> Option<RiskBand> {
+    match band {
+        proto::RiskBand::Unspecified => None,
+        proto::RiskBand::Low => Some(RiskBand::Low),
+        proto::RiskBand::Medium => Some(RiskBand::Medium),
+        proto::RiskBand::High => Some(RiskBand::High),
+    }
+}
+
 /// Returns the protobuf feature kind.
 pub fn kind_to_proto(kind: FeatureKind) -> proto::FeatureKind {
     match kind {

@@ -103,20 +103,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts profiles scored and rejected.
-    pub fn observe_profiles(&self, scored: u64, rejected: u64) {
-        if scored > 0 {
-            self.profiles
-                .get_or_create(&OutcomeLabels { outcome: "scored" })
-                .inc_by(scored);
-        }
-        if rejected > 0 {
-            self.profiles
-                .get_or_create(&OutcomeLabels {
-                    outcome: "rejected",
-                })
-                .inc_by(rejected);
-        }
+    /// Counts one profile, scored or rejected.
+    pub fn observe_profile<T, E>(&self, outcome: &Result<T, E>) {
+        let outcome = if outcome.is_ok() {
+            "scored"
+        } else {
+            "rejected"
+        };
+        self.profiles
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts a reload attempt.
@@ -168,7 +164,9 @@ mod tests {
             tonic::Code::InvalidArgument,
             Duration::from_micros(30),
         );
-        metrics.observe_profiles(3, 1);
+        for outcome in [Ok(()), Ok(()), Ok(()), Err(())] {
+            metrics.observe_profile(&outcome);
+        }
         {
             let _call = metrics.in_flight();
             assert!(metrics.render().contains("churn_grpc_requests_in_flight 1"));

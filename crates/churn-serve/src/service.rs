@@ -81,15 +81,11 @@ impl ChurnApi {
             .as_ref()
             .map(|profile| profile.customer_id.clone())
             .unwrap_or_default();
-        let outcome = match self.score_with(model, request) {
-            Ok(response) => {
-                self.metrics.observe_profiles(1, 0);
-                proto::score_result::Outcome::Score(response)
-            }
-            Err(error) => {
-                self.metrics.observe_profiles(0, 1);
-                proto::score_result::Outcome::Error(profile_error(&error))
-            }
+        let scored = self.score_with(model, request);
+        self.metrics.observe_profile(&scored);
+        let outcome = match scored {
+            Ok(response) => proto::score_result::Outcome::Score(response),
+            Err(error) => proto::score_result::Outcome::Error(profile_error(&error)),
         };
         proto::ScoreResult {
             index,
@@ -135,8 +131,7 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
         let result = self.score_with(&self.model(), request.into_inner());
-        self.metrics
-            .observe_profiles(u64::from(result.is_ok()), u64::from(result.is_err()));
+        self.metrics.observe_profile(&result);
         self.finish("Score", started, result)
     }
 
@@ -226,8 +221,7 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
                 let explanation = model.scorer.explain(&profile)?;
                 Ok(explain_response(&model, customer_id, &explanation))
             });
-        self.metrics
-            .observe_profiles(u64::from(result.is_ok()), u64::from(result.is_err()));
+        self.metrics.observe_profile(&result);
         self.finish("Explain", started, result)
     }
 

@@ -108,16 +108,10 @@ async fn client(
 
 /// Telco customers as protobuf profiles of the shipped model's features.
 fn telco_profiles(model: &proto::ModelInfo, count: usize) -> anyhow::Result<Vec<proto::Profile>> {
-    let table =
-        churn_data::read_table(&repo_root().join("notebooks-data/telco/Telco-Customer-Churn.csv"))?;
-    let features: Vec<String> = model.features.iter().map(|f| f.name.clone()).collect();
-    Ok(
-        churn_data::table_profiles(&table, &features, Some(&model.id_column))?
-            .iter()
-            .take(count)
-            .map(|(id, profile)| churn_serve::convert::profile_to_proto(id, profile))
-            .collect(),
-    )
+    let data = repo_root().join("notebooks-data/telco/Telco-Customer-Churn.csv");
+    let mut profiles = churn_cli::serve::profiles_for(model, &data)?;
+    profiles.truncate(count);
+    Ok(profiles)
 }
 
 fn copy_shipped_model(dir: &Path) -> anyhow::Result<PathBuf> {
