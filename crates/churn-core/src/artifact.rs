@@ -66,6 +66,17 @@ enum VersionedArtifact {
 }
 
 impl ModelArtifact {
+    /// Returns the version that online and batch results report for the artifact read from
+    /// `json`: the first 16 hex digits of the text's SHA-256, so the same file has the same
+    /// version everywhere and any change to it a new one.
+    pub fn version_of(json: &str) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(json.as_bytes())[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
     /// Returns the artifact as pretty JSON, tagged with the current format version.
     pub fn to_json(&self) -> String {
         let versioned = VersionedArtifact::V2(self.clone());

@@ -40,6 +40,6 @@ pub use error::{CoreError, Result};
 pub use model::{LinearModel, Model, sigmoid};
 pub use risk::{RiskBand, RiskBands};
 pub use schema::{FeatureKind, FeatureSchema, FeatureSpec};
-pub use scorer::{Explanation, Reason, Scorer};
+pub use scorer::{Explanation, Reason, Scorer, TopReasons};
 pub use tree::{Tree, TreeEnsemble};
 pub use value::{Profile, RawValue, Value};

@@ -52,27 +52,74 @@ pub struct Explanation {
 impl Explanation {
     /// Returns up to `k` reasons that raise risk, strongest first.
     pub fn raising(&self, k: usize) -> Vec<&Reason> {
-        let mut raising: Vec<&Reason> = self
-            .reasons
-            .iter()
-            .filter(|reason| reason.contribution > 0.0)
-            .collect();
-        raising.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
-        raising.truncate(k);
-        raising
+        strongest(&self.contributions(), k, Direction::Raising)
+            .into_iter()
+            .map(|index| &self.reasons[index])
+            .collect()
     }
 
     /// Returns up to `k` reasons that lower risk, strongest first.
     pub fn lowering(&self, k: usize) -> Vec<&Reason> {
-        let mut lowering: Vec<&Reason> = self
-            .reasons
-            .iter()
-            .filter(|reason| reason.contribution < 0.0)
-            .collect();
-        lowering.sort_by(|a, b| a.contribution.total_cmp(&b.contribution));
-        lowering.truncate(k);
-        lowering
+        strongest(&self.contributions(), k, Direction::Lowering)
+            .into_iter()
+            .map(|index| &self.reasons[index])
+            .collect()
     }
+
+    fn contributions(&self) -> Vec<f64> {
+        self.reasons
+            .iter()
+            .map(|reason| reason.contribution)
+            .collect()
+    }
+}
+
+/// A score with only its strongest reasons each way, which is what a score response or a batch
+/// row shows. The same numbers and reasons as [`Explanation::raising`] and
+/// [`Explanation::lowering`], for less work: only these reasons are put into words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopReasons {
+    /// Probability of churn, calibrated when the artifact has a calibration.
+    pub probability: f64,
+    /// The model's raw margin in log-odds (before calibration).
+    pub logit: f64,
+    /// The margin of the average training customer.
+    pub base_value: f64,
+    /// Up to `k` reasons that raise risk, strongest first.
+    pub raising: Vec<Reason>,
+    /// Up to `k` reasons that lower risk, strongest first.
+    pub lowering: Vec<Reason>,
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Raising,
+    Lowering,
+}
+
+/// Returns the indices of up to `k` contributions pointing `direction`, strongest first; equal
+/// ones keep schema order.
+fn strongest(contributions: &[f64], k: usize, direction: Direction) -> Vec<usize> {
+    let mut indices: Vec<usize> = (0..contributions.len())
+        .filter(|&index| match direction {
+            Direction::Raising => contributions[index] > 0.0,
+            Direction::Lowering => contributions[index] < 0.0,
+        })
+        .collect();
+    // Stable, so ties stay in schema order.
+    indices.sort_by(|&a, &b| match direction {
+        Direction::Raising => contributions[b].total_cmp(&contributions[a]),
+        Direction::Lowering => contributions[a].total_cmp(&contributions[b]),
+    });
+    indices.truncate(k);
+    indices
+}
+
+/// A row's margin, its probability and each raw feature's contribution, before any words.
+struct Decomposition {
+    probability: f64,
+    logit: f64,
+    contributions: Vec<f64>,
 }
 
 impl Scorer {
@@ -215,11 +262,57 @@ impl Scorer {
         &self,
         value_of: impl Fn(usize) -> Option<Value<'a>>,
     ) -> Result<Explanation> {
+        let decomposition = self.decompose(&value_of)?;
+        let reasons = (0..decomposition.contributions.len())
+            .map(|index| self.reason(&value_of, index, decomposition.contributions[index]))
+            .collect();
+        Ok(Explanation {
+            probability: decomposition.probability,
+            logit: decomposition.logit,
+            base_value: self.base_value,
+            reasons,
+        })
+    }
+
+    /// Returns the probability with the `k` strongest reasons each way. A feature the profile
+    /// lacks is missing; a name the model does not know is an error.
+    pub fn explain_top(&self, profile: &Profile, k: usize) -> Result<TopReasons> {
+        self.check_feature_names(profile)?;
+        self.explain_values_top(|index| Some(self.profile_value(profile, index)), k)
+    }
+
+    /// Returns the `k` strongest reasons each way of a row given feature by feature (for tables).
+    pub fn explain_values_top<'a>(
+        &self,
+        value_of: impl Fn(usize) -> Option<Value<'a>>,
+        k: usize,
+    ) -> Result<TopReasons> {
+        let decomposition = self.decompose(&value_of)?;
+        let contributions = &decomposition.contributions;
+        let reasons = |direction| {
+            strongest(contributions, k, direction)
+                .into_iter()
+                .map(|index| self.reason(&value_of, index, contributions[index]))
+                .collect()
+        };
+        Ok(TopReasons {
+            probability: decomposition.probability,
+            logit: decomposition.logit,
+            base_value: self.base_value,
+            raising: reasons(Direction::Raising),
+            lowering: reasons(Direction::Lowering),
+        })
+    }
+
+    /// Encodes a row and splits its margin into each raw feature's exact contribution.
+    fn decompose<'a>(
+        &self,
+        value_of: &impl Fn(usize) -> Option<Value<'a>>,
+    ) -> Result<Decomposition> {
         let mut row = vec![0.0; self.encoder.columns().len()];
-        self.encoder.encode_into(&value_of, &mut row)?;
-        let features = self.encoder.features();
+        self.encoder.encode_into(value_of, &mut row)?;
         let columns = self.encoder.columns();
-        let mut contributions = vec![0.0; features.len()];
+        let mut contributions = vec![0.0; self.encoder.features().len()];
         match (&self.trees, &self.artifact.model) {
             (Some(trees), _) => {
                 let mut phi = vec![0.0; columns.len()];
@@ -235,30 +328,31 @@ impl Scorer {
             }
             (None, Model::Gbdt(_)) => unreachable!("tree models are compiled in Scorer::new"),
         }
-        let base_value = self.base_value;
         // The margin itself, so `explain` and `score` give the same probability to the bit; the
         // contributions add up to it within rounding.
         let logit = self.logit_of_encoded(&row);
-        let reasons = features
-            .iter()
-            .zip(contributions)
-            .enumerate()
-            .map(|(index, (encoding, contribution))| {
-                let value = value_of(index).map_or(RawValue::Missing, Value::to_raw);
-                Reason {
-                    feature: encoding.name().to_string(),
-                    text: reason_text(encoding, &value, contribution),
-                    value,
-                    contribution,
-                }
-            })
-            .collect();
-        Ok(Explanation {
+        Ok(Decomposition {
             probability: self.probability_of_logit(logit),
             logit,
-            base_value,
-            reasons,
+            contributions,
         })
+    }
+
+    /// Returns schema feature `index`'s reason: the value as given, and the sentence.
+    fn reason<'a>(
+        &self,
+        value_of: &impl Fn(usize) -> Option<Value<'a>>,
+        index: usize,
+        contribution: f64,
+    ) -> Reason {
+        let encoding = &self.encoder.features()[index];
+        let value = value_of(index).map_or(RawValue::Missing, Value::to_raw);
+        Reason {
+            feature: encoding.name().to_string(),
+            text: reason_text(encoding, &value, contribution),
+            value,
+            contribution,
+        }
     }
 }
 
@@ -471,6 +565,27 @@ mod tests {
                 + explanation.reasons.iter().map(|reason| reason.contribution).sum::<f64>();
             prop_assert!((sum - explanation.logit).abs() < 1e-9, "{sum} vs {}", explanation.logit);
             prop_assert_eq!(scorer.score(&profile).unwrap(), explanation.probability);
+        }
+
+        /// The top-k explanation gives exactly the full explanation's strongest reasons, for both
+        /// model kinds and any k.
+        #[test]
+        fn top_reasons_equal_the_strongest_of_the_full_explanation(
+            tenure in tenure_value(),
+            partner in partner_value(),
+            contract in contract_value(),
+            k in 0usize..5,
+            trees in any::<bool>(),
+        ) {
+            let scorer = Scorer::new(if trees { tree_artifact() } else { artifact() }).unwrap();
+            let profile = profile(tenure, partner, contract);
+            let full = scorer.explain(&profile).unwrap();
+            let top = scorer.explain_top(&profile, k).unwrap();
+            prop_assert_eq!(top.probability.to_bits(), full.probability.to_bits());
+            prop_assert_eq!(top.logit.to_bits(), full.logit.to_bits());
+            prop_assert_eq!(top.base_value, full.base_value);
+            prop_assert_eq!(top.raising.iter().collect::<Vec<_>>(), full.raising(k));
+            prop_assert_eq!(top.lowering.iter().collect::<Vec<_>>(), full.lowering(k));
         }
 
         /// NaN and infinities are refused by name, never scored.

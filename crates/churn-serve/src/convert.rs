@@ -1,6 +1,8 @@
 //! Between protobuf messages and `churn-core` values, in both directions.
 
-use churn_core::{CoreError, Explanation, FeatureKind, Profile, RawValue, Reason, RiskBand};
+use churn_core::{
+    CoreError, Explanation, FeatureKind, Profile, RawValue, Reason, RiskBand, TopReasons,
+};
 
 use crate::error::RequestError;
 use crate::model::LoadedModel;
@@ -105,31 +107,22 @@ pub fn kind_to_proto(kind: FeatureKind) -> proto::FeatureKind {
     }
 }
 
-/// Builds a Score response: the top `top_k` reasons each way.
+/// Builds a Score response from a score and its strongest reasons each way.
 pub fn score_response(
     model: &LoadedModel,
     customer_id: String,
-    explanation: &Explanation,
-    top_k: usize,
+    top: TopReasons,
 ) -> proto::ScoreResponse {
     let scorer = &model.scorer;
     proto::ScoreResponse {
         customer_id,
-        probability: explanation.probability,
-        band: band_to_proto(scorer.band(explanation.probability)).into(),
-        percentile: scorer.percentile(explanation.probability),
-        raising: explanation
-            .raising(top_k)
-            .into_iter()
-            .map(reason_to_proto)
-            .collect(),
-        lowering: explanation
-            .lowering(top_k)
-            .into_iter()
-            .map(reason_to_proto)
-            .collect(),
+        probability: top.probability,
+        band: band_to_proto(scorer.band(top.probability)).into(),
+        percentile: scorer.percentile(top.probability),
+        raising: top.raising.iter().map(reason_to_proto).collect(),
+        lowering: top.lowering.iter().map(reason_to_proto).collect(),
         model: Some(model.model_ref()),
-        logit: explanation.logit,
+        logit: top.logit,
     }
 }
 

@@ -7,7 +7,6 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use churn_core::{FeatureEncoding, Model, ModelArtifact, Scorer};
-use sha2::{Digest, Sha256};
 
 use crate::convert::kind_to_proto;
 use crate::error::{Result, ServeError};
@@ -49,11 +48,7 @@ impl LoadedModel {
         })?;
         let artifact = ModelArtifact::from_json(&json).map_err(invalid)?;
         let scorer = Scorer::new(artifact).map_err(invalid)?;
-        let digest = Sha256::digest(json.as_bytes());
-        let version = digest[..8]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let version = ModelArtifact::version_of(&json);
         Ok(LoadedModel {
             scorer,
             version,

@@ -55,13 +55,10 @@ impl ChurnApi {
         request: proto::ScoreRequest,
     ) -> Result<proto::ScoreResponse, RequestError> {
         let (customer_id, profile) = profile_from_proto(request.profile)?;
-        let explanation = model.scorer.explain(&profile)?;
-        Ok(score_response(
-            model,
-            customer_id,
-            &explanation,
-            self.top_k(request.top_k),
-        ))
+        let top = model
+            .scorer
+            .explain_top(&profile, self.top_k(request.top_k))?;
+        Ok(score_response(model, customer_id, top))
     }
 
     /// Returns the model serving now.
