@@ -1,6 +1,7 @@
 //! Data for churn: CSV and Parquet read with polars into a [`Table`], each column's kind inferred
 //! ([`infer`]), churn labels ([`labels`]), a typed training [`Dataset`], and seeded stratified
-//! splits ([`split`]); whole tables scored through `churn-core` ([`scoring`]).
+//! splits ([`split`]); whole tables scored through `churn-core` ([`scoring`]), and files of any
+//! size rescored chunk by chunk in bounded memory ([`rescore`]).
 //!
 //! This crate knows no gRPC and no model internals: features are encoded by `churn-core`.
 //!
@@ -18,17 +19,21 @@
 //! # Ok(()) }
 //! ```
 
+pub mod chunks;
 pub mod dataset;
 pub mod error;
 pub mod infer;
 pub mod labels;
+pub mod rescore;
 pub mod scoring;
 pub mod split;
 pub mod table;
 
+pub use chunks::{Chunk, ChunkedReader, MalformedRow};
 pub use dataset::{DataSource, Dataset, TrainingSpec, load_training_data, prepare_dataset};
 pub use error::{DataError, Result};
 pub use labels::Labels;
+pub use rescore::{OutputFormat, Progress, RescoreOptions, RescoreSummary, expand_inputs, rescore};
 pub use scoring::{ScoredRow, score_table, table_profiles};
 pub use split::{Split, stratified_k_fold, stratified_split};
 pub use table::{Cells, Table, TableColumn, read_table};

@@ -128,16 +128,35 @@ pub fn read_table(path: &Path) -> Result<Table> {
 
 fn read_csv(path: &Path, mut bytes: Vec<u8>) -> Result<DataFrame> {
     // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the header.
-    if bytes.starts_with(b"\xef\xbb\xbf") {
+    if bytes.starts_with(UTF8_BOM) {
         bytes.drain(..3);
     }
     let separator = sniff_separator(&bytes);
     // Polars pads short rows with nulls; a ragged file is a broken export, so refuse it by row.
     check_rectangular(path, &bytes, separator)?;
-    // Every column as text: kinds are inferred by our own rules (see `infer`), not polars'.
+    parse_csv_text(path, bytes, separator, None)
+}
+
+/// The UTF-8 byte order mark spreadsheet exports often start with.
+pub(crate) const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Parses CSV bytes (header first) with polars, every column as text: kinds are inferred by our
+/// own rules (see `infer`), not polars'. `columns` keeps only those columns.
+pub(crate) fn parse_csv_text(
+    path: &Path,
+    bytes: Vec<u8>,
+    separator: u8,
+    columns: Option<&[String]>,
+) -> Result<DataFrame> {
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
+        .with_columns(columns.map(|columns| {
+            columns
+                .iter()
+                .map(|name| PlSmallStr::from_str(name))
+                .collect()
+        }))
         .map_parse_options(|options| {
             options
                 .with_separator(separator)
@@ -153,7 +172,7 @@ fn read_csv(path: &Path, mut bytes: Vec<u8>) -> Result<DataFrame> {
 
 /// Picks the field separator from the header line: the most frequent of `,` `;` tab `|` outside
 /// quotes (European exports use `;`), comma when none occurs.
-fn sniff_separator(bytes: &[u8]) -> u8 {
+pub(crate) fn sniff_separator(bytes: &[u8]) -> u8 {
     const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
     let mut counts = [0usize; CANDIDATES.len()];
     let mut in_quotes = false;
@@ -186,7 +205,7 @@ fn read_parquet(path: &Path, bytes: Vec<u8>) -> Result<DataFrame> {
         })
 }
 
-fn to_table_column(path: &Path, series: &Series) -> Result<TableColumn> {
+pub(crate) fn to_table_column(path: &Path, series: &Series) -> Result<TableColumn> {
     let name = series.name().to_string();
     let cast_error = |error: PolarsError| DataError::Parse {
         path: path.to_path_buf(),
@@ -276,7 +295,7 @@ fn check_rectangular(path: &Path, bytes: &[u8], separator: u8) -> Result<()> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
