@@ -4,6 +4,7 @@ mod artifact_compat;
 mod bad_input;
 mod gbdt;
 mod parquet;
+mod rescore;
 mod serve;
 mod shipped_model;
 mod train_and_score;

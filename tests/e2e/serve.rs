@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use crate::{run_score, sample_config};
 
 /// Trains a model of `kind` on the sample fixture into `dir`.
-fn train_into(dir: &Path, kind: ModelChoice) -> anyhow::Result<PathBuf> {
+pub(crate) fn train_into(dir: &Path, kind: ModelChoice) -> anyhow::Result<PathBuf> {
     train_on(&churn_e2e::fixture("telco-sample.csv"), dir, kind)
 }
 
@@ -30,7 +30,7 @@ fn train_on(data: &Path, dir: &Path, kind: ModelChoice) -> anyhow::Result<PathBu
     Ok(dir.to_path_buf())
 }
 
-async fn start(model: &Path, options: ServeOptions) -> anyhow::Result<RunningServer> {
+pub(crate) async fn start(model: &Path, options: ServeOptions) -> anyhow::Result<RunningServer> {
     let config = ServeOptions {
         model: Some(model.to_path_buf()),
         addr: Some("127.0.0.1:0".parse()?),
@@ -41,12 +41,12 @@ async fn start(model: &Path, options: ServeOptions) -> anyhow::Result<RunningSer
     Ok(churn_serve::start(config).await?)
 }
 
-async fn channel(server: &RunningServer) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(server: &RunningServer) -> anyhow::Result<Channel> {
     Ok(churn_serve::loadtest::connect(&format!("http://{}", server.grpc_addr())).await?)
 }
 
 /// The fixture's rows as protobuf profiles of the model's features.
-fn fixture_profiles(model: &proto::ModelInfo) -> anyhow::Result<Vec<proto::Profile>> {
+pub(crate) fn fixture_profiles(model: &proto::ModelInfo) -> anyhow::Result<Vec<proto::Profile>> {
     churn_cli::serve::profiles_for(model, &churn_e2e::fixture("telco-sample.csv"))
 }
 

@@ -1,6 +1,7 @@
-//! The `churn` command line: `train`, `score`, `serve`, `client` and `loadtest`, over the library crates. All logic lives here
+//! The `churn` command line: `train`, `score`, `rescore`, `serve`, `client` and `loadtest`, over the library crates. All logic lives here
 //! rather than in `main.rs`, so tests can run commands in-process.
 
+pub mod rescore;
 pub mod serve;
 
 use std::io::Write;
@@ -28,6 +29,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Scores every customer of a file: one JSON line each, with reasons.
     Score(ScoreArgs),
+    /// Rescores every customer of CSV or Parquet files (the nightly batch job): scores with
+    /// reasons to Parquet or CSV, rejected rows to their own file, a summary at the end.
+    Rescore(rescore::RescoreArgs),
     /// Serves the model over gRPC (default: models/telco on 127.0.0.1:50051).
     Serve(serve::ServeArgs),
     /// Calls a running server: score a customer, describe the model, reload it.
@@ -110,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train(args).map(|()| ExitCode::SUCCESS),
         Command::Score(args) => score(args, &mut std::io::stdout().lock()),
+        Command::Rescore(args) => rescore::rescore(args, &mut std::io::stdout().lock()),
         Command::Serve(args) => serve::serve(args).map(|()| ExitCode::SUCCESS),
         Command::Client(args) => {
             serve::client(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
@@ -222,6 +227,12 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 
 /// Reads the artifact from a model folder or a model.json path.
 pub fn load_model(path: &Path) -> anyhow::Result<ModelArtifact> {
+    let (file, json) = read_model(path)?;
+    ModelArtifact::from_json(&json).with_context(|| format!("model `{}`", file.display()))
+}
+
+/// Returns the model.json path of a model folder or file, and its text.
+pub fn read_model(path: &Path) -> anyhow::Result<(PathBuf, String)> {
     let file = if path.is_dir() {
         path.join("model.json")
     } else {
@@ -229,7 +240,7 @@ pub fn load_model(path: &Path) -> anyhow::Result<ModelArtifact> {
     };
     let json = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read model `{}`", file.display()))?;
-    ModelArtifact::from_json(&json).with_context(|| format!("model `{}`", file.display()))
+    Ok((file, json))
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,363 @@
+//! `churn rescore`, the batch path: the same numbers and reasons as the gRPC `Score` call to the
+//! bit, partitions and both file formats, rejected rows kept and counted, bad files refused
+//! before anything is written.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use churn_core::RawValue;
+use churn_serve::ServeOptions;
+use churn_serve::proto;
+use churn_serve::proto::churn_service_client::ChurnServiceClient;
+use churn_train::ModelChoice;
+use polars::prelude::*;
+
+use crate::serve::{channel, fixture_profiles, start, train_into};
+
+/// Runs `churn rescore` in-process with `change` applied to the default arguments; returns the
+/// exit code and the printed summary.
+fn run_rescore(
+    model: &Path,
+    inputs: &[PathBuf],
+    output: &Path,
+    change: impl FnOnce(&mut churn_cli::rescore::RescoreArgs),
+) -> anyhow::Result<(ExitCode, String)> {
+    let mut args = churn_cli::rescore::RescoreArgs {
+        model: model.to_path_buf(),
+        input: inputs.to_vec(),
+        output: output.to_path_buf(),
+        format: None,
+        top: 5,
+        rejects: None,
+        max_reject_share: 0.01,
+        id: None,
+        chunk_rows: 37,
+        threads: Some(2),
+    };
+    change(&mut args);
+    let mut summary = Vec::new();
+    let code = churn_cli::rescore::rescore(args, &mut summary)?;
+    Ok((code, String::from_utf8(summary)?))
+}
+
+fn read_parquet(path: &Path) -> anyhow::Result<DataFrame> {
+    Ok(ParquetReader::new(std::fs::File::open(path)?).finish()?)
+}
+
+fn text(frame: &DataFrame, column: &str, row: usize) -> anyhow::Result<Option<String>> {
+    Ok(frame.column(column)?.str()?.get(row).map(str::to_string))
+}
+
+fn number(frame: &DataFrame, column: &str, row: usize) -> anyhow::Result<Option<f64>> {
+    Ok(frame.column(column)?.f64()?.get(row))
+}
+
+/// Writes the fixture's rows into `parts` CSV files `part-1.csv` … with the header in each.
+fn fixture_partitions(dir: &Path, parts: usize) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(churn_e2e::fixture("telco-sample.csv"))?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let rows: Vec<&str> = lines.collect();
+    for (index, part) in rows.chunks(rows.len().div_ceil(parts)).enumerate() {
+        let mut content = format!("{header}\n");
+        for row in part {
+            content.push_str(row);
+            content.push('\n');
+        }
+        std::fs::write(dir.join(format!("part-{}.csv", index + 1)), content)?;
+    }
+    Ok(rows.iter().map(|row| row.to_string()).collect())
+}
+
+/// Returns a protobuf value as the output file writes it (none for missing).
+fn value_text(value: Option<&proto::Value>) -> Option<String> {
+    let raw = match value.and_then(|value| value.kind.clone()) {
+        None => return None,
+        Some(proto::value::Kind::Number(number)) => RawValue::Number(number),
+        Some(proto::value::Kind::Text(text)) => RawValue::Text(text),
+        Some(proto::value::Kind::Flag(flag)) => RawValue::Bool(flag),
+    };
+    Some(raw.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescored_rows_equal_the_grpc_score_of_the_same_profiles_to_the_bit() -> anyhow::Result<()>
+{
+    for kind in [ModelChoice::Gbdt, ModelChoice::Logistic] {
+        let dir = tempfile::tempdir()?;
+        let model_dir = train_into(&dir.path().join("model"), kind)?;
+        fixture_partitions(dir.path(), 3)?;
+        let output = dir.path().join("scores.parquet");
+        // A glob of three partitions, in chunks of 37 rows scored on two threads.
+        let (code, summary) = run_rescore(
+            &model_dir,
+            &[dir.path().join("part-*.csv")],
+            &output,
+            |_| {},
+        )?;
+        assert_eq!(code, ExitCode::SUCCESS, "{summary}");
+        assert!(
+            summary.contains("rescored 3 files") && summary.contains("400 rows scored, 0 rejected"),
+            "{summary}"
+        );
+        assert!(!dir.path().join("scores.parquet.partial").exists());
+        let rejects = std::fs::read_to_string(dir.path().join("scores.rejects.csv"))?;
+        assert_eq!(rejects, "file,row,customer_id,feature,reason\n");
+        let frame = read_parquet(&output)?;
+        assert_eq!(frame.height(), 400);
+        assert_eq!(frame.width(), 6 + 2 * 5 * 4 + 3);
+        assert!(matches!(
+            frame.column("scored_at")?.dtype(),
+            DataType::Datetime(TimeUnit::Microseconds, Some(_))
+        ));
+
+        let server = start(&model_dir, ServeOptions::default()).await?;
+        let mut client = ChurnServiceClient::new(channel(&server).await?);
+        let model = client
+            .get_model(proto::GetModelRequest {})
+            .await?
+            .into_inner();
+        let model_ref = model.model.clone().unwrap_or_default();
+        let mut bands_seen = std::collections::BTreeSet::new();
+        for (row, profile) in fixture_profiles(&model)?.into_iter().enumerate() {
+            let online = client
+                .score(proto::ScoreRequest {
+                    profile: Some(profile),
+                    top_k: 5,
+                })
+                .await?
+                .into_inner();
+            assert_eq!(
+                text(&frame, "customer_id", row)?.as_deref(),
+                Some(online.customer_id.as_str())
+            );
+            let probability = number(&frame, "probability", row)?.unwrap_or(f64::NAN);
+            assert_eq!(
+                probability.to_bits(),
+                online.probability.to_bits(),
+                "row {row}"
+            );
+            let logit = number(&frame, "logit", row)?.unwrap_or(f64::NAN);
+            assert_eq!(logit.to_bits(), online.logit.to_bits());
+            assert_eq!(number(&frame, "percentile", row)?, Some(online.percentile));
+            let band = churn_serve::convert::band_from_proto(online.band()).map(|b| b.as_str());
+            assert_eq!(text(&frame, "band", row)?.as_deref(), band);
+            bands_seen.insert(band);
+            for (direction, reasons) in
+                [("raising", &online.raising), ("lowering", &online.lowering)]
+            {
+                for rank in 1..=5 {
+                    let column = |part: &str| format!("{direction}_{rank}_{part}");
+                    let reason = reasons.get(rank - 1);
+                    assert_eq!(
+                        text(&frame, &column("feature"), row)?,
+                        reason.map(|reason| reason.feature.clone()),
+                        "row {row} {direction} {rank}"
+                    );
+                    assert_eq!(
+                        text(&frame, &column("value"), row)?,
+                        reason.and_then(|reason| value_text(reason.value.as_ref()))
+                    );
+                    assert_eq!(
+                        number(&frame, &column("contribution"), row)?.map(f64::to_bits),
+                        reason.map(|reason| reason.contribution.to_bits())
+                    );
+                    assert_eq!(
+                        text(&frame, &column("text"), row)?,
+                        reason.map(|reason| reason.message.clone())
+                    );
+                }
+            }
+            assert_eq!(
+                text(&frame, "model_name", row)?,
+                Some(model_ref.name.clone())
+            );
+            assert_eq!(
+                text(&frame, "model_version", row)?,
+                Some(model_ref.version.clone())
+            );
+        }
+        assert!(bands_seen.len() >= 2, "{bands_seen:?}");
+        server.shutdown().await?;
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_rows_are_rejected_by_row_and_reason_and_the_rest_are_scored() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model_dir = train_into(&dir.path().join("model"), ModelChoice::Gbdt)?;
+    let text_of = std::fs::read_to_string(churn_e2e::fixture("telco-sample.csv"))?;
+    let mut lines: Vec<String> = text_of.lines().take(31).map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let position = |name: &str| header.iter().position(|&column| column == name);
+    let (contract, tenure, gender) = (
+        position("Contract").unwrap_or(0),
+        position("tenure").unwrap_or(0),
+        position("gender").unwrap_or(0),
+    );
+    let set = |line: &str, column: usize, value: &str| {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        fields[column] = value;
+        fields.join(",")
+    };
+    // Data rows 21 to 25 are broken, one way each.
+    lines[21] = lines[21]
+        .rsplit_once(',')
+        .map(|(kept, _)| kept.to_string())
+        .unwrap_or_default();
+    lines[22] = set(&lines[22], contract, "Lifetime");
+    lines[23] = set(&lines[23], tenure, "inf");
+    lines[24] = set(&lines[24], tenure, "twelve");
+    lines[25] = set(&lines[25], gender, "");
+    let ids: Vec<String> = lines
+        .iter()
+        .map(|line| line.split(',').next().unwrap_or_default().to_string())
+        .collect();
+    let input = dir.path().join("customers.csv");
+    std::fs::write(&input, lines.join("\n") + "\n")?;
+    let output = dir.path().join("scores.parquet");
+
+    // 5 of 30 rows rejected is more than the default 1%: exit code 1, good rows still written.
+    let (code, summary) = run_rescore(&model_dir, std::slice::from_ref(&input), &output, |_| {})?;
+    assert_eq!(code, ExitCode::from(1), "{summary}");
+    assert!(summary.contains("25 rows scored, 5 rejected"), "{summary}");
+    let frame = read_parquet(&output)?;
+    assert_eq!(frame.height(), 25);
+    let scored: Vec<Option<String>> = (0..25)
+        .map(|row| text(&frame, "customer_id", row))
+        .collect::<anyhow::Result<_>>()?;
+    assert!(!scored.contains(&Some(ids[22].clone())));
+    assert_eq!(scored[20], Some(ids[26].clone()));
+
+    let mut rejects = CsvReadOptions::default()
+        .with_infer_schema_length(Some(0))
+        .try_into_reader_with_file_path(Some(dir.path().join("scores.rejects.csv")))?
+        .finish()?;
+    rejects.rechunk_mut();
+    assert_eq!(rejects.height(), 5);
+    let expected = [
+        (
+            "21",
+            "",
+            "",
+            "expected 21 fields as in the header, found 20",
+        ),
+        (
+            "22",
+            ids[22].as_str(),
+            "Contract",
+            "unknown category `Lifetime`",
+        ),
+        (
+            "23",
+            ids[23].as_str(),
+            "tenure",
+            "value `inf` is not finite",
+        ),
+        ("24", ids[24].as_str(), "tenure", "`twelve` is not a number"),
+        ("25", ids[25].as_str(), "gender", "a value is required"),
+    ];
+    for (index, (row, id, feature, reason)) in expected.into_iter().enumerate() {
+        assert_eq!(text(&rejects, "row", index)?.as_deref(), Some(row));
+        assert_eq!(
+            text(&rejects, "customer_id", index)?.unwrap_or_default(),
+            id
+        );
+        assert_eq!(
+            text(&rejects, "feature", index)?.unwrap_or_default(),
+            feature
+        );
+        let said = text(&rejects, "reason", index)?.unwrap_or_default();
+        assert!(said.contains(reason), "{said}");
+        let file = text(&rejects, "file", index)?.unwrap_or_default();
+        assert!(file.ends_with("customers.csv"), "{file}");
+    }
+
+    // Under a looser threshold the same run succeeds.
+    let (code, _) = run_rescore(&model_dir, &[input], &output, |args| {
+        args.max_reject_share = 0.2
+    })?;
+    assert_eq!(code, ExitCode::SUCCESS);
+    Ok(())
+}
+
+#[test]
+fn parquet_in_and_csv_out_score_the_same_as_csv_in_and_bad_files_write_nothing()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model_dir = train_into(&dir.path().join("model"), ModelChoice::Gbdt)?;
+    let fixture = churn_e2e::fixture("telco-sample.csv");
+    // Parquet with typed columns, as polars infers them: numbers as numbers, not text.
+    let mut typed = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(fixture.clone()))?
+        .finish()?;
+    let parquet = dir.path().join("customers.parquet");
+    ParquetWriter::new(std::fs::File::create(&parquet)?).finish(&mut typed)?;
+
+    let from_csv = dir.path().join("from-csv.parquet");
+    let (code, _) = run_rescore(&model_dir, &[fixture], &from_csv, |_| {})?;
+    assert_eq!(code, ExitCode::SUCCESS);
+    let from_parquet = dir.path().join("from-parquet.csv");
+    let (code, summary) = run_rescore(
+        &model_dir,
+        std::slice::from_ref(&parquet),
+        &from_parquet,
+        |args| {
+            args.chunk_rows = 150;
+            args.threads = Some(1);
+        },
+    )?;
+    assert_eq!(code, ExitCode::SUCCESS, "{summary}");
+    let expected = read_parquet(&from_csv)?;
+    let mut written = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(from_parquet))?
+        .finish()?;
+    written.rechunk_mut();
+    assert_eq!(written.height(), 400);
+    for row in 0..400 {
+        assert_eq!(
+            number(&written, "probability", row)?.map(f64::to_bits),
+            number(&expected, "probability", row)?.map(f64::to_bits),
+            "row {row}"
+        );
+        assert_eq!(
+            text(&written, "raising_1_feature", row)?,
+            text(&expected, "raising_1_feature", row)?
+        );
+    }
+
+    // A truncated Parquet file and a file without a model column are refused up front, by
+    // name, and leave no output behind.
+    let bytes = std::fs::read(&parquet)?;
+    let truncated = dir.path().join("truncated.parquet");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2])?;
+    let output = dir.path().join("never.parquet");
+    let error = run_rescore(&model_dir, &[parquet.clone(), truncated], &output, |_| {})
+        .expect_err("a truncated file is refused");
+    assert!(
+        format!("{error:#}").contains("truncated.parquet"),
+        "{error:#}"
+    );
+    let narrow = crate::write_file(dir.path(), "narrow.csv", "customerID,tenure\nx-1,3\n");
+    let error = run_rescore(&model_dir, &[narrow], &output, |_| {})
+        .expect_err("a missing column is refused");
+    assert!(
+        format!("{error:#}").contains("no column `gender`"),
+        "{error:#}"
+    );
+    let error = run_rescore(
+        &model_dir,
+        &[dir.path().join("nothing-*.csv")],
+        &output,
+        |_| {},
+    )
+    .expect_err("a pattern matching nothing is refused");
+    assert!(
+        format!("{error:#}").contains("matches no file"),
+        "{error:#}"
+    );
+    assert!(!output.exists());
+    assert!(!dir.path().join("never.parquet.partial").exists());
+    Ok(())
+}
