@@ -33,6 +33,8 @@ fn run_rescore(
         id: None,
         chunk_rows: 37,
         threads: Some(2),
+        alerts: None,
+        alert_policy: None,
     };
     change(&mut args);
     let mut summary = Vec::new();
@@ -359,5 +361,121 @@ fn parquet_in_and_csv_out_score_the_same_as_csv_in_and_bad_files_write_nothing()
     );
     assert!(!output.exists());
     assert!(!dir.path().join("never.parquet.partial").exists());
+    Ok(())
+}
+
+#[test]
+fn alerts_follow_the_policy_and_are_ranked_by_revenue_at_risk() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model_dir = train_into(&dir.path().join("model"), ModelChoice::Gbdt)?;
+    let policy = crate::write_file(
+        dir.path(),
+        "policy.toml",
+        "min_band = \"high\"\nvalue_feature = \"MonthlyCharges\"\nvalue_periods = 12\n\n\
+         [acknowledge_within_hours]\nhigh = 2\n",
+    );
+    let output = dir.path().join("scores.parquet");
+    let alerts_path = dir.path().join("alerts.csv");
+    let fixture = churn_e2e::fixture("telco-sample.csv");
+    let (code, summary) = run_rescore(
+        &model_dir,
+        std::slice::from_ref(&fixture),
+        &output,
+        |args| {
+            args.alerts = Some(alerts_path.clone());
+            args.alert_policy = Some(policy.clone());
+        },
+    )?;
+    assert_eq!(code, ExitCode::SUCCESS, "{summary}");
+    let scores = read_parquet(&output)?;
+    let mut alerts = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(alerts_path.clone()))?
+        .finish()?;
+    alerts.rechunk_mut();
+
+    // Every HIGH customer, and only those, has an alert (a batch has no history for rises).
+    let high: Vec<(String, f64)> = (0..scores.height())
+        .filter(|&row| text(&scores, "band", row).ok().flatten().as_deref() == Some("HIGH"))
+        .map(|row| {
+            Ok((
+                text(&scores, "customer_id", row)?.unwrap_or_default(),
+                number(&scores, "probability", row)?.unwrap_or(f64::NAN),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    assert!(!high.is_empty());
+    assert_eq!(alerts.height(), high.len());
+    assert!(
+        summary.contains(&format!(
+            "alerts: {} (HIGH {}, MEDIUM 0, LOW 0)",
+            high.len(),
+            high.len()
+        )),
+        "{summary}"
+    );
+    let charges: std::collections::HashMap<String, f64> = {
+        let text_of = std::fs::read_to_string(&fixture)?;
+        let mut lines = text_of.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+        let id = header.iter().position(|&c| c == "customerID").unwrap_or(0);
+        let monthly = header
+            .iter()
+            .position(|&c| c == "MonthlyCharges")
+            .unwrap_or(0);
+        lines
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                (
+                    fields[id].to_string(),
+                    fields[monthly].parse().unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    };
+    let mut previous = f64::INFINITY;
+    for row in 0..alerts.height() {
+        let id = text(&alerts, "customer_id", row)?.unwrap_or_default();
+        let probability = number(&alerts, "probability", row)?.unwrap_or(f64::NAN);
+        let (_, scored) = high
+            .iter()
+            .find(|(high_id, _)| *high_id == id)
+            .ok_or_else(|| anyhow::anyhow!("{id} alerted but not HIGH"))?;
+        assert_eq!(probability.to_bits(), scored.to_bits());
+        let revenue = number(&alerts, "revenue_at_risk", row)?.unwrap_or(f64::NAN);
+        assert!(
+            (revenue - probability * charges[&id] * 12.0).abs() < 1e-9,
+            "{id}"
+        );
+        assert!(revenue <= previous, "ranked by revenue at risk");
+        previous = revenue;
+        assert_eq!(
+            text(&alerts, "triggers", row)?.as_deref(),
+            Some("HIGH risk")
+        );
+        assert!(
+            text(&alerts, "reason_1", row)?.is_some_and(|reason| reason.contains("churn more"))
+        );
+    }
+    assert_eq!(alerts.column("rank")?.i64()?.get(0), Some(1));
+
+    // The policy shipped beside the Telco model reads.
+    let shipped = churn_cli::rescore::read_alert_policy(
+        &churn_e2e::repo_root().join("models/telco/alert-policy.toml"),
+    )?;
+    assert_eq!(shipped.value_feature.as_deref(), Some("MonthlyCharges"));
+
+    // A misspelt policy key is refused by name before anything is scored.
+    let typo = crate::write_file(dir.path(), "typo.toml", "min_bnad = \"high\"\n");
+    let error = run_rescore(
+        &model_dir,
+        std::slice::from_ref(&fixture),
+        &output,
+        |args| {
+            args.alerts = Some(alerts_path.clone());
+            args.alert_policy = Some(typo);
+        },
+    )
+    .expect_err("an unknown key is refused");
+    assert!(format!("{error:#}").contains("min_bnad"), "{error:#}");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use churn_core::{ModelArtifact, Scorer};
+use churn_core::{AlertPolicy, ModelArtifact, Scorer};
 use churn_data::{OutputFormat, Progress, RescoreOptions, RescoreSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -47,6 +47,14 @@ pub struct RescoreArgs {
     /// Scoring threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Also write the alerts the alert policy raises, ranked by revenue at risk (Parquet, or
+    /// CSV when the name ends in .csv).
+    #[arg(long)]
+    pub alerts: Option<PathBuf>,
+    /// Alert policy (TOML: min_band, min_probability, min_rise, cooldown_days, value_feature,
+    /// value_periods, [acknowledge_within_hours]); the defaults when not given.
+    #[arg(long, requires = "alerts")]
+    pub alert_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -77,6 +85,17 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
             .unwrap_or_else(|| "scores".into());
         args.output.with_file_name(format!("{stem}.rejects.csv"))
     });
+    let alerts = match &args.alerts {
+        None => None,
+        Some(path) => Some(churn_data::rescore::AlertsOutput {
+            path: path.clone(),
+            format: OutputFormat::from_path(path),
+            policy: match &args.alert_policy {
+                Some(file) => read_alert_policy(file)?,
+                None => AlertPolicy::default(),
+            },
+        }),
+    };
     let options = RescoreOptions {
         inputs,
         output: args.output.clone(),
@@ -91,6 +110,7 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         id_column: args.id.clone(),
         model_version: ModelArtifact::version_of(&json),
         scored_at: SystemTime::now(),
+        alerts,
     };
     let mut threads = rayon::ThreadPoolBuilder::new();
     if let Some(count) = args.threads {
@@ -117,6 +137,19 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads an alert policy from a TOML file; unknown keys and out-of-range values are refused by
+/// name.
+pub fn read_alert_policy(file: &std::path::Path) -> anyhow::Result<AlertPolicy> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read alert policy `{}`", file.display()))?;
+    let policy: AlertPolicy = toml::from_str(&text)
+        .with_context(|| format!("invalid alert policy `{}`", file.display()))?;
+    policy
+        .validate()
+        .with_context(|| format!("invalid alert policy `{}`", file.display()))?;
+    Ok(policy)
+}
+
 fn write_summary(
     out: &mut impl Write,
     summary: &RescoreSummary,
@@ -125,8 +158,9 @@ fn write_summary(
     let [low, medium, high] = summary.bands;
     writeln!(
         out,
-        "rescored {} files in {:.1} s: {} rows scored, {} rejected, {:.0} rows/s",
+        "rescored {} file{} in {:.1} s: {} rows scored, {} rejected, {:.0} rows/s",
         summary.files,
+        if summary.files == 1 { "" } else { "s" },
         summary.elapsed.as_secs_f64(),
         summary.rows_scored,
         summary.rows_rejected,
@@ -135,6 +169,16 @@ fn write_summary(
     writeln!(out, "bands: HIGH {high}, MEDIUM {medium}, LOW {low}")?;
     writeln!(out, "scores: {}", options.output.display())?;
     writeln!(out, "rejects: {}", options.rejects.display())?;
+    if let Some(alerts) = &options.alerts {
+        let [low, medium, high] = summary.alerts;
+        writeln!(
+            out,
+            "alerts: {} (HIGH {high}, MEDIUM {medium}, LOW {low}), revenue at risk {:.2}: {}",
+            low + medium + high,
+            summary.revenue_at_risk,
+            alerts.path.display()
+        )?;
+    }
     Ok(())
 }
 

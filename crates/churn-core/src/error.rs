@@ -33,6 +33,13 @@ pub enum CoreError {
         value: String,
         known: String,
     },
+    /// A setting (such as an alert policy's) is out of its range.
+    #[error("setting `{setting}`: {value} is not {expected}")]
+    InvalidSetting {
+        setting: String,
+        value: String,
+        expected: String,
+    },
     /// The artifact could not be parsed or is internally inconsistent.
     #[error("invalid model artifact: {reason}")]
     InvalidArtifact { reason: String },
@@ -53,7 +60,9 @@ impl CoreError {
             | CoreError::NonFinite { feature, .. }
             | CoreError::NotBoolean { feature, .. }
             | CoreError::UnknownCategory { feature, .. } => Some(feature),
-            CoreError::InvalidArtifact { .. } | CoreError::UnsupportedFormatVersion { .. } => None,
+            CoreError::InvalidArtifact { .. }
+            | CoreError::UnsupportedFormatVersion { .. }
+            | CoreError::InvalidSetting { .. } => None,
         }
     }
 
@@ -61,7 +70,9 @@ impl CoreError {
     pub fn is_caller_fault(&self) -> bool {
         !matches!(
             self,
-            CoreError::InvalidArtifact { .. } | CoreError::UnsupportedFormatVersion { .. }
+            CoreError::InvalidArtifact { .. }
+                | CoreError::UnsupportedFormatVersion { .. }
+                | CoreError::InvalidSetting { .. }
         )
     }
 }

@@ -1,6 +1,7 @@
 //! The core of churn: what a model expects ([`FeatureSchema`]), how raw values become a feature
 //! vector ([`Preprocessor`], [`Encoder`]), the versioned [`ModelArtifact`], and the [`Scorer`] that
-//! turns a profile into a probability with exact, additive [`Reason`]s.
+//! turns a profile into a probability with exact, additive [`Reason`]s, and the [`AlertPolicy`]
+//! that decides which scores raise alerts.
 //!
 //! Features are computed here and nowhere else, so training, batch and online scoring agree.
 //! This crate knows no polars, linfa, tokio, tonic, files or clocks: it is pure computation.
@@ -18,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alert;
 pub mod artifact;
 pub mod calibration;
 pub mod compiled;
@@ -32,6 +34,10 @@ pub mod tree;
 mod tree_shap_reference;
 pub mod value;
 
+pub use alert::{
+    AlertDecision, AlertDraft, AlertPolicy, BandHours, CustomerHistory, PastAlert, PastScore,
+    ScoreEvent, Timestamp, Trigger,
+};
 pub use artifact::{CURRENT_FORMAT_VERSION, ModelArtifact, TrainingMetadata};
 pub use calibration::Calibration;
 pub use compiled::{CompiledTrees, ShapScratch};

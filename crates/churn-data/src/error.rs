@@ -70,6 +70,8 @@ pub enum DataError {
     },
     #[error("`{path}`: no usable feature columns left (excluded: {excluded})")]
     NoFeatures { path: PathBuf, excluded: String },
+    #[error("alert policy: {source}")]
+    Policy { source: churn_core::CoreError },
     #[error("`{pattern}` matches no file")]
     NoInput { pattern: PathBuf },
     #[error("cannot split {rows} rows: {reason}")]

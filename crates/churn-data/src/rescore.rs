@@ -12,7 +12,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use churn_core::{Reason, RiskBand, Scorer, TopReasons};
+use churn_core::{
+    AlertDecision, AlertDraft, AlertPolicy, CustomerHistory, Reason, RiskBand, ScoreEvent, Scorer,
+    Timestamp, TopReasons,
+};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -58,6 +61,17 @@ pub struct RescoreOptions {
     pub model_version: String,
     /// When the run scored, written on every row.
     pub scored_at: SystemTime,
+    /// Where to write the alerts the policy raises, if anywhere.
+    pub alerts: Option<AlertsOutput>,
+}
+
+/// The alerts of a run: the policy that raises them and the file they go to, ranked by revenue
+/// at risk.
+#[derive(Debug, Clone)]
+pub struct AlertsOutput {
+    pub path: PathBuf,
+    pub format: OutputFormat,
+    pub policy: AlertPolicy,
 }
 
 /// Where a run is, reported after each chunk.
@@ -77,6 +91,10 @@ pub struct RescoreSummary {
     pub rows_rejected: usize,
     /// Scored rows per band: LOW, MEDIUM, HIGH.
     pub bands: [usize; 3],
+    /// Alerts raised per band: LOW, MEDIUM, HIGH (all zero without an alerts output).
+    pub alerts: [usize; 3],
+    /// Sum of the alerts' revenue at risk, over those whose customer value is known.
+    pub revenue_at_risk: f64,
     pub elapsed: Duration,
 }
 
@@ -146,9 +164,13 @@ fn is_table_file(path: &Path) -> bool {
         })
 }
 
-/// Scores every row of `options.inputs` with `scorer`, writing the output and the rejects file;
-/// `progress` is called after each chunk. Every input is opened and checked for the model's
-/// columns before anything is scored.
+/// Scores every row of `options.inputs` with `scorer`, writing the output and the rejects file,
+/// and the alerts file when asked; `progress` is called after each chunk. Every input is opened
+/// and checked for the model's columns (and the policy's value column) before anything is
+/// scored.
+///
+/// A batch run has no score history, so its alerts are those the policy raises for a customer
+/// seen for the first time: by band and probability thresholds, not by rises or cool-downs.
 pub fn rescore(
     scorer: &Scorer,
     options: &RescoreOptions,
@@ -171,6 +193,23 @@ pub fn rescore(
                 columns.len() - 1
             })
     });
+    let policy = options.alerts.as_ref().map(|alerts| &alerts.policy);
+    if let Some(policy) = policy {
+        policy
+            .validate()
+            .map_err(|source| DataError::Policy { source })?;
+    }
+    let value_position = policy
+        .and_then(|policy| policy.value_feature.as_ref())
+        .map(|value| {
+            columns
+                .iter()
+                .position(|name| name == value)
+                .unwrap_or_else(|| {
+                    columns.push(value.clone());
+                    columns.len() - 1
+                })
+        });
     let mut readers = options
         .inputs
         .iter()
@@ -190,8 +229,15 @@ pub fn rescore(
         rows_scored: 0,
         rows_rejected: 0,
         bands: [0; 3],
+        alerts: [0; 3],
+        revenue_at_risk: 0.0,
         elapsed: Duration::ZERO,
     };
+    let scored_at = options
+        .scored_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as Timestamp);
+    let mut alerts = Vec::new();
     let mut done_size = 0.0;
     for (reader, size) in readers.iter_mut().zip(&sizes) {
         while let Some(chunk) = reader.next_chunk()? {
@@ -201,9 +247,33 @@ pub fn rescore(
                 summary.rows_rejected += 1;
             }
             let mut good = Vec::with_capacity(scored.len());
-            for (row, (id, outcome)) in chunk.rows.iter().zip(scored) {
+            for ((index, row), (id, outcome)) in chunk.rows.iter().enumerate().zip(scored) {
                 match outcome {
-                    Ok(scored) => good.push((id, scored)),
+                    Ok(scored) => {
+                        if let Some(policy) = policy {
+                            let value = value_position.and_then(|column| {
+                                number_of(chunk.table.columns[column].cells.value(index))
+                            });
+                            let event = ScoreEvent {
+                                probability: scored.top.probability,
+                                band: scored.band,
+                                customer_value: value,
+                                at: scored_at,
+                            };
+                            // No history in a batch: a raise or nothing.
+                            if let AlertDecision::Raise(draft) =
+                                policy.evaluate(&event, &CustomerHistory::default())
+                            {
+                                alerts.push(BatchAlert {
+                                    customer_id: id.clone(),
+                                    percentile: scored.percentile,
+                                    reasons: scored.top.raising.clone(),
+                                    draft,
+                                });
+                            }
+                        }
+                        good.push((id, scored));
+                    }
                     Err(error) => {
                         rejects.write(
                             reader.path(),
@@ -230,9 +300,138 @@ pub fn rescore(
         done_size += size;
     }
     rejects.finish()?;
+    if let Some(target) = &options.alerts {
+        for alert in &alerts {
+            summary.alerts[band_index(alert.draft.band)] += 1;
+            summary.revenue_at_risk += alert.draft.revenue_at_risk.unwrap_or(0.0);
+        }
+        write_alerts(target, &mut alerts, options.top_k)?;
+    }
     output.finish()?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Reads a customer value: a number, or text holding one.
+fn number_of(value: churn_core::Value<'_>) -> Option<f64> {
+    match value {
+        churn_core::Value::Number(number) => Some(number),
+        churn_core::Value::Text(text) => text.trim().parse().ok(),
+        churn_core::Value::Bool(_) | churn_core::Value::Missing => None,
+    }
+    .filter(|number: &f64| number.is_finite())
+}
+
+/// An alert of a batch run, with what an agent reads first.
+#[derive(Debug)]
+struct BatchAlert {
+    customer_id: String,
+    percentile: f64,
+    /// The reasons raising risk, strongest first.
+    reasons: Vec<Reason>,
+    draft: AlertDraft,
+}
+
+/// Writes the alerts ranked by revenue at risk (unknown values last), then probability, then id:
+/// `rank, customer_id, probability, band, percentile, revenue_at_risk, triggers, acknowledge_by,
+/// reason_1 … reason_K`.
+fn write_alerts(target: &AlertsOutput, alerts: &mut [BatchAlert], top_k: usize) -> Result<()> {
+    alerts.sort_by(|a, b| {
+        let value = |alert: &BatchAlert| alert.draft.revenue_at_risk.unwrap_or(f64::NEG_INFINITY);
+        value(b)
+            .total_cmp(&value(a))
+            .then(b.draft.probability.total_cmp(&a.draft.probability))
+            .then_with(|| a.customer_id.cmp(&b.customer_id))
+    });
+    let polars_error = |error: PolarsError| DataError::Parse {
+        path: target.path.clone(),
+        reason: error.to_string(),
+    };
+    let height = alerts.len();
+    let mut columns = vec![
+        Column::new("rank".into(), (1..=height as u64).collect::<Vec<_>>()),
+        Column::new(
+            "customer_id".into(),
+            alerts
+                .iter()
+                .map(|a| a.customer_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "probability".into(),
+            alerts
+                .iter()
+                .map(|a| a.draft.probability)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "band".into(),
+            alerts
+                .iter()
+                .map(|a| a.draft.band.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "percentile".into(),
+            alerts.iter().map(|a| a.percentile).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "revenue_at_risk".into(),
+            alerts
+                .iter()
+                .map(|a| a.draft.revenue_at_risk)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "triggers".into(),
+            alerts
+                .iter()
+                .map(|a| {
+                    a.draft
+                        .triggers
+                        .iter()
+                        .map(|trigger| trigger.describe(a.draft.probability))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Series::new(
+            "acknowledge_by".into(),
+            alerts
+                .iter()
+                .map(|a| a.draft.acknowledge_by * 1_000_000)
+                .collect::<Vec<_>>(),
+        )
+        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        .into(),
+    ];
+    for rank in 0..top_k {
+        columns.push(Column::new(
+            format!("reason_{}", rank + 1).into(),
+            alerts
+                .iter()
+                .map(|a| a.reasons.get(rank).map(|reason| reason.text.as_str()))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    let mut frame = DataFrame::new(height, columns).map_err(polars_error)?;
+    let mut partial = target.path.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = File::create(&partial).map_err(|source| DataError::Io {
+        path: partial.clone(),
+        source,
+    })?;
+    match target.format {
+        OutputFormat::Parquet => ParquetWriter::new(file).finish(&mut frame).map(drop),
+        OutputFormat::Csv => CsvWriter::new(file).finish(&mut frame),
+    }
+    .map_err(polars_error)?;
+    std::fs::rename(&partial, &target.path).map_err(|source| DataError::Io {
+        path: target.path.clone(),
+        source,
+    })
 }
 
 /// A scored row as written: its score, band, percentile and strongest reasons each way.
