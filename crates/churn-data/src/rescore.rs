@@ -210,11 +210,11 @@ pub fn rescore(
                     columns.len() - 1
                 })
         });
-    let mut readers = options
-        .inputs
-        .iter()
-        .map(|path| ChunkedReader::open(path, &columns, options.chunk_rows))
-        .collect::<Result<Vec<_>>>()?;
+    // Every input is checked before anything is written; each is opened again when its turn
+    // comes, so that thousands of partitions do not hold thousands of read buffers at once.
+    for path in &options.inputs {
+        ChunkedReader::open(path, &columns, options.chunk_rows)?;
+    }
     let sizes: Vec<f64> = options
         .inputs
         .iter()
@@ -225,7 +225,7 @@ pub fn rescore(
     let mut output = OutputFile::create(options, scorer)?;
     let mut rejects = RejectsFile::create(&options.rejects)?;
     let mut summary = RescoreSummary {
-        files: readers.len(),
+        files: options.inputs.len(),
         rows_scored: 0,
         rows_rejected: 0,
         bands: [0; 3],
@@ -239,7 +239,8 @@ pub fn rescore(
         .map_or(0, |since| since.as_secs() as Timestamp);
     let mut alerts = Vec::new();
     let mut done_size = 0.0;
-    for (reader, size) in readers.iter_mut().zip(&sizes) {
+    for (path, size) in options.inputs.iter().zip(&sizes) {
+        let mut reader = ChunkedReader::open(path, &columns, options.chunk_rows)?;
         while let Some(chunk) = reader.next_chunk()? {
             let scored = score_chunk(scorer, &chunk, id_position, options.top_k);
             for malformed in &chunk.malformed {
