@@ -190,7 +190,7 @@ fn bad_rows_are_rejected_by_row_and_reason_and_the_rest_are_scored() -> anyhow::
     let dir = tempfile::tempdir()?;
     let model_dir = train_into(&dir.path().join("model"), ModelChoice::Gbdt)?;
     let text_of = std::fs::read_to_string(churn_e2e::fixture("telco-sample.csv"))?;
-    let mut lines: Vec<String> = text_of.lines().take(31).map(str::to_string).collect();
+    let mut lines: Vec<String> = text_of.lines().take(32).map(str::to_string).collect();
     let header: Vec<&str> = lines[0].split(',').collect();
     let position = |name: &str| header.iter().position(|&column| column == name);
     let (contract, tenure, gender) = (
@@ -203,7 +203,7 @@ fn bad_rows_are_rejected_by_row_and_reason_and_the_rest_are_scored() -> anyhow::
         fields[column] = value;
         fields.join(",")
     };
-    // Data rows 21 to 25 are broken, one way each.
+    // Data rows 21 to 26 are broken, one way each.
     lines[21] = lines[21]
         .rsplit_once(',')
         .map(|(kept, _)| kept.to_string())
@@ -216,34 +216,35 @@ fn bad_rows_are_rejected_by_row_and_reason_and_the_rest_are_scored() -> anyhow::
         .iter()
         .map(|line| line.split(',').next().unwrap_or_default().to_string())
         .collect();
+    lines[26] = set(&lines[26], 0, " ");
     let input = dir.path().join("customers.csv");
     std::fs::write(&input, lines.join("\n") + "\n")?;
     let output = dir.path().join("scores.parquet");
 
-    // 5 of 30 rows rejected is more than the default 1%: exit code 1, good rows still written.
+    // 6 of 31 rows rejected is more than the default 1%: exit code 1, good rows still written.
     let (code, summary) = run_rescore(&model_dir, std::slice::from_ref(&input), &output, |_| {})?;
     assert_eq!(code, ExitCode::from(1), "{summary}");
-    assert!(summary.contains("25 rows scored, 5 rejected"), "{summary}");
+    assert!(summary.contains("25 rows scored, 6 rejected"), "{summary}");
     let frame = read_parquet(&output)?;
     assert_eq!(frame.height(), 25);
     let scored: Vec<Option<String>> = (0..25)
         .map(|row| text(&frame, "customer_id", row))
         .collect::<anyhow::Result<_>>()?;
     assert!(!scored.contains(&Some(ids[22].clone())));
-    assert_eq!(scored[20], Some(ids[26].clone()));
+    assert_eq!(scored[20], Some(ids[27].clone()));
 
     let mut rejects = CsvReadOptions::default()
         .with_infer_schema_length(Some(0))
         .try_into_reader_with_file_path(Some(dir.path().join("scores.rejects.csv")))?
         .finish()?;
     rejects.rechunk_mut();
-    assert_eq!(rejects.height(), 5);
+    assert_eq!(rejects.height(), 6);
     let expected = [
         (
             "21",
             "",
             "",
-            "expected 21 fields as in the header, found 20",
+            "line 22: expected 21 fields as in the header, found 20",
         ),
         (
             "22",
@@ -259,6 +260,12 @@ fn bad_rows_are_rejected_by_row_and_reason_and_the_rest_are_scored() -> anyhow::
         ),
         ("24", ids[24].as_str(), "tenure", "`twelve` is not a number"),
         ("25", ids[25].as_str(), "gender", "a value is required"),
+        (
+            "26",
+            "",
+            "customerID",
+            "the customer id (column `customerID`) is missing",
+        ),
     ];
     for (index, (row, id, feature, reason)) in expected.into_iter().enumerate() {
         assert_eq!(text(&rejects, "row", index)?.as_deref(), Some(row));
@@ -277,6 +284,7 @@ fn bad_rows_are_rejected_by_row_and_reason_and_the_rest_are_scored() -> anyhow::
     }
 
     // Under a looser threshold the same run succeeds.
+    assert!(!dir.path().join("scores.rejects.csv.partial").exists());
     let (code, _) = run_rescore(&model_dir, &[input], &output, |args| {
         args.max_reject_share = 0.2
     })?;

@@ -89,7 +89,7 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         None => None,
         Some(path) => Some(churn_data::rescore::AlertsOutput {
             path: path.clone(),
-            format: OutputFormat::from_path(path),
+            format: OutputFormat::from_path(path)?,
             policy: match &args.alert_policy {
                 Some(file) => read_alert_policy(file)?,
                 None => AlertPolicy::default(),
@@ -102,7 +102,7 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         format: match args.format {
             Some(FormatArg::Parquet) => OutputFormat::Parquet,
             Some(FormatArg::Csv) => OutputFormat::Csv,
-            None => OutputFormat::from_path(&args.output),
+            None => OutputFormat::from_path(&args.output)?,
         },
         rejects: rejects.clone(),
         top_k: args.top,

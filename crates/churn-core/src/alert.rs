@@ -19,18 +19,41 @@ pub type Timestamp = i64;
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 const SECONDS_PER_HOUR: f64 = 3_600.0;
+/// Longest cool-down and response time accepted: ten years, far below timestamp overflow.
+const MAX_DAYS: f64 = 3_650.0;
+
+/// Rises this close to `min_rise` count as reaching it (0.3 − 0.1 is not 0.2 in floating point).
+const RISE_TOLERANCE: f64 = 1e-9;
+
+/// Reads `min_band`: a band name, or `"off"`.
+fn band_or_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<RiskBand>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    match name.to_ascii_lowercase().as_str() {
+        "off" | "none" => Ok(None),
+        "low" => Ok(Some(RiskBand::Low)),
+        "medium" => Ok(Some(RiskBand::Medium)),
+        "high" => Ok(Some(RiskBand::High)),
+        _ => Err(serde::de::Error::custom(format!(
+            "min_band `{name}`: expected low, medium, high or off"
+        ))),
+    }
+}
 
 /// When and how urgently to alert on a score; the `[alerts]` settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertPolicy {
-    /// Alert when a score's band is at least this (`low`, `medium`, `high`); none to turn off.
+    /// Alert when a score's band is at least this (`"low"`, `"medium"`, `"high"`); `"off"` (or
+    /// `None`) turns the rule off.
+    #[serde(deserialize_with = "band_or_off")]
     pub min_band: Option<RiskBand>,
-    /// Alert when the probability is at least this, whatever the band.
+    /// Alert when the probability is at least this, whatever the band; off unless set.
     pub min_probability: Option<f64>,
     /// Alert when the probability rose by at least this (absolute, e.g. 0.2) since the
-    /// customer's previous score.
-    pub min_rise: Option<f64>,
+    /// customer's previous score; 0 turns the rule off.
+    pub min_rise: f64,
     /// Days after an alert during which the customer gets no new one, unless the band escalates.
     pub cooldown_days: f64,
     /// Numeric profile value holding what the customer is worth per period (e.g. MonthlyCharges).
@@ -77,7 +100,7 @@ impl Default for AlertPolicy {
         AlertPolicy {
             min_band: Some(RiskBand::High),
             min_probability: None,
-            min_rise: Some(0.2),
+            min_rise: 0.2,
             cooldown_days: 14.0,
             value_feature: None,
             value_periods: 12.0,
@@ -126,7 +149,7 @@ pub struct PastAlert {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Trigger {
-    /// The band reached the policy's `min_band`.
+    /// The score's band, at or above the policy's `min_band`.
     Band { band: RiskBand },
     /// The probability reached the policy's `min_probability`.
     Probability { threshold: f64 },
@@ -182,28 +205,31 @@ impl AlertPolicy {
         if let Some(probability) = self.min_probability.filter(|&p| !share(p)) {
             return Err(bad("min_probability", probability, "between 0 and 1"));
         }
-        if let Some(rise) = self.min_rise.filter(|&r| !(r > 0.0 && r <= 1.0)) {
-            return Err(bad("min_rise", rise, "above 0 and at most 1"));
+        if !share(self.min_rise) {
+            return Err(bad("min_rise", self.min_rise, "between 0 (off) and 1"));
         }
-        let non_negative = [
-            ("cooldown_days", self.cooldown_days),
-            ("value_periods", self.value_periods),
-            (
-                "acknowledge_within_hours.low",
-                self.acknowledge_within_hours.low,
-            ),
-            (
-                "acknowledge_within_hours.medium",
-                self.acknowledge_within_hours.medium,
-            ),
-            (
-                "acknowledge_within_hours.high",
-                self.acknowledge_within_hours.high,
-            ),
+        if !(self.value_periods.is_finite() && self.value_periods >= 0.0) {
+            return Err(bad(
+                "value_periods",
+                self.value_periods,
+                "a finite number at least 0",
+            ));
+        }
+        let hours = self.acknowledge_within_hours;
+        let durations = [
+            ("cooldown_days", self.cooldown_days * 24.0),
+            ("acknowledge_within_hours.low", hours.low),
+            ("acknowledge_within_hours.medium", hours.medium),
+            ("acknowledge_within_hours.high", hours.high),
         ];
-        for (setting, value) in non_negative {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(bad(setting, value, "a finite number at least 0"));
+        for (setting, in_hours) in durations {
+            if !(0.0..=MAX_DAYS * 24.0).contains(&in_hours) {
+                let value = if setting == "cooldown_days" {
+                    self.cooldown_days
+                } else {
+                    in_hours
+                };
+                return Err(bad(setting, value, "between 0 and ten years"));
             }
         }
         Ok(())
@@ -212,14 +238,15 @@ impl AlertPolicy {
     /// Decides what a new score does, given what is known of the customer.
     pub fn evaluate(&self, score: &ScoreEvent, history: &CustomerHistory) -> AlertDecision {
         let mut triggers = Vec::new();
-        if let Some(band) = self.min_band.filter(|&band| score.band >= band) {
-            triggers.push(Trigger::Band { band });
+        if self.min_band.is_some_and(|band| score.band >= band) {
+            triggers.push(Trigger::Band { band: score.band });
         }
         if let Some(threshold) = self.min_probability.filter(|&t| score.probability >= t) {
             triggers.push(Trigger::Probability { threshold });
         }
-        if let (Some(rise), Some(previous)) = (self.min_rise, history.previous)
-            && score.probability - previous.probability >= rise
+        if let Some(previous) = history.previous
+            && self.min_rise > 0.0
+            && score.probability - previous.probability >= self.min_rise - RISE_TOLERANCE
         {
             triggers.push(Trigger::Rise {
                 from: previous.probability,
@@ -229,14 +256,17 @@ impl AlertPolicy {
         if triggers.is_empty() {
             return AlertDecision::Quiet;
         }
-        let draft = AlertDraft {
+        let mut draft = AlertDraft {
             probability: score.probability,
             band: score.band,
             triggers,
             revenue_at_risk: self.revenue_at_risk(score.probability, score.customer_value),
             acknowledge_by: self.acknowledge_by(score.band, score.at),
         };
-        if history.open_alert.is_some() {
+        if let Some(open) = history.open_alert {
+            // The clock runs from when the alert was raised, at the higher band's target, so an
+            // alert rescored every night still comes due.
+            draft.acknowledge_by = self.acknowledge_by(score.band.max(open.band), open.raised_at);
             return AlertDecision::Update(draft);
         }
         if let Some(last) = history.last_alert {
@@ -249,10 +279,11 @@ impl AlertPolicy {
         AlertDecision::Raise(draft)
     }
 
-    /// Returns probability × value × periods, or `None` when the value is unknown or not finite.
+    /// Returns probability × value × periods, or `None` when the value is unknown, negative or
+    /// not finite.
     pub fn revenue_at_risk(&self, probability: f64, customer_value: Option<f64>) -> Option<f64> {
         customer_value
-            .filter(|value| value.is_finite())
+            .filter(|value| value.is_finite() && *value >= 0.0)
             .map(|value| probability * value * self.value_periods)
     }
 
@@ -361,10 +392,13 @@ mod tests {
     }
 
     #[test]
-    fn an_open_alert_is_updated_not_duplicated() {
-        let policy = AlertPolicy::default();
+    fn an_open_alert_is_updated_not_duplicated_and_its_clock_keeps_running() {
+        let policy = AlertPolicy {
+            min_band: Some(RiskBand::Medium),
+            ..AlertPolicy::default()
+        };
         let alert = PastAlert {
-            band: RiskBand::High,
+            band: RiskBand::Medium,
             raised_at: 0,
         };
         let history = CustomerHistory {
@@ -372,10 +406,47 @@ mod tests {
             last_alert: Some(alert),
             ..CustomerHistory::default()
         };
-        assert!(matches!(
-            policy.evaluate(&score(0.9, RiskBand::High, DAY), &history),
-            AlertDecision::Update(_)
-        ));
+        let AlertDecision::Update(draft) =
+            policy.evaluate(&score(0.5, RiskBand::Medium, 10 * 3600), &history)
+        else {
+            panic!("not an update")
+        };
+        assert_eq!(draft.acknowledge_by, 24 * 3600);
+        // Escalated to HIGH: due an hour after it was raised, so overdue at once.
+        let AlertDecision::Update(draft) =
+            policy.evaluate(&score(0.9, RiskBand::High, 10 * 3600), &history)
+        else {
+            panic!("not an update")
+        };
+        assert_eq!(draft.acknowledge_by, 3600);
+        assert_eq!(
+            draft.triggers,
+            vec![Trigger::Band {
+                band: RiskBand::High
+            }]
+        );
+    }
+
+    #[test]
+    fn a_rise_of_exactly_min_rise_fires_and_zero_turns_rises_off() {
+        let history = CustomerHistory {
+            previous: Some(PastScore {
+                probability: 0.1,
+                band: RiskBand::Low,
+                at: 0,
+            }),
+            ..CustomerHistory::default()
+        };
+        let policy = AlertPolicy::default();
+        assert!(raised(&policy.evaluate(&score(0.3, RiskBand::Medium, DAY), &history)).is_some());
+        let off = AlertPolicy {
+            min_rise: 0.0,
+            ..AlertPolicy::default()
+        };
+        assert_eq!(
+            off.evaluate(&score(0.9, RiskBand::Medium, DAY), &history),
+            AlertDecision::Quiet
+        );
     }
 
     #[test]
@@ -409,6 +480,7 @@ mod tests {
         let policy = AlertPolicy::default();
         assert_eq!(policy.revenue_at_risk(0.5, None), None);
         assert_eq!(policy.revenue_at_risk(0.5, Some(f64::NAN)), None);
+        assert_eq!(policy.revenue_at_risk(0.5, Some(-3.0)), None);
         assert_eq!(policy.revenue_at_risk(0.5, Some(10.0)), Some(60.0));
     }
 
@@ -433,10 +505,20 @@ mod tests {
             ),
             (
                 AlertPolicy {
-                    min_rise: Some(0.0),
+                    min_rise: -0.1,
                     ..AlertPolicy::default()
                 },
                 "min_rise",
+            ),
+            (
+                AlertPolicy {
+                    acknowledge_within_hours: BandHours {
+                        high: 1e300,
+                        ..BandHours::default()
+                    },
+                    ..AlertPolicy::default()
+                },
+                "acknowledge_within_hours.high",
             ),
             (
                 AlertPolicy {
@@ -462,6 +544,20 @@ mod tests {
         .unwrap();
         assert_eq!(policy.min_band, Some(RiskBand::Medium));
         assert_eq!(policy.cooldown_days, 14.0);
+        let off: AlertPolicy = serde_json::from_value(serde_json::json!({
+            "min_band": "off",
+            "min_probability": 0.6,
+        }))
+        .unwrap();
+        assert_eq!(off.min_band, None);
+        let error = serde_json::from_value::<AlertPolicy>(serde_json::json!({"min_band": "hi"}))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("expected low, medium, high or off"),
+            "{error}"
+        );
         let error =
             serde_json::from_value::<AlertPolicy>(serde_json::json!({"cooldown": 3})).unwrap_err();
         assert!(error.to_string().contains("cooldown"), "{error}");

@@ -8,13 +8,15 @@
 //! million must not stop a nightly run. A Parquet file is read by row ranges.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
 use crate::error::{DataError, Result};
-use crate::table::{Table, UTF8_BOM, parse_csv_text, sniff_separator, to_table_column};
+use crate::table::{
+    QuoteState, STRAY_QUOTE, Table, UTF8_BOM, parse_csv_text, sniff_separator, to_table_column,
+};
 
 /// Rows of a file, `columns` only, with where each row is in the file.
 #[derive(Debug)]
@@ -32,8 +34,11 @@ pub struct Chunk {
 /// A row of a file that is not a well-formed record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MalformedRow {
-    /// 1-based row number in the file.
+    /// 1-based row number in the file (records, not counting the header and blank lines).
     pub row: usize,
+    /// 1-based line of the file where the record starts.
+    pub line: usize,
+    /// What is wrong with it, with its line.
     pub reason: String,
 }
 
@@ -218,6 +223,8 @@ struct CsvRecords {
     fields: usize,
     /// 1-based number of the next data row.
     next_row: usize,
+    /// 1-based number of the next line of the file.
+    next_line: usize,
     bytes_read: u64,
     file_bytes: u64,
 }
@@ -233,8 +240,12 @@ struct CsvBatch {
 /// One record's shape, as the quote-aware scan saw it.
 struct RecordShape {
     fields: usize,
-    /// The file ended inside a quoted field.
+    /// A quote opened in the record is never closed.
     unterminated: bool,
+    /// A quote inside an unquoted field.
+    stray_quote: bool,
+    /// 1-based line of the file where the record starts.
+    line: usize,
 }
 
 impl CsvRecords {
@@ -252,6 +263,7 @@ impl CsvRecords {
             separator: b',',
             fields: 0,
             next_row: 1,
+            next_line: 1,
             bytes_read: 0,
             file_bytes,
         };
@@ -269,7 +281,7 @@ impl CsvRecords {
             header.drain(..UTF8_BOM.len());
         }
         records.separator = sniff_separator(&header);
-        records.fields = scan_record(&header, records.separator).fields;
+        records.fields = count_fields(&header, records.separator);
         let names = parse_csv_text(path, header.clone(), records.separator, None)?
             .get_column_names()
             .iter()
@@ -308,7 +320,9 @@ impl CsvRecords {
             let row = self.next_row;
             self.next_row += 1;
             let problem = if shape.unterminated {
-                Some("the file ends inside a quoted field".to_string())
+                Some("a quote opened here is never closed".to_string())
+            } else if shape.stray_quote {
+                Some(STRAY_QUOTE.to_string())
             } else if shape.fields != self.fields {
                 Some(format!(
                     "expected {} fields as in the header, found {}",
@@ -318,9 +332,13 @@ impl CsvRecords {
                 None
             };
             match problem {
-                Some(reason) => {
+                Some(problem) => {
                     batch.bytes.truncate(start);
-                    batch.malformed.push(MalformedRow { row, reason });
+                    batch.malformed.push(MalformedRow {
+                        row,
+                        line: shape.line,
+                        reason: format!("line {}: {problem}", shape.line),
+                    });
                 }
                 None => batch.rows.push(row),
             }
@@ -333,52 +351,80 @@ impl CsvRecords {
 
     /// Appends the next record (which may span lines inside quotes) to `out`, newline-terminated,
     /// skipping blank lines; `None` at the end of the file.
+    ///
+    /// A record over several lines whose quotes turn out broken (left open to the end of the
+    /// file, or closed before other text) would swallow the lines after its first, so then only
+    /// its first line is returned, as broken, and reading goes on from the line after it.
     fn read_record(&mut self, out: &mut Vec<u8>) -> std::io::Result<Option<RecordShape>> {
         let start = out.len();
+        let mut quotes = QuoteState::new();
+        let mut fields = 1;
+        let mut line = self.next_line;
+        // Where the record's first line ends: in `out`, and in the file.
+        let mut first_line_end = None;
         loop {
             let line_start = out.len();
             let read = self.reader.read_until(b'\n', out)?;
-            self.bytes_read += read as u64;
-            if read == 0 {
-                if out.len() == start {
-                    return Ok(None);
+            let at_end = read == 0;
+            if at_end && out.len() == start {
+                return Ok(None);
+            }
+            if !at_end {
+                self.bytes_read += read as u64;
+                self.next_line += 1;
+                // Only an empty line is blank; one of spaces or separators is a (ragged) record.
+                let is_blank = out[line_start..]
+                    .iter()
+                    .all(|&byte| byte == b'\n' || byte == b'\r');
+                if is_blank && line_start == start {
+                    out.truncate(start);
+                    line = self.next_line;
+                    continue;
                 }
-                // The last record had no newline, or the file ends inside quotes.
+                for &byte in &out[line_start..] {
+                    if quotes.ends_field(byte, self.separator) {
+                        fields += 1;
+                    }
+                }
+                if first_line_end.is_none() {
+                    first_line_end = Some((out.len(), self.bytes_read));
+                }
+                if quotes.in_quotes() {
+                    continue;
+                }
+            }
+            let unterminated = quotes.in_quotes();
+            let stray_quote = quotes.take_stray_quote();
+            let spans_lines = first_line_end.is_some_and(|(end, _)| end < out.len());
+            if (unterminated || stray_quote)
+                && spans_lines
+                && let Some((end, offset)) = first_line_end
+            {
+                out.truncate(end);
+                self.reader.seek(SeekFrom::Start(offset))?;
+                self.bytes_read = offset;
+                self.next_line = line + 1;
+            }
+            if out.last() != Some(&b'\n') {
                 out.push(b'\n');
-                let shape = scan_record(&out[start..], self.separator);
-                return Ok(Some(shape));
             }
-            let is_blank = out[line_start..].iter().all(u8::is_ascii_whitespace);
-            if is_blank && line_start == start {
-                out.truncate(start);
-                continue;
-            }
-            let shape = scan_record(&out[start..], self.separator);
-            if !shape.unterminated {
-                if out.last() != Some(&b'\n') {
-                    out.push(b'\n');
-                }
-                return Ok(Some(shape));
-            }
+            return Ok(Some(RecordShape {
+                fields,
+                unterminated,
+                stray_quote,
+                line,
+            }));
         }
     }
 }
 
-/// Counts a record's fields outside quotes (RFC 4180: `""` inside quotes is a literal quote).
-fn scan_record(record: &[u8], separator: u8) -> RecordShape {
-    let mut fields = 1;
-    let mut in_quotes = false;
-    for &byte in record {
-        if byte == b'"' {
-            in_quotes = !in_quotes;
-        } else if byte == separator && !in_quotes {
-            fields += 1;
-        }
-    }
-    RecordShape {
-        fields,
-        unterminated: in_quotes,
-    }
+/// Counts a record's fields as polars splits them ([`QuoteState`]).
+fn count_fields(record: &[u8], separator: u8) -> usize {
+    let mut quotes = QuoteState::new();
+    1 + record
+        .iter()
+        .filter(|&&byte| quotes.ends_field(byte, separator))
+        .count()
 }
 
 #[cfg(test)]
@@ -412,7 +458,8 @@ mod tests {
             first.malformed,
             vec![MalformedRow {
                 row: 2,
-                reason: "expected 3 fields as in the header, found 2".into()
+                line: 4,
+                reason: "line 4: expected 3 fields as in the header, found 2".into()
             }]
         );
         assert_eq!(
@@ -428,14 +475,35 @@ mod tests {
     }
 
     #[test]
-    fn an_unterminated_quote_at_the_end_is_a_malformed_row() {
+    fn a_broken_quote_costs_only_its_own_line() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "t.csv", b"id,a\n1,x\n2,\"never closed\n");
+        let csv = b"id,a\n1,x\n2,\"never closed\n3,y\n\n   \n4,z\n5,6\"7\n";
+        let path = write(dir.path(), "t.csv", csv);
         let mut reader = ChunkedReader::open(&path, &["a".to_string()], 10).unwrap();
         let chunk = reader.next_chunk().unwrap().unwrap();
-        assert_eq!(chunk.rows, vec![1]);
-        assert_eq!(chunk.malformed[0].row, 2);
-        assert!(chunk.malformed[0].reason.contains("quoted field"));
+        assert_eq!(chunk.rows, vec![1, 3, 5]);
+        assert_eq!(
+            texts(&chunk, 0),
+            vec![Some("x".into()), Some("y".into()), Some("z".into())]
+        );
+        // The open quote on line 3, a line of spaces (a record of one field) on line 6, and a
+        // stray quote on line 8.
+        let malformed: Vec<(usize, usize)> = chunk
+            .malformed
+            .iter()
+            .map(|row| (row.row, row.line))
+            .collect();
+        assert_eq!(malformed, vec![(2, 3), (4, 6), (6, 8)]);
+        assert!(chunk.malformed.iter().all(|row| row.reason.contains("quote")
+            || row.reason.contains("expected 2 fields")));
+        assert!(chunk.malformed[2].reason.contains(STRAY_QUOTE));
+        // Left open to the end of the file, a quote also costs only its line.
+        let path = write(dir.path(), "open.csv", b"id,a\n1,\"open\n2,x\n");
+        let mut reader = ChunkedReader::open(&path, &["a".to_string()], 10).unwrap();
+        let chunk = reader.next_chunk().unwrap().unwrap();
+        assert_eq!(chunk.rows, vec![2]);
+        assert!(chunk.malformed[0].reason.contains("never closed"));
+        assert!(reader.next_chunk().unwrap().is_none());
     }
 
     #[test]

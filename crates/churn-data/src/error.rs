@@ -74,6 +74,12 @@ pub enum DataError {
     Policy { source: churn_core::CoreError },
     #[error("`{pattern}` matches no file")]
     NoInput { pattern: PathBuf },
+    #[error("`{pattern}`: bad pattern: {reason}")]
+    BadPattern { pattern: PathBuf, reason: String },
+    #[error("the model names no customer id column; name it with --id COLUMN")]
+    NoIdColumn,
+    #[error("cannot write `{path}`: {reason}")]
+    Write { path: PathBuf, reason: String },
     #[error("cannot split {rows} rows: {reason}")]
     Split { rows: usize, reason: String },
 }

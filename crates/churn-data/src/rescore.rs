@@ -3,18 +3,24 @@
 //! are. Rows are explained by the same `churn-core` [`Scorer`] call as the gRPC service's, so a
 //! customer gets the same probability, band, percentile and reasons on both paths, to the bit.
 //!
-//! A row that cannot be scored (a malformed record, a bad value, an unknown category) goes to the
-//! rejects file with its file, row, customer id and reason, and the run goes on. The output is
-//! written beside its final name and renamed at the end, so a failed run leaves no half file.
+//! Reading, scoring and writing overlap: one thread reads and parses the next chunk, the scoring
+//! pool explains the current one on every core, and one thread encodes and writes the last.
+//!
+//! A row that cannot be scored (a malformed record, a bad value, an unknown category, a missing
+//! customer id) goes to the rejects file with its file, row, customer id and reason, and the run
+//! goes on. Every file is written beside its final name and renamed only once the whole run has
+//! succeeded, so a failed run leaves no half file and keeps the previous run's files.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use churn_core::{
     AlertDecision, AlertDraft, AlertPolicy, CustomerHistory, Reason, RiskBand, ScoreEvent, Scorer,
-    Timestamp, TopReasons,
+    Timestamp, TopReasons, Value,
 };
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -34,11 +40,20 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    /// Returns the format named by a file's extension: `.csv` is CSV, anything else Parquet.
-    pub fn from_path(path: &Path) -> Self {
+    /// Returns the format a file name asks for: `.parquet` (or `.pq`) or `.csv`. Any other name
+    /// is refused, so that `scores.txt` does not silently become Parquet.
+    pub fn from_path(path: &Path) -> Result<Self> {
         match path.extension().and_then(|extension| extension.to_str()) {
-            Some(extension) if extension.eq_ignore_ascii_case("csv") => OutputFormat::Csv,
-            _ => OutputFormat::Parquet,
+            Some(extension) if extension.eq_ignore_ascii_case("csv") => Ok(OutputFormat::Csv),
+            Some(extension)
+                if extension.eq_ignore_ascii_case("parquet")
+                    || extension.eq_ignore_ascii_case("pq") =>
+            {
+                Ok(OutputFormat::Parquet)
+            }
+            _ => Err(DataError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            }),
         }
     }
 }
@@ -48,12 +63,15 @@ impl OutputFormat {
 pub struct RescoreOptions {
     /// Input files, in the order their rows are written.
     pub inputs: Vec<PathBuf>,
+    /// The scored rows' file.
     pub output: PathBuf,
+    /// Format of `output`.
     pub format: OutputFormat,
     /// CSV of the rows that could not be scored.
     pub rejects: PathBuf,
     /// Reasons kept in each direction.
     pub top_k: usize,
+    /// Rows read and scored at a time.
     pub chunk_rows: usize,
     /// Column holding the customer id; the model's id column when `None`.
     pub id_column: Option<String>,
@@ -69,15 +87,20 @@ pub struct RescoreOptions {
 /// at risk.
 #[derive(Debug, Clone)]
 pub struct AlertsOutput {
+    /// The alerts' file.
     pub path: PathBuf,
+    /// Format of `path`.
     pub format: OutputFormat,
+    /// The policy deciding which scores raise alerts.
     pub policy: AlertPolicy,
 }
 
 /// Where a run is, reported after each chunk.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
+    /// Rows scored so far.
     pub rows_scored: usize,
+    /// Rows rejected so far.
     pub rows_rejected: usize,
     /// Share of the input bytes consumed, from 0 to 1.
     pub fraction: f64,
@@ -86,6 +109,7 @@ pub struct Progress {
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RescoreSummary {
+    /// Input files read.
     pub files: usize,
     pub rows_scored: usize,
     pub rows_rejected: usize,
@@ -116,30 +140,43 @@ impl RescoreSummary {
 }
 
 /// Expands input arguments: a file as is, a folder to its `.csv` and `.parquet` files, a glob
-/// pattern to its matches, each folder and pattern in sorted order. Fails on one that matches
-/// nothing, so a mistyped partition path does not silently score nothing.
+/// pattern to its matches, each folder and pattern in sorted order, a file named twice kept
+/// once. Fails on an argument that matches nothing, so a mistyped partition path does not
+/// silently score nothing.
 pub fn expand_inputs(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut inputs = Vec::new();
+    let mut seen = HashSet::new();
     for argument in arguments {
         let text = argument.to_string_lossy();
         let mut matches: Vec<PathBuf> = if argument.is_dir() {
-            std::fs::read_dir(argument)
-                .map_err(|source| DataError::Io {
-                    path: argument.clone(),
-                    source,
-                })?
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| path.is_file() && is_table_file(path))
-                .collect()
+            let io_error = |source| DataError::Io {
+                path: argument.clone(),
+                source,
+            };
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(argument).map_err(io_error)? {
+                let path = entry.map_err(io_error)?.path();
+                if path.is_file() && is_table_file(&path) {
+                    files.push(path);
+                }
+            }
+            files
         } else if text.contains(['*', '?', '[']) {
-            glob::glob(&text)
-                .map_err(|error| DataError::Parse {
-                    path: argument.clone(),
-                    reason: format!("bad pattern: {error}"),
-                })?
-                .filter_map(|entry| entry.ok())
-                .filter(|path| path.is_file())
-                .collect()
+            let pattern = glob::glob(&text).map_err(|error| DataError::BadPattern {
+                pattern: argument.clone(),
+                reason: error.to_string(),
+            })?;
+            let mut files = Vec::new();
+            for entry in pattern {
+                let path = entry.map_err(|error| DataError::BadPattern {
+                    pattern: argument.clone(),
+                    reason: error.to_string(),
+                })?;
+                if path.is_file() {
+                    files.push(path);
+                }
+            }
+            files
         } else {
             vec![argument.clone()]
         };
@@ -149,7 +186,12 @@ pub fn expand_inputs(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
             });
         }
         matches.sort();
-        inputs.extend(matches);
+        for path in matches {
+            let identity = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if seen.insert(identity) {
+                inputs.push(path);
+            }
+        }
     }
     Ok(inputs)
 }
@@ -164,10 +206,58 @@ fn is_table_file(path: &Path) -> bool {
         })
 }
 
+/// The columns a run reads from each input: the model's features in schema order, then the
+/// customer id, then the alert policy's value column (each only once).
+struct ColumnPlan {
+    columns: Vec<String>,
+    id_column: String,
+    id: usize,
+    value: Option<usize>,
+}
+
+impl ColumnPlan {
+    fn new(scorer: &Scorer, options: &RescoreOptions) -> Result<Self> {
+        let schema = &scorer.artifact().schema;
+        let id_column = options
+            .id_column
+            .clone()
+            .or_else(|| schema.id.clone())
+            .ok_or(DataError::NoIdColumn)?;
+        let mut columns: Vec<String> = schema
+            .features
+            .iter()
+            .map(|feature| feature.name.clone())
+            .collect();
+        let id = position_or_push(&mut columns, &id_column);
+        let value = options
+            .alerts
+            .as_ref()
+            .and_then(|alerts| alerts.policy.value_feature.as_ref())
+            .map(|value| position_or_push(&mut columns, value));
+        Ok(ColumnPlan {
+            columns,
+            id_column,
+            id,
+            value,
+        })
+    }
+}
+
+/// Returns the position of `name` in `columns`, appending it first if absent.
+fn position_or_push(columns: &mut Vec<String>, name: &str) -> usize {
+    match columns.iter().position(|column| column == name) {
+        Some(position) => position,
+        None => {
+            columns.push(name.to_string());
+            columns.len() - 1
+        }
+    }
+}
+
 /// Scores every row of `options.inputs` with `scorer`, writing the output and the rejects file,
 /// and the alerts file when asked; `progress` is called after each chunk. Every input is opened
-/// and checked for the model's columns (and the policy's value column) before anything is
-/// scored.
+/// and checked for the model's columns, the id column and the policy's value column before
+/// anything is scored.
 ///
 /// A batch run has no score history, so its alerts are those the policy raises for a customer
 /// seen for the first time: by band and probability thresholds, not by rises or cool-downs.
@@ -177,43 +267,17 @@ pub fn rescore(
     mut progress: impl FnMut(&Progress),
 ) -> Result<RescoreSummary> {
     let started = Instant::now();
-    let schema = &scorer.artifact().schema;
-    let id_column = options.id_column.clone().or_else(|| schema.id.clone());
-    let mut columns: Vec<String> = schema
-        .features
-        .iter()
-        .map(|feature| feature.name.clone())
-        .collect();
-    let id_position = id_column.as_ref().map(|id| {
-        columns
-            .iter()
-            .position(|name| name == id)
-            .unwrap_or_else(|| {
-                columns.push(id.clone());
-                columns.len() - 1
-            })
-    });
-    let policy = options.alerts.as_ref().map(|alerts| &alerts.policy);
-    if let Some(policy) = policy {
-        policy
+    let plan = ColumnPlan::new(scorer, options)?;
+    if let Some(alerts) = &options.alerts {
+        alerts
+            .policy
             .validate()
             .map_err(|source| DataError::Policy { source })?;
     }
-    let value_position = policy
-        .and_then(|policy| policy.value_feature.as_ref())
-        .map(|value| {
-            columns
-                .iter()
-                .position(|name| name == value)
-                .unwrap_or_else(|| {
-                    columns.push(value.clone());
-                    columns.len() - 1
-                })
-        });
     // Every input is checked before anything is written; each is opened again when its turn
     // comes, so that thousands of partitions do not hold thousands of read buffers at once.
     for path in &options.inputs {
-        ChunkedReader::open(path, &columns, options.chunk_rows)?;
+        ChunkedReader::open(path, &plan.columns, options.chunk_rows)?;
     }
     let sizes: Vec<f64> = options
         .inputs
@@ -222,7 +286,11 @@ pub fn rescore(
         .collect();
     let total_size: f64 = sizes.iter().sum::<f64>().max(1.0);
 
-    let mut output = OutputFile::create(options, scorer)?;
+    let scored_at = options
+        .scored_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let output = OutputFile::create(options, scorer, scored_at)?;
     let mut rejects = RejectsFile::create(&options.rejects)?;
     let mut summary = RescoreSummary {
         files: options.inputs.len(),
@@ -233,94 +301,221 @@ pub fn rescore(
         revenue_at_risk: 0.0,
         elapsed: Duration::ZERO,
     };
-    let scored_at = options
-        .scored_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as Timestamp);
     let mut alerts = Vec::new();
-    let mut done_size = 0.0;
-    for (path, size) in options.inputs.iter().zip(&sizes) {
-        let mut reader = ChunkedReader::open(path, &columns, options.chunk_rows)?;
-        while let Some(chunk) = reader.next_chunk()? {
-            let scored = score_chunk(scorer, &chunk, id_position, options.top_k);
-            for malformed in &chunk.malformed {
-                rejects.write(reader.path(), malformed.row, "", None, &malformed.reason)?;
-                summary.rows_rejected += 1;
-            }
-            let mut good = Vec::with_capacity(scored.len());
-            for ((index, row), (id, outcome)) in chunk.rows.iter().enumerate().zip(scored) {
-                match outcome {
-                    Ok(scored) => {
-                        if let Some(policy) = policy {
-                            let value = value_position.and_then(|column| {
-                                number_of(chunk.table.columns[column].cells.value(index))
-                            });
-                            let event = ScoreEvent {
-                                probability: scored.top.probability,
-                                band: scored.band,
-                                customer_value: value,
-                                at: scored_at,
-                            };
-                            // No history in a batch: a raise or nothing.
-                            if let AlertDecision::Raise(draft) =
-                                policy.evaluate(&event, &CustomerHistory::default())
-                            {
-                                alerts.push(BatchAlert {
-                                    customer_id: id.clone(),
-                                    percentile: scored.percentile,
-                                    reasons: scored.top.raising.clone(),
-                                    draft,
-                                });
-                            }
-                        }
-                        good.push((id, scored));
+    let policy = options.alerts.as_ref().map(|alerts| &alerts.policy);
+
+    let output = std::thread::scope(|scope| -> Result<PartialFile> {
+        let (chunks_in, chunks) = sync_channel(1);
+        let (rows_out, rows_to_write) = sync_channel(1);
+        let (inputs, columns) = (&options.inputs, &plan.columns);
+        scope.spawn(move || read_chunks(inputs, columns, options.chunk_rows, chunks_in));
+        let writer = scope.spawn(move || write_rows(output, rows_to_write));
+        for message in chunks {
+            let (file, chunk) = message?;
+            let path = &options.inputs[file];
+            let mut scored_rows = Vec::with_capacity(chunk.rows.len());
+            let mut rejected: Vec<Reject> = chunk
+                .malformed
+                .iter()
+                .map(|malformed| Reject {
+                    row: malformed.row,
+                    customer_id: String::new(),
+                    feature: None,
+                    reason: malformed.reason.clone(),
+                })
+                .collect();
+            let outcomes = score_chunk(scorer, &chunk, &plan, options.top_k);
+            for (index, (row, outcome)) in chunk.rows.iter().zip(outcomes).enumerate() {
+                let (customer_id, scored) = match outcome {
+                    Ok(scored) => scored,
+                    Err(reject) => {
+                        rejected.push(Reject {
+                            row: *row,
+                            ..reject
+                        });
+                        continue;
                     }
-                    Err(error) => {
-                        rejects.write(
-                            reader.path(),
-                            *row,
-                            &id,
-                            error.feature(),
-                            &error.to_string(),
-                        )?;
-                        summary.rows_rejected += 1;
+                };
+                if let Some(policy) = policy {
+                    let value = plan.value.and_then(|column| {
+                        number_of(chunk.table.columns[column].cells.value(index))
+                    });
+                    if let Some(alert) =
+                        batch_alert(policy, &customer_id, &scored, value, scored_at.as_secs())
+                    {
+                        alerts.push(alert);
                     }
                 }
-            }
-            for (_, scored) in &good {
                 summary.bands[band_index(scored.band)] += 1;
+                scored_rows.push((customer_id, scored));
             }
-            summary.rows_scored += good.len();
-            output.write(&good)?;
+            // Malformed and unscorable rows are found apart: put them back in file order.
+            rejected.sort_by_key(|reject| reject.row);
+            for reject in &rejected {
+                rejects.write(path, reject)?;
+            }
+            summary.rows_rejected += rejected.len();
+            summary.rows_scored += scored_rows.len();
+            if rows_out.send(scored_rows).is_err() {
+                // The writer stopped on an error, which its join below returns.
+                break;
+            }
             progress(&Progress {
                 rows_scored: summary.rows_scored,
                 rows_rejected: summary.rows_rejected,
-                fraction: (done_size + chunk.progress * size) / total_size,
+                fraction: (sizes[..file].iter().sum::<f64>() + chunk.progress * sizes[file])
+                    / total_size,
             });
         }
-        done_size += size;
-    }
-    rejects.finish()?;
-    if let Some(target) = &options.alerts {
-        for alert in &alerts {
-            summary.alerts[band_index(alert.draft.band)] += 1;
-            summary.revenue_at_risk += alert.draft.revenue_at_risk.unwrap_or(0.0);
+        drop(rows_out);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
+    let rejects = rejects.finish()?;
+    let alerts_file = match &options.alerts {
+        Some(target) => {
+            for alert in &alerts {
+                summary.alerts[band_index(alert.draft.band)] += 1;
+                summary.revenue_at_risk += alert.draft.revenue_at_risk.unwrap_or(0.0);
+            }
+            Some(write_alerts(target, &mut alerts, options.top_k)?)
         }
-        write_alerts(target, &mut alerts, options.top_k)?;
+        None => None,
+    };
+    // Only now, with every file complete, do they take their names.
+    output.commit()?;
+    rejects.commit()?;
+    if let Some(alerts_file) = alerts_file {
+        alerts_file.commit()?;
     }
-    output.finish()?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
+/// Reads every input chunk by chunk into `chunks`, tagged with the input's index; stops at the
+/// first error (sent on) or when the receiver is gone.
+fn read_chunks(
+    inputs: &[PathBuf],
+    columns: &[String],
+    chunk_rows: usize,
+    chunks: SyncSender<Result<(usize, Chunk)>>,
+) {
+    for (file, path) in inputs.iter().enumerate() {
+        let mut reader = match ChunkedReader::open(path, columns, chunk_rows) {
+            Ok(reader) => reader,
+            Err(error) => {
+                let _ = chunks.send(Err(error));
+                return;
+            }
+        };
+        loop {
+            let message = match reader.next_chunk() {
+                Ok(Some(chunk)) => Ok((file, chunk)),
+                Ok(None) => break,
+                Err(error) => Err(error),
+            };
+            let failed = message.is_err();
+            if chunks.send(message).is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes scored rows as they come; returns the output, complete but not yet renamed.
+fn write_rows(
+    mut output: OutputFile,
+    rows: Receiver<Vec<(String, ScoredRow)>>,
+) -> Result<PartialFile> {
+    for batch in rows {
+        output.write(&batch)?;
+    }
+    output.finish()
+}
+
+/// A scored row as written: its score, band, percentile and strongest reasons each way.
+#[derive(Debug)]
+struct ScoredRow {
+    band: RiskBand,
+    percentile: f64,
+    top: TopReasons,
+}
+
+/// A row that could not be scored.
+#[derive(Debug)]
+struct Reject {
+    /// 1-based row number in its file.
+    row: usize,
+    customer_id: String,
+    feature: Option<String>,
+    reason: String,
+}
+
+/// Explains the rows of a chunk on all cores, in row order: each row's customer id and score, or
+/// why it could not be scored (with its row number still to fill in).
+fn score_chunk(
+    scorer: &Scorer,
+    chunk: &Chunk,
+    plan: &ColumnPlan,
+    top_k: usize,
+) -> Vec<std::result::Result<(String, ScoredRow), Reject>> {
+    let table = &chunk.table;
+    (0..table.n_rows)
+        .into_par_iter()
+        .map(|row| {
+            let customer_id = match table.columns[plan.id].cells.value(row) {
+                Value::Missing => String::new(),
+                value => value.to_string().trim().to_string(),
+            };
+            if customer_id.is_empty() {
+                return Err(Reject {
+                    row: 0,
+                    customer_id,
+                    feature: Some(plan.id_column.clone()),
+                    reason: format!("the customer id (column `{}`) is missing", plan.id_column),
+                });
+            }
+            // The chunk's columns are the schema's features in order, then the others.
+            match scorer.explain_values_top(
+                |feature| Some(table.columns[feature].cells.value(row)),
+                top_k,
+            ) {
+                Ok(top) => Ok((
+                    customer_id,
+                    ScoredRow {
+                        band: scorer.band(top.probability),
+                        percentile: scorer.percentile(top.probability),
+                        top,
+                    },
+                )),
+                Err(error) => Err(Reject {
+                    row: 0,
+                    feature: error.feature().map(str::to_string),
+                    reason: error.to_string(),
+                    customer_id,
+                }),
+            }
+        })
+        .collect()
+}
+
 /// Reads a customer value: a number, or text holding one.
-fn number_of(value: churn_core::Value<'_>) -> Option<f64> {
+fn number_of(value: Value<'_>) -> Option<f64> {
     match value {
-        churn_core::Value::Number(number) => Some(number),
-        churn_core::Value::Text(text) => text.trim().parse().ok(),
-        churn_core::Value::Bool(_) | churn_core::Value::Missing => None,
+        Value::Number(number) => Some(number),
+        Value::Text(text) => text.trim().parse().ok(),
+        Value::Bool(_) | Value::Missing => None,
     }
     .filter(|number: &f64| number.is_finite())
+}
+
+fn band_index(band: RiskBand) -> usize {
+    match band {
+        RiskBand::Low => 0,
+        RiskBand::Medium => 1,
+        RiskBand::High => 2,
+    }
 }
 
 /// An alert of a batch run, with what an agent reads first.
@@ -328,15 +523,50 @@ fn number_of(value: churn_core::Value<'_>) -> Option<f64> {
 struct BatchAlert {
     customer_id: String,
     percentile: f64,
-    /// The reasons raising risk, strongest first.
-    reasons: Vec<Reason>,
+    /// The reasons raising risk in words, strongest first.
+    reasons: Vec<String>,
     draft: AlertDraft,
+}
+
+/// Returns the alert the policy raises for a scored row; a batch has no history, so it is a
+/// raise or nothing.
+fn batch_alert(
+    policy: &AlertPolicy,
+    customer_id: &str,
+    scored: &ScoredRow,
+    customer_value: Option<f64>,
+    at: u64,
+) -> Option<BatchAlert> {
+    let event = ScoreEvent {
+        probability: scored.top.probability,
+        band: scored.band,
+        customer_value,
+        at: at as Timestamp,
+    };
+    match policy.evaluate(&event, &CustomerHistory::default()) {
+        AlertDecision::Raise(draft) => Some(BatchAlert {
+            customer_id: customer_id.to_string(),
+            percentile: scored.percentile,
+            reasons: scored
+                .top
+                .raising
+                .iter()
+                .map(|reason| reason.text.clone())
+                .collect(),
+            draft,
+        }),
+        AlertDecision::Update(_) | AlertDecision::Quiet => None,
+    }
 }
 
 /// Writes the alerts ranked by revenue at risk (unknown values last), then probability, then id:
 /// `rank, customer_id, probability, band, percentile, revenue_at_risk, triggers, acknowledge_by,
-/// reason_1 … reason_K`.
-fn write_alerts(target: &AlertsOutput, alerts: &mut [BatchAlert], top_k: usize) -> Result<()> {
+/// reason_1 … reason_K`. They are held in memory to be ranked: a few hundred bytes each.
+fn write_alerts(
+    target: &AlertsOutput,
+    alerts: &mut [BatchAlert],
+    top_k: usize,
+) -> Result<PartialFile> {
     alerts.sort_by(|a, b| {
         let value = |alert: &BatchAlert| alert.draft.revenue_at_risk.unwrap_or(f64::NEG_INFINITY);
         value(b)
@@ -344,10 +574,7 @@ fn write_alerts(target: &AlertsOutput, alerts: &mut [BatchAlert], top_k: usize) 
             .then(b.draft.probability.total_cmp(&a.draft.probability))
             .then_with(|| a.customer_id.cmp(&b.customer_id))
     });
-    let polars_error = |error: PolarsError| DataError::Parse {
-        path: target.path.clone(),
-        reason: error.to_string(),
-    };
+    let (file, handle) = PartialFile::create(&target.path)?;
     let height = alerts.len();
     let mut columns = vec![
         Column::new("rank".into(), (1..=height as u64).collect::<Vec<_>>()),
@@ -397,97 +624,98 @@ fn write_alerts(target: &AlertsOutput, alerts: &mut [BatchAlert], top_k: usize) 
                 })
                 .collect::<Vec<_>>(),
         ),
-        Series::new(
-            "acknowledge_by".into(),
+        timestamp_column(
+            "acknowledge_by",
             alerts
                 .iter()
-                .map(|a| a.draft.acknowledge_by * 1_000_000)
-                .collect::<Vec<_>>(),
-        )
-        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-        .into(),
+                .map(|a| a.draft.acknowledge_by.saturating_mul(1_000_000))
+                .collect(),
+        ),
     ];
     for rank in 0..top_k {
         columns.push(Column::new(
             format!("reason_{}", rank + 1).into(),
             alerts
                 .iter()
-                .map(|a| a.reasons.get(rank).map(|reason| reason.text.as_str()))
+                .map(|a| a.reasons.get(rank).map(String::as_str))
                 .collect::<Vec<_>>(),
         ));
     }
-    let mut frame = DataFrame::new(height, columns).map_err(polars_error)?;
-    let mut partial = target.path.clone().into_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let file = File::create(&partial).map_err(|source| DataError::Io {
-        path: partial.clone(),
-        source,
-    })?;
+    let write_error = |error: PolarsError| file.write_error(error);
+    let mut frame = DataFrame::new(height, columns).map_err(write_error)?;
     match target.format {
-        OutputFormat::Parquet => ParquetWriter::new(file).finish(&mut frame).map(drop),
-        OutputFormat::Csv => CsvWriter::new(file).finish(&mut frame),
+        OutputFormat::Parquet => ParquetWriter::new(handle).finish(&mut frame).map(drop),
+        OutputFormat::Csv => CsvWriter::new(handle).finish(&mut frame),
     }
-    .map_err(polars_error)?;
-    std::fs::rename(&partial, &target.path).map_err(|source| DataError::Io {
-        path: target.path.clone(),
-        source,
-    })
+    .map_err(write_error)?;
+    Ok(file)
 }
 
-/// A scored row as written: its score, band, percentile and strongest reasons each way.
-#[derive(Debug)]
-struct ScoredRow {
-    band: RiskBand,
-    percentile: f64,
-    top: TopReasons,
+/// Returns a UTC timestamp column from microseconds since the epoch.
+fn timestamp_column(name: &str, micros: Vec<i64>) -> Column {
+    Series::new(name.into(), micros)
+        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        .into()
 }
 
-/// Explains the rows of a chunk on all cores, in row order: each row's id and its top reasons
-/// or why it could not be scored.
-fn score_chunk(
-    scorer: &Scorer,
-    chunk: &Chunk,
-    id_position: Option<usize>,
-    top_k: usize,
-) -> Vec<(String, churn_core::Result<ScoredRow>)> {
-    let table = &chunk.table;
-    (0..table.n_rows)
-        .into_par_iter()
-        .map(|row| {
-            let id = match id_position.map(|column| table.columns[column].cells.value(row)) {
-                Some(churn_core::Value::Missing) | None => chunk.rows[row].to_string(),
-                Some(value) => value.to_string().trim().to_string(),
-            };
-            // The chunk's columns are the schema's features in order, then the id.
-            let outcome = scorer
-                .explain_values_top(
-                    |feature| Some(table.columns[feature].cells.value(row)),
-                    top_k,
-                )
-                .map(|top| ScoredRow {
-                    band: scorer.band(top.probability),
-                    percentile: scorer.percentile(top.probability),
-                    top,
-                });
-            (id, outcome)
-        })
-        .collect()
-}
-
-fn band_index(band: RiskBand) -> usize {
-    match band {
-        RiskBand::Low => 0,
-        RiskBand::Medium => 1,
-        RiskBand::High => 2,
-    }
-}
-
-/// The output file, written batch by batch under a temporary name.
-struct OutputFile {
-    writer: OutputWriter,
+/// A file written under `NAME.partial` and given its name only when the run commits it, so a
+/// failed run leaves neither a half-written file nor a clobbered previous one.
+struct PartialFile {
     partial: PathBuf,
     path: PathBuf,
+    committed: bool,
+}
+
+impl PartialFile {
+    /// Creates `path.partial`; returns it with the open file.
+    fn create(path: &Path) -> Result<(Self, File)> {
+        let mut partial = path.to_path_buf().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let handle = File::create(&partial).map_err(|source| DataError::Io {
+            path: partial.clone(),
+            source,
+        })?;
+        Ok((
+            PartialFile {
+                partial,
+                path: path.to_path_buf(),
+                committed: false,
+            },
+            handle,
+        ))
+    }
+
+    /// Gives the complete file its name.
+    fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.partial, &self.path).map_err(|source| DataError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+
+    fn write_error(&self, error: impl std::fmt::Display) -> DataError {
+        DataError::Write {
+            path: self.path.clone(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// The output file, written batch by batch.
+struct OutputFile {
+    writer: OutputWriter,
+    file: PartialFile,
     columns: OutputColumns,
 }
 
@@ -498,44 +726,31 @@ enum OutputWriter {
 }
 
 impl OutputFile {
-    fn create(options: &RescoreOptions, scorer: &Scorer) -> Result<Self> {
-        let mut partial = options.output.clone().into_os_string();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let polars_error = |error: PolarsError| DataError::Parse {
-            path: partial.clone(),
-            reason: error.to_string(),
-        };
+    fn create(options: &RescoreOptions, scorer: &Scorer, scored_at: Duration) -> Result<Self> {
         let columns = OutputColumns {
             top_k: options.top_k,
             model_name: scorer.artifact().name.clone(),
             model_version: options.model_version.clone(),
-            scored_at_micros: options
-                .scored_at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_micros() as i64),
+            scored_at_micros: i64::try_from(scored_at.as_micros()).unwrap_or(i64::MAX),
         };
-        let schema = columns.frame(&[]).map_err(polars_error)?.schema().clone();
-        let file = File::create(&partial).map_err(|source| DataError::Io {
-            path: partial.clone(),
-            source,
-        })?;
+        let (file, handle) = PartialFile::create(&options.output)?;
+        let write_error = |error: PolarsError| file.write_error(error);
+        let schema = columns.frame(&[]).map_err(write_error)?.schema().clone();
         let writer = match options.format {
             OutputFormat::Parquet => OutputWriter::Parquet(Box::new(
-                ParquetWriter::new(file)
+                ParquetWriter::new(handle)
                     .batched(&schema)
-                    .map_err(polars_error)?,
+                    .map_err(write_error)?,
             )),
             OutputFormat::Csv => OutputWriter::Csv(
-                CsvWriter::new(file)
+                CsvWriter::new(handle)
                     .batched(&schema)
-                    .map_err(polars_error)?,
+                    .map_err(write_error)?,
             ),
         };
         Ok(OutputFile {
             writer,
-            partial,
-            path: options.output.clone(),
+            file,
             columns,
         })
     }
@@ -547,38 +762,22 @@ impl OutputFile {
         let frame = self
             .columns
             .frame(rows)
-            .map_err(|error| self.error(error))?;
+            .map_err(|error| self.file.write_error(error))?;
         match &mut self.writer {
             OutputWriter::Parquet(writer) => writer.write_batch(&frame),
             OutputWriter::Csv(writer) => writer.write_batch(&frame),
         }
-        .map_err(|error| self.error(error))
+        .map_err(|error| self.file.write_error(error))
     }
 
-    fn finish(mut self) -> Result<()> {
+    /// Completes the file; returns it, not yet renamed.
+    fn finish(mut self) -> Result<PartialFile> {
         match &mut self.writer {
             OutputWriter::Parquet(writer) => writer.finish().map(drop),
             OutputWriter::Csv(writer) => writer.finish(),
         }
-        .map_err(|error| self.error(error))?;
-        std::fs::rename(&self.partial, &self.path).map_err(|source| DataError::Io {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    fn error(&self, error: PolarsError) -> DataError {
-        DataError::Parse {
-            path: self.partial.clone(),
-            reason: error.to_string(),
-        }
-    }
-}
-
-impl Drop for OutputFile {
-    fn drop(&mut self) {
-        // A run that failed leaves no half-written output; after `finish` the name is gone anyway.
-        let _ = std::fs::remove_file(&self.partial);
+        .map_err(|error| self.file.write_error(error))?;
+        Ok(self.file)
     }
 }
 
@@ -673,66 +872,52 @@ impl OutputColumns {
             "model_version".into(),
             vec![self.model_version.as_str(); height],
         ));
-        columns.push(
-            Series::new("scored_at".into(), vec![self.scored_at_micros; height])
-                .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-                .into(),
-        );
+        columns.push(timestamp_column(
+            "scored_at",
+            vec![self.scored_at_micros; height],
+        ));
         DataFrame::new(height, columns)
     }
 }
 
-/// The rejects CSV: `file,row,customer_id,feature,reason`, every field quoted.
+/// The rejects CSV: `file,row,customer_id,feature,reason`, every text field quoted.
 struct RejectsFile {
-    path: PathBuf,
+    file: PartialFile,
     writer: BufWriter<File>,
 }
 
 impl RejectsFile {
     fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let (file, handle) = PartialFile::create(path)?;
         let mut rejects = RejectsFile {
-            path: path.to_path_buf(),
-            writer: BufWriter::new(file),
+            file,
+            writer: BufWriter::new(handle),
         };
         rejects
             .writer
             .write_all(b"file,row,customer_id,feature,reason\n")
-            .map_err(|source| rejects.io_error(source))?;
+            .map_err(|error| rejects.file.write_error(error))?;
         Ok(rejects)
     }
 
-    fn write(
-        &mut self,
-        file: &Path,
-        row: usize,
-        customer_id: &str,
-        feature: Option<&str>,
-        reason: &str,
-    ) -> Result<()> {
+    fn write(&mut self, input: &Path, reject: &Reject) -> Result<()> {
         let line = [
-            quote(&file.display().to_string()),
-            row.to_string(),
-            quote(customer_id),
-            quote(feature.unwrap_or_default()),
-            quote(reason),
+            quote(&input.display().to_string()),
+            reject.row.to_string(),
+            quote(&reject.customer_id),
+            quote(reject.feature.as_deref().unwrap_or_default()),
+            quote(&reject.reason),
         ]
         .join(",");
-        writeln!(self.writer, "{line}").map_err(|source| self.io_error(source))
+        writeln!(self.writer, "{line}").map_err(|error| self.file.write_error(error))
     }
 
-    fn finish(mut self) -> Result<()> {
-        self.writer.flush().map_err(|source| self.io_error(source))
-    }
-
-    fn io_error(&self, source: std::io::Error) -> DataError {
-        DataError::Io {
-            path: self.path.clone(),
-            source,
-        }
+    /// Completes the file; returns it, not yet renamed.
+    fn finish(mut self) -> Result<PartialFile> {
+        self.writer
+            .flush()
+            .map_err(|error| self.file.write_error(error))?;
+        Ok(self.file)
     }
 }
 
@@ -746,15 +931,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn output_format_follows_the_extension() {
+    fn output_format_follows_the_extension_and_refuses_others() {
         assert_eq!(
-            OutputFormat::from_path(Path::new("a/b.CSV")),
+            OutputFormat::from_path(Path::new("a/b.CSV")).unwrap(),
             OutputFormat::Csv
         );
         assert_eq!(
-            OutputFormat::from_path(Path::new("scores.parquet")),
+            OutputFormat::from_path(Path::new("scores.parquet")).unwrap(),
             OutputFormat::Parquet
         );
+        assert!(OutputFormat::from_path(Path::new("scores.txt")).is_err());
     }
 
     #[test]
@@ -763,12 +949,13 @@ mod tests {
     }
 
     #[test]
-    fn inputs_expand_folders_and_patterns_in_order_and_refuse_empty_matches() {
+    fn inputs_expand_folders_and_patterns_in_order_once_and_refuse_empty_matches() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["part-2.csv", "part-1.csv", "notes.txt", "x.parquet"] {
             std::fs::write(dir.path().join(name), "a\n1\n").unwrap();
         }
-        let expanded = expand_inputs(&[dir.path().to_path_buf()]).unwrap();
+        let expanded =
+            expand_inputs(&[dir.path().to_path_buf(), dir.path().join("part-1.csv")]).unwrap();
         let names: Vec<_> = expanded
             .iter()
             .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
@@ -779,5 +966,21 @@ mod tests {
         let nothing = dir.path().join("nope-*.csv");
         let error = expand_inputs(&[nothing]).unwrap_err();
         assert!(error.to_string().contains("matches no file"), "{error}");
+    }
+
+    #[test]
+    fn a_partial_file_takes_its_name_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scores.csv");
+        std::fs::write(&path, "previous run").unwrap();
+        let (file, mut handle) = PartialFile::create(&path).unwrap();
+        handle.write_all(b"half").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous run");
+        assert!(!dir.path().join("scores.csv.partial").exists());
+        let (file, mut handle) = PartialFile::create(&path).unwrap();
+        handle.write_all(b"complete").unwrap();
+        file.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "complete");
     }
 }

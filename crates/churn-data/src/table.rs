@@ -236,12 +236,74 @@ pub(crate) fn to_table_column(path: &Path, series: &Series) -> Result<TableColum
     Ok(TableColumn { name, cells })
 }
 
-/// Refuses a CSV whose rows do not all have the header's number of fields, naming the first
-/// offending row. Quote-aware (RFC 4180: `""` inside quotes is a literal quote).
+/// Where a quote-aware scan of CSV bytes is, splitting fields as polars does: a quote opens a
+/// quoted field only at the field's start, and `""` inside a quoted field is a literal quote
+/// (RFC 4180). A quote anywhere else, or text right after a closing quote, is a stray quote:
+/// polars' line splitter and field parser disagree on such a record, or refuse it, so it is
+/// reported rather than parsed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuoteState {
+    in_quotes: bool,
+    at_field_start: bool,
+    /// The last byte closed a quoted field, so a quote now is an escaped one.
+    after_closing_quote: bool,
+    stray_quote: bool,
+}
+
+impl QuoteState {
+    pub(crate) fn new() -> Self {
+        QuoteState {
+            in_quotes: false,
+            at_field_start: true,
+            after_closing_quote: false,
+            stray_quote: false,
+        }
+    }
+
+    /// Tells whether the scan is inside a quoted field (where separators and newlines are data).
+    pub(crate) fn in_quotes(&self) -> bool {
+        self.in_quotes
+    }
+
+    /// Tells whether a stray quote was seen since the last call, and forgets it.
+    pub(crate) fn take_stray_quote(&mut self) -> bool {
+        std::mem::take(&mut self.stray_quote)
+    }
+
+    /// Reads one byte; returns true when it ends a field: a separator outside quotes.
+    pub(crate) fn ends_field(&mut self, byte: u8, separator: u8) -> bool {
+        if self.in_quotes {
+            if byte == b'"' {
+                self.in_quotes = false;
+                self.after_closing_quote = true;
+            }
+            return false;
+        }
+        let escaped_quote = self.after_closing_quote;
+        self.after_closing_quote = false;
+        if escaped_quote && !matches!(byte, b'"' | b'\n' | b'\r') && byte != separator {
+            self.stray_quote = true;
+        }
+        if byte == b'"' {
+            if self.at_field_start || escaped_quote {
+                self.in_quotes = true;
+                self.at_field_start = false;
+            } else {
+                self.stray_quote = true;
+            }
+            return false;
+        }
+        self.at_field_start = byte == separator || byte == b'\n';
+        byte == separator
+    }
+}
+
+/// Refuses a CSV whose rows do not all have the header's number of fields, or that has a stray
+/// quote, naming the first offending row. Quote-aware, as [`QuoteState`] splits fields.
 fn check_rectangular(path: &Path, bytes: &[u8], separator: u8) -> Result<()> {
     let mut expected = None;
     let mut fields = 1;
-    let mut in_quotes = false;
+    let mut quotes = QuoteState::new();
     let mut record_has_content = false;
     let mut line = 1;
     let mut record_line = 1;
@@ -264,19 +326,20 @@ fn check_rectangular(path: &Path, bytes: &[u8], separator: u8) -> Result<()> {
         Ok(())
     };
     for &byte in bytes {
+        let was_in_quotes = quotes.in_quotes();
+        if quotes.ends_field(byte, separator) {
+            fields += 1;
+            record_has_content = true;
+            continue;
+        }
         match byte {
-            b'"' => {
-                in_quotes = !in_quotes;
-                record_has_content = true;
-            }
-            byte if byte == separator && !in_quotes => {
-                fields += 1;
-                record_has_content = true;
-            }
             b'\n' => {
                 line += 1;
-                if in_quotes {
+                if was_in_quotes {
                     continue;
+                }
+                if quotes.take_stray_quote() {
+                    return Err(stray_quote(path, record, record_line));
                 }
                 if record_has_content {
                     finish_record(fields, record_line, &mut record)?;
@@ -289,11 +352,26 @@ fn check_rectangular(path: &Path, bytes: &[u8], separator: u8) -> Result<()> {
             _ => record_has_content = true,
         }
     }
+    if quotes.take_stray_quote() {
+        return Err(stray_quote(path, record, record_line));
+    }
     if record_has_content {
         finish_record(fields, record_line, &mut record)?;
     }
     Ok(())
 }
+
+/// The error for a stray quote in row `row` (0 is the header) starting on `line`.
+fn stray_quote(path: &Path, row: usize, line: usize) -> DataError {
+    DataError::Parse {
+        path: path.to_path_buf(),
+        reason: format!("row {row} (line {line}): {STRAY_QUOTE}"),
+    }
+}
+
+/// Why a record with a stray quote is refused.
+pub(crate) const STRAY_QUOTE: &str =
+    "a misplaced quote (quote whole fields, and double a quote inside one)";
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -307,6 +385,24 @@ mod tests {
     fn rectangular_csv_passes_including_quoted_commas_and_newlines() {
         let csv = b"a,b,c\n1,\"x,y\",3\r\n4,\"multi\nline\",6\n\n";
         assert!(check_rectangular(Path::new("t.csv"), csv, b',').is_ok());
+    }
+
+    #[test]
+    fn quoted_fields_with_escaped_quotes_pass_and_stray_quotes_are_named() {
+        // `"a""b,c"` is one field holding a quote and a comma.
+        let csv = b"a,b,c\n1,\"a\"\"b,c\",y\n2,\"multi\nline\",z\n";
+        assert!(check_rectangular(Path::new("t.csv"), csv, b',').is_ok());
+        let frame = parse_csv_text(Path::new("t.csv"), csv.to_vec(), b',', None).unwrap();
+        assert_eq!(frame.height(), 2);
+        let b = frame.column("b").unwrap().str().unwrap().clone();
+        assert_eq!(b.get(0), Some("a\"b,c"));
+        // A quote in the middle of an unquoted field: polars would split it inconsistently.
+        let csv = b"a,b,c\n1,2,3\n1,5\"10,x\n";
+        let error = check_rectangular(Path::new("t.csv"), csv, b',').unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("`t.csv`: row 2 (line 3): {STRAY_QUOTE}")
+        );
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn child(args: &[String]) -> anyhow::Result<()> {
     let output = PathBuf::from(output);
     let options = RescoreOptions {
         inputs: vec![PathBuf::from(input)],
-        format: OutputFormat::from_path(&output),
+        format: OutputFormat::from_path(&output)?,
         rejects: output.with_extension("rejects.csv"),
         output,
         top_k: 5,
