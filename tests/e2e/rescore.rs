@@ -467,7 +467,7 @@ fn alerts_follow_the_policy_and_are_ranked_by_revenue_at_risk() -> anyhow::Resul
     assert_eq!(alerts.column("rank")?.i64()?.get(0), Some(1));
 
     // The policy shipped beside the Telco model reads.
-    let shipped = churn_cli::rescore::read_alert_policy(
+    let shipped = churn_serve::config::read_alert_policy(
         &churn_e2e::repo_root().join("models/telco/alert-policy.toml"),
     )?;
     assert_eq!(shipped.value_feature.as_deref(), Some("MonthlyCharges"));

@@ -35,6 +35,8 @@ pub(crate) async fn start(model: &Path, options: ServeOptions) -> anyhow::Result
         model: Some(model.to_path_buf()),
         addr: Some("127.0.0.1:0".parse()?),
         metrics_addr: Some("127.0.0.1:0".parse()?),
+        // Tests about scoring run without an alert store; alert tests give one.
+        alerts_db: options.alerts_db.clone().or(Some("off".into())),
         ..options
     }
     .resolve()?;

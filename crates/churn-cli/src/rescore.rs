@@ -91,7 +91,7 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
             path: path.clone(),
             format: OutputFormat::from_path(path)?,
             policy: match &args.alert_policy {
-                Some(file) => read_alert_policy(file)?,
+                Some(file) => churn_serve::config::read_alert_policy(file)?,
                 None => AlertPolicy::default(),
             },
         }),
@@ -135,19 +135,6 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads an alert policy from a TOML file; unknown keys and out-of-range values are refused by
-/// name.
-pub fn read_alert_policy(file: &std::path::Path) -> anyhow::Result<AlertPolicy> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read alert policy `{}`", file.display()))?;
-    let policy: AlertPolicy = toml::from_str(&text)
-        .with_context(|| format!("invalid alert policy `{}`", file.display()))?;
-    policy
-        .validate()
-        .with_context(|| format!("invalid alert policy `{}`", file.display()))?;
-    Ok(policy)
 }
 
 fn write_summary(

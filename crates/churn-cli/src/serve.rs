@@ -39,6 +39,26 @@ pub struct ServeArgs {
     /// [CHURN_WATCH_INTERVAL_MS; default 1000].
     #[arg(long)]
     pub watch_interval_ms: Option<u64>,
+    /// SQLite file keeping alerts and last scores, or `off` for no alerts
+    /// [CHURN_ALERTS_DB; default churn-alerts.sqlite].
+    #[arg(long)]
+    pub alerts_db: Option<PathBuf>,
+    /// Alert policy TOML [CHURN_ALERT_POLICY; default alert-policy.toml next to the model, else
+    /// built-in: HIGH band or a rise of 0.2, 14-day cool-down].
+    #[arg(long)]
+    pub alert_policy: Option<PathBuf>,
+    /// `normal` (a commit survives the process being killed) or `full` (also a power cut:
+    /// fsync per commit) [CHURN_ALERTS_SYNC; default normal].
+    #[arg(long)]
+    pub alerts_sync: Option<String>,
+    /// How often open alerts are checked against their time to acknowledge, in ms
+    /// [CHURN_ESCALATION_INTERVAL_MS; default 30000].
+    #[arg(long)]
+    pub escalation_interval_ms: Option<u64>,
+    /// Alert events buffered for live streams before a slow StreamAlerts client is cut off
+    /// [CHURN_ALERT_STREAM_BUFFER; default 4096].
+    #[arg(long)]
+    pub alert_stream_buffer: Option<usize>,
 }
 
 /// Resolves the server settings: flags, then `CHURN_` variables, then the config file.
@@ -60,6 +80,11 @@ pub fn serve_config(
         max_top_k: args.max_top_k,
         max_message_bytes: args.max_message_bytes,
         watch_interval_ms: args.watch_interval_ms,
+        alerts_db: args.alerts_db,
+        alert_policy: args.alert_policy,
+        alerts_sync: args.alerts_sync,
+        escalation_interval_ms: args.escalation_interval_ms,
+        alert_stream_buffer: args.alert_stream_buffer,
     };
     let from_file = match &config_file {
         Some(path) => ServeOptions::from_file(path)?,

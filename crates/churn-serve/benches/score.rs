@@ -42,6 +42,7 @@ fn telco_profile() -> proto::Profile {
             .into_iter()
             .map(|(name, kind)| (name.to_string(), proto::Value { kind: Some(kind) }))
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -49,7 +50,7 @@ fn score_rpc(c: &mut Criterion) {
     let model_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/telco");
     let slot = Arc::new(ModelSlot::load(&model_dir).expect("the shipped model loads"));
     let config = churn_serve::ServeConfig::default();
-    let api = ChurnApi::new(slot, churn_serve::metrics::Metrics::new(), &config);
+    let api = ChurnApi::new(slot, churn_serve::metrics::Metrics::new(), &config, None);
     let model = api.model();
     let request = proto::ScoreRequest {
         profile: Some(telco_profile()),
@@ -71,7 +72,7 @@ fn score_rpc(c: &mut Criterion) {
         b.iter(|| {
             let decoded = proto::ScoreRequest::decode(bytes.as_slice()).expect("decodes");
             let response = api.score_with(&model, decoded).expect("scores");
-            response.encode_to_vec()
+            response.response.encode_to_vec()
         })
     });
     group.finish();

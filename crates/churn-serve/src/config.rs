@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use churn_core::AlertPolicy;
 use serde::Deserialize;
 
+use crate::alerts::Synchronous;
 use crate::error::{Result, ServeError};
 
 /// Everything the server needs, resolved.
@@ -29,6 +31,44 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// How often the model file is checked for changes; zero turns watching off.
     pub watch_interval: Duration,
+    /// Alerts, unless turned off with `alerts_db = "off"`.
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// How the server raises and keeps alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertsConfig {
+    /// The SQLite file holding alerts and last scores.
+    pub db: PathBuf,
+    /// The policy deciding which scores raise alerts.
+    pub policy: AlertPolicy,
+    /// Where the policy was read from; `None` for the built-in default.
+    pub policy_file: Option<PathBuf>,
+    pub synchronous: Synchronous,
+    /// How often open alerts are checked against their time to acknowledge.
+    pub escalation_interval: Duration,
+    /// Events buffered for live streams before a slow stream is cut off.
+    pub stream_buffer: usize,
+}
+
+/// The alert store used when none is configured, relative to the working folder.
+pub const DEFAULT_ALERTS_DB: &str = "churn-alerts.sqlite";
+/// The policy file looked for next to the model when none is configured.
+pub const POLICY_FILE_NAME: &str = "alert-policy.toml";
+
+/// Reads an alert policy from a TOML file; unknown keys and out-of-range values are refused by
+/// name.
+pub fn read_alert_policy(file: &Path) -> Result<AlertPolicy> {
+    let file_error = |reason: String| ServeError::ConfigFile {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(file).map_err(|error| file_error(error.to_string()))?;
+    let policy: AlertPolicy = toml::from_str(&text).map_err(|error| file_error(error.to_string()))?;
+    policy
+        .validate()
+        .map_err(|error| file_error(error.to_string()))?;
+    Ok(policy)
 }
 
 impl Default for ServeConfig {
@@ -41,6 +81,14 @@ impl Default for ServeConfig {
             max_top_k: 20,
             max_message_bytes: 4 * 1024 * 1024,
             watch_interval: Duration::from_secs(1),
+            alerts: Some(AlertsConfig {
+                db: PathBuf::from(DEFAULT_ALERTS_DB),
+                policy: AlertPolicy::default(),
+                policy_file: None,
+                synchronous: Synchronous::Normal,
+                escalation_interval: Duration::from_secs(30),
+                stream_buffer: 4096,
+            }),
         }
     }
 }
@@ -56,6 +104,14 @@ pub struct ServeOptions {
     pub max_top_k: Option<usize>,
     pub max_message_bytes: Option<usize>,
     pub watch_interval_ms: Option<u64>,
+    /// SQLite file of alerts, or `off` to run without alerts.
+    pub alerts_db: Option<PathBuf>,
+    /// Alert policy TOML; by default `alert-policy.toml` next to the model, if there is one.
+    pub alert_policy: Option<PathBuf>,
+    /// `normal` or `full` (fsync every commit).
+    pub alerts_sync: Option<String>,
+    pub escalation_interval_ms: Option<u64>,
+    pub alert_stream_buffer: Option<usize>,
 }
 
 /// The environment variable naming the config file.
@@ -73,11 +129,17 @@ impl ServeOptions {
             toml::from_str(&text).map_err(|error| file_error(error.to_string()))?;
         let base = path.parent().unwrap_or(Path::new(""));
         options.model = options.model.map(|model| base.join(model));
+        options.alert_policy = options.alert_policy.map(|policy| base.join(policy));
+        options.alerts_db = options
+            .alerts_db
+            .map(|db| if db == Path::new("off") { db } else { base.join(db) });
         Ok(options)
     }
 
     /// Reads `CHURN_MODEL`, `CHURN_ADDR`, `CHURN_METRICS_ADDR`, `CHURN_MAX_BATCH`,
-    /// `CHURN_MAX_TOP_K`, `CHURN_MAX_MESSAGE_BYTES` and `CHURN_WATCH_INTERVAL_MS`. Other
+    /// `CHURN_MAX_TOP_K`, `CHURN_MAX_MESSAGE_BYTES`, `CHURN_WATCH_INTERVAL_MS`,
+    /// `CHURN_ALERTS_DB`, `CHURN_ALERT_POLICY`, `CHURN_ALERTS_SYNC`,
+    /// `CHURN_ESCALATION_INTERVAL_MS` and `CHURN_ALERT_STREAM_BUFFER`. Other
     /// variables are left alone (they may belong to other commands).
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut options = ServeOptions::default();
@@ -93,6 +155,15 @@ impl ServeOptions {
                 }
                 "CHURN_WATCH_INTERVAL_MS" => {
                     options.watch_interval_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_ALERTS_DB" => options.alerts_db = Some(PathBuf::from(value)),
+                "CHURN_ALERT_POLICY" => options.alert_policy = Some(PathBuf::from(value)),
+                "CHURN_ALERTS_SYNC" => options.alerts_sync = Some(value),
+                "CHURN_ESCALATION_INTERVAL_MS" => {
+                    options.escalation_interval_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_ALERT_STREAM_BUFFER" => {
+                    options.alert_stream_buffer = Some(parse(&key, &value)?);
                 }
                 _ => {}
             }
@@ -110,14 +181,21 @@ impl ServeOptions {
             max_top_k: self.max_top_k.or(lower.max_top_k),
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
             watch_interval_ms: self.watch_interval_ms.or(lower.watch_interval_ms),
+            alerts_db: self.alerts_db.or(lower.alerts_db),
+            alert_policy: self.alert_policy.or(lower.alert_policy),
+            alerts_sync: self.alerts_sync.or(lower.alerts_sync),
+            escalation_interval_ms: self.escalation_interval_ms.or(lower.escalation_interval_ms),
+            alert_stream_buffer: self.alert_stream_buffer.or(lower.alert_stream_buffer),
         }
     }
 
     /// Fills what is still unset with the defaults and checks the limits.
     pub fn resolve(self) -> Result<ServeConfig> {
         let defaults = ServeConfig::default();
+        let model = self.model.clone().unwrap_or(defaults.model.clone());
+        let alerts = self.resolve_alerts(&model)?;
         let config = ServeConfig {
-            model: self.model.unwrap_or(defaults.model),
+            model,
             addr: self.addr.unwrap_or(defaults.addr),
             metrics_addr: self.metrics_addr.unwrap_or(defaults.metrics_addr),
             max_batch: self.max_batch.unwrap_or(defaults.max_batch),
@@ -126,6 +204,7 @@ impl ServeOptions {
             watch_interval: self
                 .watch_interval_ms
                 .map_or(defaults.watch_interval, Duration::from_millis),
+            alerts,
         };
         let at_least_one = |key: &str, value: usize| {
             if value == 0 {
@@ -147,6 +226,60 @@ impl ServeOptions {
             });
         }
         Ok(config)
+    }
+}
+
+impl ServeOptions {
+    /// Resolves the alert settings: the store, the policy (the configured file, else the model's
+    /// own `alert-policy.toml`, else the built-in default) and the limits.
+    fn resolve_alerts(&self, model: &Path) -> Result<Option<AlertsConfig>> {
+        let db = self
+            .alerts_db
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ALERTS_DB));
+        if db == Path::new("off") {
+            return Ok(None);
+        }
+        let model_dir = if model.extension().is_some_and(|extension| extension == "json") {
+            model.parent().unwrap_or(Path::new("")).to_path_buf()
+        } else {
+            model.to_path_buf()
+        };
+        let beside_model = model_dir.join(POLICY_FILE_NAME);
+        let policy_file = match &self.alert_policy {
+            Some(file) => Some(file.clone()),
+            None => beside_model.is_file().then_some(beside_model),
+        };
+        let policy = match &policy_file {
+            Some(file) => read_alert_policy(file)?,
+            None => AlertPolicy::default(),
+        };
+        let synchronous = match &self.alerts_sync {
+            Some(text) => text.parse().map_err(|reason| ServeError::InvalidConfig {
+                key: "alerts_sync".into(),
+                value: text.clone(),
+                reason,
+            })?,
+            None => Synchronous::Normal,
+        };
+        let stream_buffer = self.alert_stream_buffer.unwrap_or(4096);
+        if stream_buffer == 0 {
+            return Err(ServeError::InvalidConfig {
+                key: "alert_stream_buffer".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Some(AlertsConfig {
+            db,
+            policy,
+            policy_file,
+            synchronous,
+            escalation_interval: Duration::from_millis(
+                self.escalation_interval_ms.unwrap_or(30_000).max(1),
+            ),
+            stream_buffer,
+        }))
     }
 }
 

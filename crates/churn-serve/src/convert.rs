@@ -4,6 +4,9 @@ use churn_core::{
     CoreError, Explanation, FeatureKind, Profile, RawValue, Reason, RiskBand, TopReasons,
 };
 
+use churn_core::Timestamp;
+
+use crate::alerts::{AlertEvent, AlertRecord, AlertState, EventKind, Outcome};
 use crate::error::RequestError;
 use crate::model::LoadedModel;
 use crate::proto;
@@ -51,6 +54,8 @@ pub fn profile_from_proto(
 /// Writes a profile as a protobuf message (for clients and the load generator).
 pub fn profile_to_proto(customer_id: &str, profile: &Profile) -> proto::Profile {
     proto::Profile {
+        assignee: String::new(),
+        team: String::new(),
         customer_id: customer_id.to_string(),
         features: profile
             .iter()
@@ -123,6 +128,7 @@ pub fn score_response(
         lowering: top.lowering.iter().map(reason_to_proto).collect(),
         model: Some(model.model_ref()),
         logit: top.logit,
+        alert: None,
     }
 }
 
@@ -142,6 +148,141 @@ pub fn explain_response(
         model: Some(model.model_ref()),
         band: band_to_proto(scorer.band(explanation.probability)).into(),
         percentile: scorer.percentile(explanation.probability),
+    }
+}
+
+/// Returns a raw value as an agent reads it: the number, the text, yes/no; empty when missing.
+pub fn value_text(value: Option<&proto::Value>) -> String {
+    match value.and_then(|value| value.kind.as_ref()) {
+        None => String::new(),
+        Some(proto::value::Kind::Number(number)) => number.to_string(),
+        Some(proto::value::Kind::Text(text)) => text.clone(),
+        Some(proto::value::Kind::Flag(flag)) => if *flag { "yes" } else { "no" }.to_string(),
+    }
+}
+
+/// Returns a number of a raw value: a number, or text that reads as one.
+pub fn value_number(value: &RawValue) -> Option<f64> {
+    match value {
+        RawValue::Number(number) => Some(*number),
+        RawValue::Text(text) => text.trim().parse().ok(),
+        RawValue::Bool(_) | RawValue::Missing => None,
+    }
+}
+
+/// Returns a Unix time in seconds as RFC 3339 UTC.
+pub fn rfc3339(at: Timestamp) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn optional_time(at: Option<Timestamp>) -> String {
+    at.map(rfc3339).unwrap_or_default()
+}
+
+/// Returns the protobuf state.
+pub fn state_to_proto(state: AlertState) -> proto::AlertState {
+    match state {
+        AlertState::Open => proto::AlertState::Open,
+        AlertState::Acknowledged => proto::AlertState::Acknowledged,
+        AlertState::Resolved => proto::AlertState::Resolved,
+    }
+}
+
+/// Returns the state of a protobuf state, `None` when unspecified.
+pub fn state_from_proto(state: proto::AlertState) -> Option<AlertState> {
+    match state {
+        proto::AlertState::Unspecified => None,
+        proto::AlertState::Open => Some(AlertState::Open),
+        proto::AlertState::Acknowledged => Some(AlertState::Acknowledged),
+        proto::AlertState::Resolved => Some(AlertState::Resolved),
+    }
+}
+
+/// Returns the protobuf outcome.
+pub fn outcome_to_proto(outcome: Outcome) -> proto::AlertOutcome {
+    match outcome {
+        Outcome::Retained => proto::AlertOutcome::Retained,
+        Outcome::Churned => proto::AlertOutcome::Churned,
+        Outcome::FalseAlarm => proto::AlertOutcome::FalseAlarm,
+        Outcome::NotReached => proto::AlertOutcome::NotReached,
+    }
+}
+
+/// Returns the outcome of a protobuf outcome, `None` when unspecified.
+pub fn outcome_from_proto(outcome: proto::AlertOutcome) -> Option<Outcome> {
+    match outcome {
+        proto::AlertOutcome::Unspecified => None,
+        proto::AlertOutcome::Retained => Some(Outcome::Retained),
+        proto::AlertOutcome::Churned => Some(Outcome::Churned),
+        proto::AlertOutcome::FalseAlarm => Some(Outcome::FalseAlarm),
+        proto::AlertOutcome::NotReached => Some(Outcome::NotReached),
+    }
+}
+
+/// Returns the protobuf event kind.
+pub fn event_kind_to_proto(kind: EventKind) -> proto::AlertEventKind {
+    match kind {
+        EventKind::Raised => proto::AlertEventKind::Raised,
+        EventKind::Updated => proto::AlertEventKind::Updated,
+        EventKind::Escalated => proto::AlertEventKind::Escalated,
+        EventKind::Acknowledged => proto::AlertEventKind::Acknowledged,
+        EventKind::Resolved => proto::AlertEventKind::Resolved,
+    }
+}
+
+/// Returns a stored alert as a protobuf message.
+pub fn alert_to_proto(alert: &AlertRecord) -> proto::Alert {
+    proto::Alert {
+        id: alert.id.to_string(),
+        customer_id: alert.customer_id.clone(),
+        state: state_to_proto(alert.state).into(),
+        band: band_to_proto(alert.band).into(),
+        probability: alert.probability,
+        previous_probability: alert.previous_probability,
+        percentile: alert.percentile,
+        revenue_at_risk: alert.revenue_at_risk,
+        triggers: alert.triggers.clone(),
+        reasons: alert
+            .reasons
+            .iter()
+            .map(|reason| proto::Reason {
+                feature: reason.feature.clone(),
+                value: Some(proto::Value {
+                    kind: (!reason.value.is_empty())
+                        .then(|| proto::value::Kind::Text(reason.value.clone())),
+                }),
+                contribution: reason.contribution,
+                message: reason.message.clone(),
+            })
+            .collect(),
+        assignee: alert.assignee.clone().unwrap_or_default(),
+        team: alert.team.clone().unwrap_or_default(),
+        model_version: alert.model_version.clone(),
+        raised_at: rfc3339(alert.raised_at),
+        updated_at: rfc3339(alert.updated_at),
+        acknowledge_by: rfc3339(alert.acknowledge_by),
+        escalation_level: alert.escalation_level,
+        acknowledged_at: optional_time(alert.acknowledged_at),
+        acknowledged_by: alert.acknowledged_by.clone().unwrap_or_default(),
+        resolved_at: optional_time(alert.resolved_at),
+        resolved_by: alert.resolved_by.clone().unwrap_or_default(),
+        outcome: alert
+            .outcome
+            .map_or(proto::AlertOutcome::Unspecified, outcome_to_proto)
+            .into(),
+        resolution_note: alert.note.clone().unwrap_or_default(),
+        score_count: alert.score_count,
+    }
+}
+
+/// Returns a stored event as a protobuf message.
+pub fn event_to_proto(event: &AlertEvent) -> proto::AlertEvent {
+    proto::AlertEvent {
+        cursor: event.cursor,
+        kind: event_kind_to_proto(event.kind).into(),
+        at: rfc3339(event.at),
+        alert: Some(alert_to_proto(&event.alert)),
     }
 }
 
@@ -214,7 +355,7 @@ mod tests {
     fn bad_profiles_are_refused_by_field() {
         let blank = proto::Profile {
             customer_id: "  ".into(),
-            features: Default::default(),
+            ..Default::default()
         };
         assert_eq!(
             profile_from_proto(Some(blank)).unwrap_err().field(),
@@ -222,7 +363,7 @@ mod tests {
         );
         let long = proto::Profile {
             customer_id: "x".repeat(MAX_CUSTOMER_ID_BYTES + 1),
-            features: Default::default(),
+            ..Default::default()
         };
         assert!(matches!(
             profile_from_proto(Some(long)),
@@ -237,6 +378,7 @@ mod tests {
                 },
             )]
             .into(),
+            ..Default::default()
         };
         let error = profile_from_proto(Some(nan)).unwrap_err();
         assert_eq!(

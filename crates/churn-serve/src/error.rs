@@ -27,6 +27,8 @@ pub enum ServeError {
         value: String,
         reason: String,
     },
+    #[error("alert store `{path}`: {reason}")]
+    AlertStore { path: PathBuf, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -50,6 +52,20 @@ pub enum RequestError {
     Required { field: &'static str },
     #[error("`customer_id` is {length} bytes long; the limit is {limit}")]
     CustomerIdTooLong { length: usize, limit: usize },
+    #[error("`{field}` is {length} bytes long; the limit is {limit}")]
+    TooLong {
+        field: &'static str,
+        length: usize,
+        limit: usize,
+    },
+    #[error("`alert_id` `{id}` does not exist")]
+    NotFound { id: String },
+    #[error("{reason}")]
+    FailedPrecondition { reason: String },
+    #[error("`{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("alerts cannot be recorded now ({reason}); nothing was reported, retry the call")]
+    Unavailable { reason: String },
     #[error("`profiles` has {count} profiles; the limit is {limit} per batch")]
     BatchTooLarge { count: usize, limit: usize },
     #[error("internal error: {reason}")]
@@ -62,7 +78,12 @@ impl RequestError {
         match self {
             RequestError::Profile(error) if !error.is_caller_fault() => tonic::Code::Internal,
             RequestError::Internal { .. } => tonic::Code::Internal,
+            RequestError::NotFound { .. } => tonic::Code::NotFound,
+            RequestError::FailedPrecondition { .. } => tonic::Code::FailedPrecondition,
+            RequestError::Unavailable { .. } => tonic::Code::Unavailable,
             RequestError::Profile(_)
+            | RequestError::TooLong { .. }
+            | RequestError::Invalid { .. }
             | RequestError::Required { .. }
             | RequestError::CustomerIdTooLong { .. }
             | RequestError::BatchTooLarge { .. } => tonic::Code::InvalidArgument,
@@ -76,7 +97,13 @@ impl RequestError {
             RequestError::Required { field } => Some(field),
             RequestError::CustomerIdTooLong { .. } => Some("customer_id"),
             RequestError::BatchTooLarge { .. } => Some("profiles"),
-            RequestError::Internal { .. } => None,
+            RequestError::TooLong { field, .. } | RequestError::Invalid { field, .. } => {
+                Some(field)
+            }
+            RequestError::NotFound { .. } => Some("alert_id"),
+            RequestError::Internal { .. }
+            | RequestError::FailedPrecondition { .. }
+            | RequestError::Unavailable { .. } => None,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! # }
 //! ```
 
+pub mod alert_service;
+pub mod alerts;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -37,6 +37,16 @@ pub struct Metrics {
     profiles: Family<OutcomeLabels, Counter>,
     reloads: Family<OutcomeLabels, Counter>,
     in_flight: Gauge,
+    alert_events: Family<KindLabels, Counter>,
+    alert_commits: Histogram,
+    alert_commit_scores: Counter,
+    alert_streams: Gauge,
+    alert_streams_cut: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 impl Default for Metrics {
@@ -80,6 +90,36 @@ impl Metrics {
             "gRPC calls being answered now",
             in_flight.clone(),
         );
+        let alert_events = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "alert_events",
+            "Alert events committed, by kind (raised, updated, escalated, acknowledged, resolved)",
+            alert_events.clone(),
+        );
+        let alert_commits = latency_histogram();
+        registry.register(
+            "alert_commit_duration_seconds",
+            "Time to commit one group of scores to the alert store",
+            alert_commits.clone(),
+        );
+        let alert_commit_scores = Counter::default();
+        registry.register(
+            "alert_committed_scores",
+            "Scores committed to the alert store (divide by the commit count for the group size)",
+            alert_commit_scores.clone(),
+        );
+        let alert_streams = Gauge::default();
+        registry.register(
+            "alert_streams",
+            "StreamAlerts clients connected now",
+            alert_streams.clone(),
+        );
+        let alert_streams_cut = Counter::default();
+        registry.register(
+            "alert_streams_cut",
+            "StreamAlerts clients cut off for falling too far behind",
+            alert_streams_cut.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             calls,
@@ -87,6 +127,11 @@ impl Metrics {
             profiles,
             reloads,
             in_flight,
+            alert_events,
+            alert_commits,
+            alert_commit_scores,
+            alert_streams,
+            alert_streams_cut,
         }
     }
 
@@ -118,6 +163,28 @@ impl Metrics {
     /// Counts a reload attempt.
     pub fn observe_reload(&self, outcome: &'static str) {
         self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts one committed alert event.
+    pub fn observe_alert_event(&self, kind: &'static str) {
+        self.alert_events.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Times one commit of `scores` scores to the alert store.
+    pub fn observe_alert_commit(&self, scores: usize, elapsed: Duration) {
+        self.alert_commits.observe(elapsed.as_secs_f64());
+        self.alert_commit_scores.inc_by(scores as u64);
+    }
+
+    /// Marks an alert stream as connected; the guard marks it gone when dropped.
+    pub fn alert_stream(&self) -> InFlight {
+        self.alert_streams.inc();
+        InFlight(self.alert_streams.clone())
+    }
+
+    /// Counts a stream cut off for falling behind.
+    pub fn observe_alert_stream_cut(&self) {
+        self.alert_streams_cut.inc();
     }
 
     /// Marks a call as started; the guard marks it finished when dropped.

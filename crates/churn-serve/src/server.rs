@@ -14,7 +14,9 @@ use tonic::codegen::http;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::config::ServeConfig;
+use crate::alert_service::AlertApi;
+use crate::alerts::{AlertHub, HubSettings, SqliteStore};
+use crate::config::{AlertsConfig, ServeConfig};
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::model::{ModelSlot, Reloaded};
@@ -48,7 +50,11 @@ pub struct RunningServer {
 pub async fn start(config: ServeConfig) -> Result<RunningServer> {
     let slot = Arc::new(ModelSlot::load(&config.model)?);
     let metrics = Metrics::new();
-    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config);
+    let alerts = match &config.alerts {
+        Some(settings) => Some(open_alerts(settings, &metrics)?),
+        None => None,
+    };
+    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config, alerts.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -74,6 +80,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         .max_decoding_message_size(config.max_message_bytes);
     let admin = proto::admin_service_server::AdminServiceServer::new(api)
         .max_decoding_message_size(config.max_message_bytes);
+    let alert_service = alerts.clone().map(|hub| {
+        proto::alert_service_server::AlertServiceServer::new(AlertApi::new(
+            hub,
+            metrics.clone(),
+            stopped.clone(),
+        ))
+        .max_decoding_message_size(config.max_message_bytes)
+    });
     let grpc = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
             oversized_message_is_invalid_argument::<tonic::body::Body>,
@@ -82,7 +96,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scoring)
-        .add_service(admin);
+        .add_service(admin)
+        .add_optional_service(alert_service);
     let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let grpc_stopped = stopped.clone();
     let grpc_task = tokio::spawn(async move {
@@ -117,7 +132,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
             slot.clone(),
             metrics.clone(),
             config.watch_interval,
-            stopped,
+            stopped.clone(),
+        )));
+    }
+    if let (Some(hub), Some(settings)) = (alerts, &config.alerts) {
+        tasks.push(tokio::spawn(escalate_overdue(
+            hub,
+            settings.escalation_interval,
+            stopped.clone(),
         )));
     }
     tracing::info!(
@@ -208,6 +230,58 @@ pub(crate) async fn reload(
         Err(_) => "refused",
     });
     outcome
+}
+
+/// Opens the alert store and starts its writer.
+fn open_alerts(settings: &AlertsConfig, metrics: &Metrics) -> Result<AlertHub> {
+    let store = SqliteStore::open(&settings.db, settings.synchronous).map_err(|error| {
+        ServeError::AlertStore {
+            path: settings.db.clone(),
+            reason: error.to_string(),
+        }
+    })?;
+    tracing::info!(
+        store = %settings.db.display(),
+        policy = %settings
+            .policy_file
+            .as_ref()
+            .map_or_else(|| "built-in default".to_string(), |file| file.display().to_string()),
+        "alerts on"
+    );
+    let hub = AlertHub::start(
+        Arc::new(store),
+        HubSettings {
+            policy: settings.policy.clone(),
+            stream_buffer: settings.stream_buffer,
+            max_scores_per_commit: MAX_SCORES_PER_COMMIT,
+        },
+        metrics.clone(),
+    )?;
+    Ok(hub)
+}
+
+/// Most scores grouped into one alert-store commit: two full batches.
+const MAX_SCORES_PER_COMMIT: usize = 2_000;
+
+/// Escalates overdue alerts every `interval` until the server stops.
+async fn escalate_overdue(
+    hub: AlertHub,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+        }
+        match hub.escalate_overdue(crate::service::now()).await {
+            Ok(events) if !events.is_empty() => {
+                tracing::info!(alerts = events.len(), "escalated overdue alerts");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "cannot escalate overdue alerts"),
+        }
+    }
 }
 
 /// Polls the model file and reloads when its size or modification time changes. A refused

@@ -9,8 +9,12 @@ use std::time::Instant;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::alerts::{AlertHub, NewScore, StoredReason};
 use crate::config::ServeConfig;
-use crate::convert::{explain_response, profile_error, profile_from_proto, score_response};
+use crate::convert::{
+    MAX_CUSTOMER_ID_BYTES, event_kind_to_proto, explain_response, profile_error,
+    profile_from_proto, score_response, value_number, value_text,
+};
 use crate::error::RequestError;
 use crate::metrics::Metrics;
 use crate::model::{LoadedModel, ModelSlot};
@@ -26,16 +30,47 @@ pub struct ChurnApi {
     metrics: Metrics,
     max_batch: usize,
     max_top_k: usize,
+    alerts: Option<AlertHub>,
+}
+
+/// A scored profile, with what its alert needs beyond the response.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub response: proto::ScoreResponse,
+    band: churn_core::RiskBand,
+    /// The profile's value of the policy's value feature, when it has one.
+    customer_value: Option<f64>,
+    assignee: Option<String>,
+    team: Option<String>,
+}
+
+/// Returns an optional owner field (`assignee`, `team`): blank means none; too long is refused.
+fn owner_field(field: &'static str, value: &str) -> Result<Option<String>, RequestError> {
+    let value = value.trim();
+    if value.len() > MAX_CUSTOMER_ID_BYTES {
+        return Err(RequestError::TooLong {
+            field,
+            length: value.len(),
+            limit: MAX_CUSTOMER_ID_BYTES,
+        });
+    }
+    Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
 impl ChurnApi {
-    /// Serves the model in `slot` with the limits of `config`.
-    pub fn new(slot: Arc<ModelSlot>, metrics: Metrics, config: &ServeConfig) -> Self {
+    /// Serves the model in `slot` with the limits of `config`, raising alerts through `alerts`.
+    pub fn new(
+        slot: Arc<ModelSlot>,
+        metrics: Metrics,
+        config: &ServeConfig,
+        alerts: Option<AlertHub>,
+    ) -> Self {
         ChurnApi {
             slot,
             metrics,
             max_batch: config.max_batch,
             max_top_k: config.max_top_k,
+            alerts,
         }
     }
 
@@ -53,12 +88,69 @@ impl ChurnApi {
         &self,
         model: &LoadedModel,
         request: proto::ScoreRequest,
-    ) -> Result<proto::ScoreResponse, RequestError> {
+    ) -> Result<Scored, RequestError> {
+        let (assignee, team) = match &request.profile {
+            Some(profile) => (
+                owner_field("assignee", &profile.assignee)?,
+                owner_field("team", &profile.team)?,
+            ),
+            None => (None, None),
+        };
         let (customer_id, profile) = profile_from_proto(request.profile)?;
         let top = model
             .scorer
             .explain_top(&profile, self.top_k(request.top_k))?;
-        Ok(score_response(model, customer_id, top))
+        let customer_value = self
+            .alerts
+            .as_ref()
+            .and_then(|hub| hub.policy().value_feature.as_ref())
+            .and_then(|feature| profile.get(feature))
+            .and_then(value_number);
+        let band = model.scorer.band(top.probability);
+        Ok(Scored {
+            response: score_response(model, customer_id, top),
+            band,
+            customer_value,
+            assignee,
+            team,
+        })
+    }
+
+    /// Records scores with the alert policy and marks each response with the alert it raised
+    /// or updated. The alerts are committed when this returns; without alerts it does nothing.
+    pub async fn record_alerts(&self, scored: &mut [&mut Scored]) -> Result<(), RequestError> {
+        let Some(hub) = &self.alerts else {
+            return Ok(());
+        };
+        let at = now();
+        let scores = scored
+            .iter()
+            .map(|scored| new_score(scored, at))
+            .collect();
+        let changes = hub
+            .record(scores)
+            .await
+            .map_err(|error| RequestError::Unavailable {
+                reason: error.to_string(),
+            })?;
+        for (scored, change) in scored.iter_mut().zip(changes) {
+            scored.response.alert = change.map(|change| proto::AlertChange {
+                alert_id: change.alert_id.to_string(),
+                kind: event_kind_to_proto(change.kind).into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Scores one request and records its alert: the whole of `Score`.
+    async fn score_and_record(
+        &self,
+        model: &LoadedModel,
+        request: proto::ScoreRequest,
+    ) -> Result<proto::ScoreResponse, RequestError> {
+        let mut scored = self.score_with(model, request)?;
+        self.record_alerts(&mut [&mut scored]).await?;
+        Ok(scored.response)
     }
 
     /// Returns the model serving now.
@@ -68,18 +160,10 @@ impl ChurnApi {
 
     /// Returns the result of one profile of a batch or stream.
     fn score_result(
-        &self,
-        model: &LoadedModel,
         index: u64,
-        request: proto::ScoreRequest,
+        customer_id: String,
+        scored: Result<proto::ScoreResponse, RequestError>,
     ) -> proto::ScoreResult {
-        let customer_id = request
-            .profile
-            .as_ref()
-            .map(|profile| profile.customer_id.clone())
-            .unwrap_or_default();
-        let scored = self.score_with(model, request);
-        self.metrics.observe_profile(&scored);
         let outcome = match scored {
             Ok(response) => proto::score_result::Outcome::Score(response),
             Err(error) => proto::score_result::Outcome::Error(profile_error(&error)),
@@ -117,6 +201,43 @@ impl ChurnApi {
     }
 }
 
+/// Returns the time now, in seconds since the Unix epoch.
+pub(crate) fn now() -> churn_core::Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
+}
+
+/// Returns what the alert store keeps of a score.
+fn new_score(scored: &Scored, at: churn_core::Timestamp) -> NewScore {
+    let response = &scored.response;
+    NewScore {
+        customer_id: response.customer_id.clone(),
+        probability: response.probability,
+        band: scored.band,
+        percentile: response.percentile,
+        customer_value: scored.customer_value,
+        assignee: scored.assignee.clone(),
+        team: scored.team.clone(),
+        reasons: response
+            .raising
+            .iter()
+            .map(|reason| StoredReason {
+                feature: reason.feature.clone(),
+                value: value_text(reason.value.as_ref()),
+                contribution: reason.contribution,
+                message: reason.message.clone(),
+            })
+            .collect(),
+        model_version: response
+            .model
+            .as_ref()
+            .map(|model| model.version.clone())
+            .unwrap_or_default(),
+        at,
+    }
+}
+
 type ResultStream = Pin<Box<dyn Stream<Item = Result<proto::ScoreResult, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -127,7 +248,9 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
     ) -> Result<Response<proto::ScoreResponse>, Status> {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
-        let result = self.score_with(&self.model(), request.into_inner());
+        let result = self
+            .score_and_record(&self.model(), request.into_inner())
+            .await;
         self.metrics.observe_profile(&result);
         self.finish("Score", started, result)
     }
@@ -152,24 +275,46 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
         let scored = tokio::task::spawn_blocking(move || {
             let model = api.model();
             let top_k = request.top_k;
-            let results = request
+            request
                 .profiles
                 .into_iter()
-                .enumerate()
-                .map(|(index, profile)| {
+                .map(|profile| {
+                    let customer_id = profile.customer_id.clone();
                     let single = proto::ScoreRequest {
                         profile: Some(profile),
                         top_k,
                     };
-                    api.score_result(&model, index as u64, single)
+                    let scored = api.score_with(&model, single);
+                    api.metrics.observe_profile(&scored);
+                    (customer_id, scored)
                 })
-                .collect();
-            proto::ScoreBatchResponse { results }
+                .collect::<Vec<_>>()
         })
         .await
         .map_err(|error| RequestError::Internal {
             reason: format!("batch scoring stopped: {error}"),
         });
+        let scored = match scored {
+            Ok(mut scored) => {
+                // Every alert of the batch in one commit, before the answer.
+                let mut good: Vec<&mut Scored> = scored
+                    .iter_mut()
+                    .filter_map(|(_, result)| result.as_mut().ok())
+                    .collect();
+                self.record_alerts(&mut good).await.map(|()| {
+                    let results = scored
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, (customer_id, result))| {
+                            let response = result.map(|scored| scored.response);
+                            Self::score_result(index as u64, customer_id, response)
+                        })
+                        .collect();
+                    proto::ScoreBatchResponse { results }
+                })
+            }
+            Err(error) => Err(error),
+        };
         self.finish("ScoreBatch", started, scored)
     }
 
@@ -187,7 +332,23 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
             while let Some(next) = requests.next().await {
                 let started = Instant::now();
                 let item = match next {
-                    Ok(request) => Ok(api.score_result(&api.model(), index, request)),
+                    Ok(request) => {
+                        let customer_id = request
+                            .profile
+                            .as_ref()
+                            .map(|profile| profile.customer_id.clone())
+                            .unwrap_or_default();
+                        let scored = api.score_and_record(&api.model(), request).await;
+                        api.metrics.observe_profile(&scored);
+                        match scored {
+                            // The alert store failing is not this profile's fault: end the
+                            // stream, as the client must retry what was not answered.
+                            Err(RequestError::Unavailable { reason }) => {
+                                Err(Status::unavailable(reason))
+                            }
+                            scored => Ok(Self::score_result(index, customer_id, scored)),
+                        }
+                    }
                     // The client's stream broke (or sent a message we cannot decode): say so
                     // and stop, as the stream cannot be trusted past this point.
                     Err(status) => Err(status),

@@ -20,6 +20,8 @@ struct ServerProcess {
     addr: String,
     metrics_addr: String,
     log: mpsc::Receiver<String>,
+    /// The alert store's folder when the test did not name one.
+    _alerts_dir: Option<tempfile::TempDir>,
 }
 
 impl ServerProcess {
@@ -37,6 +39,14 @@ impl ServerProcess {
         for (key, value) in env {
             command.env(key, value);
         }
+        // Each server gets its own alert store unless the test names one.
+        let alerts_dir = if args.contains(&"--alerts-db") {
+            None
+        } else {
+            let dir = tempfile::tempdir()?;
+            command.arg("--alerts-db").arg(dir.path().join("alerts.sqlite"));
+            Some(dir)
+        };
         let mut child = command.spawn()?;
         let stderr = child
             .stderr
@@ -55,6 +65,7 @@ impl ServerProcess {
             addr: String::new(),
             metrics_addr: String::new(),
             log,
+            _alerts_dir: alerts_dir,
         };
         let line = server.wait_for_log("serving")?;
         let field = |name: &str| {

@@ -1,0 +1,423 @@
+//! `churn.v1.AlertService`: the alert stream for agent consoles, the alert queue, the state
+//! changes an agent makes, and the statistics that show whether acting on alerts works. Every
+//! write goes through the [`AlertHub`]'s writer, so the store's rules hold for every caller.
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::alerts::{AlertFilter, AlertHub, StoreError};
+use crate::convert::{
+    MAX_CUSTOMER_ID_BYTES, alert_to_proto, band_from_proto, event_to_proto, outcome_from_proto,
+    state_from_proto,
+};
+use crate::error::RequestError;
+use crate::metrics::Metrics;
+use crate::proto;
+use crate::service::now;
+
+/// Events read from the store per replay query.
+const REPLAY_PAGE: u64 = 500;
+/// Events queued for one stream's connection before its writer waits.
+const STREAM_QUEUE: usize = 64;
+/// Alerts per ListAlerts page by default, and at most.
+const DEFAULT_PAGE_SIZE: u64 = 50;
+const MAX_PAGE_SIZE: u64 = 500;
+/// Longest resolution note, in bytes.
+pub const MAX_NOTE_BYTES: usize = 2_000;
+/// The trailer naming the cursor a cut-off stream resumes from.
+pub const RESUME_CURSOR_TRAILER: &str = "churn-resume-cursor";
+
+/// The alert service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AlertApi {
+    hub: AlertHub,
+    metrics: Metrics,
+    /// Turns true when the server stops, so open streams end and shutdown is not held up.
+    stopping: watch::Receiver<bool>,
+}
+
+impl AlertApi {
+    pub fn new(hub: AlertHub, metrics: Metrics, stopping: watch::Receiver<bool>) -> Self {
+        AlertApi {
+            hub,
+            metrics,
+            stopping,
+        }
+    }
+
+    /// Counts a finished call and turns a request error into its status.
+    fn finish<T>(
+        &self,
+        method: &'static str,
+        started: Instant,
+        result: Result<T, RequestError>,
+    ) -> Result<Response<T>, Status> {
+        let code = result.as_ref().map_or_else(RequestError::code, |_| tonic::Code::Ok);
+        self.metrics.observe_call(method, code, started.elapsed());
+        result.map(Response::new).map_err(|error| {
+            if matches!(code, tonic::Code::Internal | tonic::Code::Unavailable) {
+                tracing::error!(method, %error, "alert request failed");
+            }
+            error.into()
+        })
+    }
+
+    /// Runs a read of the store off the async workers.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, RequestError> {
+        let hub = self.hub.clone();
+        tokio::task::spawn_blocking(move || read(&hub))
+            .await
+            .map_err(|error| RequestError::Internal {
+                reason: format!("alert read stopped: {error}"),
+            })?
+            .map_err(store_error)
+    }
+}
+
+fn store_error(error: StoreError) -> RequestError {
+    match error {
+        StoreError::NotFound { id } => RequestError::NotFound { id },
+        StoreError::WrongState { .. } => RequestError::FailedPrecondition {
+            reason: error.to_string(),
+        },
+        StoreError::Backend { reason } => RequestError::Unavailable { reason },
+    }
+}
+
+/// Reads an alert id; anything but a stored id is NOT_FOUND, naming what was given.
+fn alert_id(text: &str) -> Result<i64, RequestError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| RequestError::NotFound {
+            id: text.to_string(),
+        })
+}
+
+/// Reads a free-text field, blank meaning none, refusing one over `limit` bytes.
+fn optional_text(
+    field: &'static str,
+    text: &str,
+    limit: usize,
+) -> Result<Option<String>, RequestError> {
+    let text = text.trim();
+    if text.len() > limit {
+        return Err(RequestError::TooLong {
+            field,
+            length: text.len(),
+            limit,
+        });
+    }
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+fn filter_from_proto(filter: Option<proto::AlertFilter>) -> Result<AlertFilter, RequestError> {
+    let Some(filter) = filter else {
+        return Ok(AlertFilter::default());
+    };
+    let text = |field, value: &str| optional_text(field, value, MAX_CUSTOMER_ID_BYTES);
+    let states = filter
+        .states
+        .iter()
+        .map(|&code| {
+            proto::AlertState::try_from(code)
+                .ok()
+                .and_then(state_from_proto)
+                .ok_or_else(|| RequestError::Invalid {
+                    field: "filter.states",
+                    reason: format!("`{code}` is not an alert state"),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let min_band = proto::RiskBand::try_from(filter.min_band).map_err(|_| RequestError::Invalid {
+        field: "filter.min_band",
+        reason: format!("`{}` is not a risk band", filter.min_band),
+    })?;
+    Ok(AlertFilter {
+        min_band: band_from_proto(min_band),
+        assignee: text("filter.assignee", &filter.assignee)?,
+        team: text("filter.team", &filter.team)?,
+        customer_id: text("filter.customer_id", &filter.customer_id)?,
+        states,
+    })
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::AlertEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl proto::alert_service_server::AlertService for AlertApi {
+    type StreamAlertsStream = EventStream;
+
+    async fn stream_alerts(
+        &self,
+        request: Request<proto::StreamAlertsRequest>,
+    ) -> Result<Response<Self::StreamAlertsStream>, Status> {
+        let request = request.into_inner();
+        let mut filter = filter_from_proto(request.filter)?;
+        // States change as events happen; a stream follows every event of matching alerts.
+        filter.states.clear();
+        let start = if request.live_only {
+            self.read(|hub| hub.store().last_cursor()).await?
+        } else {
+            request.after_cursor
+        };
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+        let api = self.clone();
+        tokio::spawn(async move {
+            let _connected = api.metrics.alert_stream();
+            let end = api.follow(filter, start, &sender).await;
+            if let Err(status) = end {
+                // The client may be gone already; nothing more to do then.
+                let _ = sender.send(Err(status)).await;
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<proto::ListAlertsRequest>,
+    ) -> Result<Response<proto::ListAlertsResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let request = request.into_inner();
+            let filter = filter_from_proto(request.filter)?;
+            let limit = match u64::from(request.page_size) {
+                0 => DEFAULT_PAGE_SIZE,
+                size => size.min(MAX_PAGE_SIZE),
+            };
+            let offset = match request.page_token.trim() {
+                "" => 0,
+                token => token.parse::<u64>().map_err(|_| RequestError::Invalid {
+                    field: "page_token",
+                    reason: format!("`{token}` is not a token this server gave out"),
+                })?,
+            };
+            let page = self
+                .read(move |hub| hub.store().list(&filter, offset, limit))
+                .await?;
+            let next = offset + page.alerts.len() as u64;
+            Ok(proto::ListAlertsResponse {
+                alerts: page.alerts.iter().map(alert_to_proto).collect(),
+                next_page_token: if next < page.total && !page.alerts.is_empty() {
+                    next.to_string()
+                } else {
+                    String::new()
+                },
+                total: page.total,
+            })
+        }
+        .await;
+        self.finish("ListAlerts", started, result)
+    }
+
+    async fn get_alert(
+        &self,
+        request: Request<proto::GetAlertRequest>,
+    ) -> Result<Response<proto::Alert>, Status> {
+        let started = Instant::now();
+        let given = request.into_inner().alert_id;
+        let result = async {
+            let id = alert_id(&given)?;
+            match self.read(move |hub| hub.store().get(id)).await? {
+                Some(alert) => Ok(alert_to_proto(&alert)),
+                None => Err(RequestError::NotFound { id: given.clone() }),
+            }
+        }
+        .await;
+        self.finish("GetAlert", started, result)
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<proto::AcknowledgeAlertRequest>,
+    ) -> Result<Response<proto::Alert>, Status> {
+        let started = Instant::now();
+        let request = request.into_inner();
+        let result = async {
+            let id = alert_id(&request.alert_id)?;
+            let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+            let event = self
+                .hub
+                .acknowledge(id, by, now())
+                .await
+                .map_err(store_error)?;
+            Ok(alert_to_proto(&event.alert))
+        }
+        .await;
+        self.finish("AcknowledgeAlert", started, result)
+    }
+
+    async fn resolve_alert(
+        &self,
+        request: Request<proto::ResolveAlertRequest>,
+    ) -> Result<Response<proto::Alert>, Status> {
+        let started = Instant::now();
+        let request = request.into_inner();
+        let result = async {
+            let id = alert_id(&request.alert_id)?;
+            let outcome = proto::AlertOutcome::try_from(request.outcome)
+                .ok()
+                .and_then(outcome_from_proto)
+                .ok_or_else(|| RequestError::Invalid {
+                    field: "outcome",
+                    reason: format!(
+                        "`{}` is not an outcome; expected RETAINED, CHURNED, FALSE_ALARM or \
+                         NOT_REACHED",
+                        request.outcome
+                    ),
+                })?;
+            let note = optional_text("note", &request.note, MAX_NOTE_BYTES)?;
+            let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+            let event = self
+                .hub
+                .resolve(id, outcome, note, by, now())
+                .await
+                .map_err(store_error)?;
+            Ok(alert_to_proto(&event.alert))
+        }
+        .await;
+        self.finish("ResolveAlert", started, result)
+    }
+
+    async fn alert_stats(
+        &self,
+        _request: Request<proto::AlertStatsRequest>,
+    ) -> Result<Response<proto::AlertStatsResponse>, Status> {
+        let started = Instant::now();
+        let at = now();
+        let result = self
+            .read(move |hub| hub.store().stats(at))
+            .await
+            .map(|stats| {
+                let count = |label: &str, count: u64| proto::AlertCount {
+                    label: label.to_ascii_uppercase(),
+                    count,
+                };
+                proto::AlertStatsResponse {
+                    total: stats.total,
+                    by_state: stats
+                        .by_state
+                        .iter()
+                        .map(|(state, n)| count(state.as_str(), *n))
+                        .collect(),
+                    by_band: stats
+                        .by_band
+                        .iter()
+                        .map(|(band, n)| count(band.as_str(), *n))
+                        .collect(),
+                    by_outcome: stats
+                        .by_outcome
+                        .iter()
+                        .map(|(outcome, n)| count(outcome.as_str(), *n))
+                        .collect(),
+                    median_seconds_to_acknowledge: stats.median_seconds_to_acknowledge,
+                    retained_share: stats.retained_share,
+                    churned_share: stats.churned_share,
+                    escalated: stats.escalated,
+                    overdue: stats.overdue,
+                }
+            });
+        self.finish("AlertStats", started, result)
+    }
+}
+
+impl AlertApi {
+    /// Sends a stream's events: the stored ones after `cursor`, then live ones, each exactly
+    /// once. Returns when the client is gone (Ok) or with the status that ends the stream.
+    ///
+    /// No gap: the live feed is joined after a first replay and before a second one, so an
+    /// event committed before the join is in the second replay and one committed after it is
+    /// in the feed. No duplicate: an event at or below the last cursor sent is skipped.
+    async fn follow(
+        &self,
+        filter: AlertFilter,
+        cursor: u64,
+        sender: &mpsc::Sender<Result<proto::AlertEvent, Status>>,
+    ) -> Result<(), Status> {
+        let mut last = cursor;
+        if !self.replay(&filter, &mut last, sender).await? {
+            return Ok(());
+        }
+        let mut live = self.hub.subscribe();
+        if !self.replay(&filter, &mut last, sender).await? {
+            return Ok(());
+        }
+        let mut stopping = self.stopping.clone();
+        loop {
+            let event = tokio::select! {
+                event = live.recv() => event,
+                _ = stopping.wait_for(|stop| *stop) => {
+                    return Err(resume_status(
+                        Status::unavailable(format!(
+                            "the server is stopping; resume with after_cursor = {last}"
+                        )),
+                        last,
+                    ));
+                }
+            };
+            match event {
+                Ok(event) if event.cursor <= last => {}
+                Ok(event) => {
+                    last = event.cursor;
+                    if filter.matches(&event.alert)
+                        && sender.send(Ok(event_to_proto(&event))).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.metrics.observe_alert_stream_cut();
+                    return Err(resume_status(
+                        Status::resource_exhausted(format!(
+                            "this stream fell {missed} events behind the live feed; resume with \
+                             after_cursor = {last}"
+                        )),
+                        last,
+                    ));
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends stored events after `last` until none are left; false when the client is gone.
+    async fn replay(
+        &self,
+        filter: &AlertFilter,
+        last: &mut u64,
+        sender: &mpsc::Sender<Result<proto::AlertEvent, Status>>,
+    ) -> Result<bool, Status> {
+        loop {
+            let (after, page_filter) = (*last, filter.clone());
+            let page = self
+                .read(move |hub| hub.store().events_after(after, &page_filter, REPLAY_PAGE))
+                .await?;
+            let Some(end) = page.last().map(|event| event.cursor) else {
+                return Ok(true);
+            };
+            for event in &page {
+                if sender.send(Ok(event_to_proto(event))).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            *last = end;
+        }
+    }
+}
+
+fn resume_status(mut status: Status, cursor: u64) -> Status {
+    if let Ok(value) = cursor.to_string().parse() {
+        status.metadata_mut().insert(RESUME_CURSOR_TRAILER, value);
+    }
+    status
+}

@@ -1,0 +1,777 @@
+//! The embedded SQLite alert store: one file, WAL mode (readers never wait on the writer),
+//! schema migrations on open, and a partial unique index that makes a second unresolved alert
+//! for one customer impossible whatever the caller does.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use churn_core::{AlertDecision, AlertDraft, CustomerHistory, PastAlert, PastScore, RiskBand};
+use churn_core::{Timestamp, Trigger};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{
+    AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertState, AlertStats, AlertStore, Decide,
+    EventKind, NewScore, Outcome, Recorded, StoreError, StoreResult,
+};
+
+/// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: customers' last scores, alerts, and the event log streams replay from.
+    "CREATE TABLE customers (
+        customer_id TEXT PRIMARY KEY,
+        probability REAL NOT NULL,
+        band INTEGER NOT NULL,
+        scored_at INTEGER NOT NULL,
+        model_version TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        customer_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        band INTEGER NOT NULL,
+        probability REAL NOT NULL,
+        previous_probability REAL,
+        percentile REAL NOT NULL,
+        revenue_at_risk REAL,
+        triggers TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        assignee TEXT,
+        team TEXT,
+        model_version TEXT NOT NULL,
+        raised_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        acknowledge_by INTEGER NOT NULL,
+        escalate_at INTEGER NOT NULL,
+        escalation_level INTEGER NOT NULL DEFAULT 0,
+        acknowledged_at INTEGER,
+        acknowledged_by TEXT,
+        resolved_at INTEGER,
+        resolved_by TEXT,
+        outcome TEXT CHECK (outcome IN ('retained', 'churned', 'false_alarm', 'not_reached')),
+        note TEXT,
+        score_count INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE UNIQUE INDEX one_unresolved_alert_per_customer
+        ON alerts (customer_id) WHERE state != 'resolved';
+    CREATE INDEX alerts_by_customer ON alerts (customer_id, raised_at);
+    CREATE INDEX open_alerts_by_escalation ON alerts (escalate_at) WHERE state = 'open';
+    CREATE TABLE alert_events (
+        cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id INTEGER NOT NULL REFERENCES alerts (id),
+        kind TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        band INTEGER NOT NULL,
+        customer_id TEXT NOT NULL,
+        assignee TEXT,
+        team TEXT,
+        alert TEXT NOT NULL
+    );",
+];
+
+/// How hard a commit pushes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// A commit is in the write-ahead log before it returns: it survives the process being
+    /// killed; a power cut may lose the last commits. SQLite's recommendation for WAL.
+    #[default]
+    Normal,
+    /// Every commit is also fsynced: it survives a power cut, at the cost of one fsync per
+    /// commit (commits are grouped, so not per alert).
+    Full,
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Synchronous::Normal),
+            "full" => Ok(Synchronous::Full),
+            _ => Err("expected `normal` or `full`".into()),
+        }
+    }
+}
+
+/// Alerts in one SQLite file. Writes go through one connection (SQLite has one writer); reads
+/// take a connection of their own from a small pool, so a long replay never holds up a score.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Readers kept open between calls; more are opened when needed.
+const POOLED_READERS: usize = 4;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path, synchronous: Synchronous) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| StoreError::Backend {
+                reason: format!("cannot create `{}`: {error}", parent.display()),
+            })?;
+        }
+        let mut writer = connect(path)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend {
+                reason: format!("`{}` cannot use WAL mode (got {mode})", path.display()),
+            });
+        }
+        let level = match synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        writer.execute_batch(&format!("PRAGMA synchronous = {level};"))?;
+        migrate(&mut writer, path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction rolls the transaction back, so the connection is sound.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `read` on a pooled read connection.
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => connect(&self.path)?,
+        };
+        let result = read(&connection);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < POOLED_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let connection = Connection::open(path).map_err(|error| StoreError::Backend {
+        reason: format!("cannot open `{}`: {error}", path.display()),
+    })?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.execute_batch("PRAGMA foreign_keys = ON;")?;
+    Ok(connection)
+}
+
+/// Applies the migrations the file has not seen, each in its own transaction.
+fn migrate(connection: &mut Connection, path: &Path) -> StoreResult<()> {
+    let applied: usize = connection
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|error| StoreError::Backend {
+            reason: format!("`{}` is not a readable alert store: {error}", path.display()),
+        })?
+        .try_into()
+        .unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Backend {
+            reason: format!(
+                "`{}` has schema version {applied}, newer than this churn's {}",
+                path.display(),
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(migration)?;
+        transaction.execute_batch(&format!("PRAGMA user_version = {};", index + 1))?;
+        transaction.commit()?;
+        tracing::info!(store = %path.display(), version = index + 1, "alert store migrated");
+    }
+    Ok(())
+}
+
+fn band_code(band: RiskBand) -> i64 {
+    match band {
+        RiskBand::Low => 1,
+        RiskBand::Medium => 2,
+        RiskBand::High => 3,
+    }
+}
+
+fn band_of_code(code: i64) -> rusqlite::Result<RiskBand> {
+    match code {
+        1 => Ok(RiskBand::Low),
+        2 => Ok(RiskBand::Medium),
+        3 => Ok(RiskBand::High),
+        _ => Err(corrupt(format!("band {code}"))),
+    }
+}
+
+fn corrupt(what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected {what} in the alert store").into(),
+    )
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Backend {
+        reason: format!("cannot encode: {error}"),
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|error| corrupt(format!("JSON ({error})")))
+}
+
+const ALERT_COLUMNS: &str = "id, customer_id, state, band, probability, previous_probability, \
+    percentile, revenue_at_risk, triggers, reasons, assignee, team, model_version, raised_at, \
+    updated_at, acknowledge_by, escalate_at, escalation_level, acknowledged_at, acknowledged_by, \
+    resolved_at, resolved_by, outcome, note, score_count";
+
+fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
+    let state: String = row.get(2)?;
+    let outcome: Option<String> = row.get(22)?;
+    Ok(AlertRecord {
+        id: row.get(0)?,
+        customer_id: row.get(1)?,
+        state: AlertState::parse(&state).ok_or_else(|| corrupt(format!("state `{state}`")))?,
+        band: band_of_code(row.get(3)?)?,
+        probability: row.get(4)?,
+        previous_probability: row.get(5)?,
+        percentile: row.get(6)?,
+        revenue_at_risk: row.get(7)?,
+        triggers: from_json(&row.get::<_, String>(8)?)?,
+        reasons: from_json(&row.get::<_, String>(9)?)?,
+        assignee: row.get(10)?,
+        team: row.get(11)?,
+        model_version: row.get(12)?,
+        raised_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        acknowledge_by: row.get(15)?,
+        escalate_at: row.get(16)?,
+        escalation_level: row.get(17)?,
+        acknowledged_at: row.get(18)?,
+        acknowledged_by: row.get(19)?,
+        resolved_at: row.get(20)?,
+        resolved_by: row.get(21)?,
+        outcome: match outcome {
+            None => None,
+            Some(name) => Some(
+                Outcome::parse(&name).ok_or_else(|| corrupt(format!("outcome `{name}`")))?,
+            ),
+        },
+        note: row.get(23)?,
+        score_count: row.get(24)?,
+    })
+}
+
+fn load_alert(connection: &Connection, id: i64) -> StoreResult<Option<AlertRecord>> {
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1");
+    Ok(connection
+        .prepare_cached(&sql)?
+        .query_row([id], alert_from_row)
+        .optional()?)
+}
+
+/// Appends an event for `alert` (as it is now) to the log and returns it.
+fn append_event(
+    connection: &Connection,
+    kind: EventKind,
+    at: Timestamp,
+    alert: AlertRecord,
+) -> StoreResult<AlertEvent> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO alert_events (alert_id, kind, at, band, customer_id, assignee, team, alert)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    insert.execute(params![
+        alert.id,
+        kind.as_str(),
+        at,
+        band_code(alert.band),
+        alert.customer_id,
+        alert.assignee,
+        alert.team,
+        json(&alert)?,
+    ])?;
+    let cursor = connection.last_insert_rowid() as u64;
+    Ok(AlertEvent {
+        cursor,
+        kind,
+        at,
+        alert,
+    })
+}
+
+fn trigger_texts(draft: &AlertDraft) -> Vec<String> {
+    draft
+        .triggers
+        .iter()
+        .map(|trigger: &Trigger| trigger.describe(draft.probability))
+        .collect()
+}
+
+/// Reads what the policy needs to know of a customer.
+fn history(
+    connection: &Connection,
+    customer_id: &str,
+) -> StoreResult<(CustomerHistory, Option<AlertRecord>)> {
+    let previous = connection
+        .prepare_cached(
+            "SELECT probability, band, scored_at FROM customers WHERE customer_id = ?1",
+        )?
+        .query_row([customer_id], |row| {
+            Ok(PastScore {
+                probability: row.get(0)?,
+                band: band_of_code(row.get(1)?)?,
+                at: row.get(2)?,
+            })
+        })
+        .optional()?;
+    let unresolved = connection
+        .prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE customer_id = ?1 AND state != 'resolved'"
+        ))?
+        .query_row([customer_id], alert_from_row)
+        .optional()?;
+    let last_alert = connection
+        .prepare_cached(
+            "SELECT band, raised_at FROM alerts WHERE customer_id = ?1
+             ORDER BY raised_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row([customer_id], |row| {
+            Ok(PastAlert {
+                band: band_of_code(row.get(0)?)?,
+                raised_at: row.get(1)?,
+            })
+        })
+        .optional()?;
+    let history = CustomerHistory {
+        previous,
+        // An acknowledged alert is still the customer's alert: new scores update it.
+        open_alert: unresolved.as_ref().map(|alert| PastAlert {
+            band: alert.band,
+            raised_at: alert.raised_at,
+        }),
+        last_alert,
+    };
+    Ok((history, unresolved))
+}
+
+fn raise(
+    connection: &Connection,
+    score: &NewScore,
+    draft: &AlertDraft,
+    previous: Option<f64>,
+) -> StoreResult<AlertEvent> {
+    connection
+        .prepare_cached(
+            "INSERT INTO alerts (customer_id, state, band, probability, previous_probability,
+                percentile, revenue_at_risk, triggers, reasons, assignee, team, model_version,
+                raised_at, updated_at, acknowledge_by, escalate_at)
+             VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13)",
+        )?
+        .execute(params![
+            score.customer_id,
+            band_code(draft.band),
+            draft.probability,
+            previous,
+            score.percentile,
+            draft.revenue_at_risk,
+            json(&trigger_texts(draft))?,
+            json(&score.reasons)?,
+            score.assignee,
+            score.team,
+            score.model_version,
+            score.at,
+            draft.acknowledge_by,
+        ])?;
+    let id = connection.last_insert_rowid();
+    let alert = load_alert(connection, id)?.ok_or_else(|| StoreError::Backend {
+        reason: format!("alert {id} vanished after insert"),
+    })?;
+    append_event(connection, EventKind::Raised, score.at, alert)
+}
+
+fn update(
+    connection: &Connection,
+    score: &NewScore,
+    draft: &AlertDraft,
+    previous: Option<f64>,
+    alert: &AlertRecord,
+) -> StoreResult<AlertEvent> {
+    // A not-yet-escalated alert follows the (possibly tighter) target of its new band; an
+    // escalated one keeps its escalation clock.
+    let escalate_at = if alert.escalation_level == 0 {
+        draft.acknowledge_by
+    } else {
+        alert.escalate_at
+    };
+    connection
+        .prepare_cached(
+            "UPDATE alerts SET band = ?2, probability = ?3, previous_probability = ?4,
+                percentile = ?5, revenue_at_risk = ?6, triggers = ?7, reasons = ?8,
+                assignee = COALESCE(?9, assignee), team = COALESCE(?10, team),
+                model_version = ?11, updated_at = ?12, acknowledge_by = ?13, escalate_at = ?14,
+                score_count = score_count + 1
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            alert.id,
+            band_code(draft.band),
+            draft.probability,
+            previous,
+            score.percentile,
+            draft.revenue_at_risk,
+            json(&trigger_texts(draft))?,
+            json(&score.reasons)?,
+            score.assignee,
+            score.team,
+            score.model_version,
+            score.at,
+            draft.acknowledge_by,
+            escalate_at,
+        ])?;
+    let updated = load_alert(connection, alert.id)?.ok_or_else(|| StoreError::Backend {
+        reason: format!("alert {} vanished during update", alert.id),
+    })?;
+    append_event(connection, EventKind::Updated, score.at, updated)
+}
+
+/// Builds the WHERE clause of `filter` over a table with `band`, `assignee`, `team`,
+/// `customer_id` (and, for alerts, `state`) columns.
+fn filter_clause(filter: &AlertFilter, with_states: bool) -> (String, Vec<SqlValue>) {
+    let mut clauses = vec!["1 = 1".to_string()];
+    let mut values = Vec::new();
+    if let Some(band) = filter.min_band {
+        values.push(SqlValue::Integer(band_code(band)));
+        clauses.push(format!("band >= ?{}", values.len()));
+    }
+    for (column, value) in [
+        ("assignee", &filter.assignee),
+        ("team", &filter.team),
+        ("customer_id", &filter.customer_id),
+    ] {
+        if let Some(value) = value {
+            values.push(SqlValue::Text(value.clone()));
+            clauses.push(format!("{column} = ?{}", values.len()));
+        }
+    }
+    if with_states && !filter.states.is_empty() {
+        let mut placeholders = Vec::new();
+        for state in &filter.states {
+            values.push(SqlValue::Text(state.as_str().to_string()));
+            placeholders.push(format!("?{}", values.len()));
+        }
+        clauses.push(format!("state IN ({})", placeholders.join(", ")));
+    }
+    (clauses.join(" AND "), values)
+}
+
+impl AlertStore for SqliteStore {
+    fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded> {
+        let mut connection = self.writer();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut recorded = Recorded::default();
+        for score in scores {
+            let (history, unresolved) = history(&transaction, &score.customer_id)?;
+            let previous = history.previous.map(|past| past.probability);
+            let event = match (decide(score, &history), &unresolved) {
+                (AlertDecision::Quiet, _) => None,
+                (AlertDecision::Raise(draft), None) => {
+                    Some(raise(&transaction, score, &draft, previous)?)
+                }
+                // The policy only says Update when told of an open alert, and Raise when not;
+                // either way the customer's unresolved alert, if any, is the one to update.
+                (AlertDecision::Update(draft) | AlertDecision::Raise(draft), Some(alert)) => {
+                    Some(update(&transaction, score, &draft, previous, alert)?)
+                }
+                (AlertDecision::Update(draft), None) => {
+                    Some(raise(&transaction, score, &draft, previous)?)
+                }
+            };
+            recorded.changes.push(event.as_ref().map(|event| super::AlertChange {
+                alert_id: event.alert.id,
+                kind: event.kind,
+            }));
+            recorded.events.extend(event);
+            transaction
+                .prepare_cached(
+                    "INSERT INTO customers (customer_id, probability, band, scored_at, model_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (customer_id) DO UPDATE SET probability = excluded.probability,
+                        band = excluded.band, scored_at = excluded.scored_at,
+                        model_version = excluded.model_version",
+                )?
+                .execute(params![
+                    score.customer_id,
+                    score.probability,
+                    band_code(score.band),
+                    score.at,
+                    score.model_version,
+                ])?;
+        }
+        transaction.commit()?;
+        Ok(recorded)
+    }
+
+    fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent> {
+        let mut connection = self.writer();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
+            id: id.to_string(),
+        })?;
+        if alert.state != AlertState::Open {
+            return Err(StoreError::WrongState {
+                id: id.to_string(),
+                state: alert.state.as_str(),
+                action: "acknowledging",
+                expected: "open",
+            });
+        }
+        transaction.execute(
+            "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ?2, acknowledged_by = ?3
+             WHERE id = ?1",
+            params![id, now, by],
+        )?;
+        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
+            id: id.to_string(),
+        })?;
+        let event = append_event(&transaction, EventKind::Acknowledged, now, alert)?;
+        transaction.commit()?;
+        Ok(event)
+    }
+
+    fn resolve(
+        &self,
+        id: i64,
+        outcome: Outcome,
+        note: Option<&str>,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<AlertEvent> {
+        let mut connection = self.writer();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
+            id: id.to_string(),
+        })?;
+        if alert.state == AlertState::Resolved {
+            return Err(StoreError::WrongState {
+                id: id.to_string(),
+                state: alert.state.as_str(),
+                action: "resolving",
+                expected: "open or acknowledged",
+            });
+        }
+        transaction.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = ?2, resolved_by = ?3,
+                outcome = ?4, note = ?5
+             WHERE id = ?1",
+            params![id, now, by, outcome.as_str(), note],
+        )?;
+        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
+            id: id.to_string(),
+        })?;
+        let event = append_event(&transaction, EventKind::Resolved, now, alert)?;
+        transaction.commit()?;
+        Ok(event)
+    }
+
+    fn escalate_overdue(
+        &self,
+        now: Timestamp,
+        next_window: &dyn Fn(RiskBand) -> i64,
+    ) -> StoreResult<Vec<AlertEvent>> {
+        let mut connection = self.writer();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let due: Vec<AlertRecord> = transaction
+            .prepare_cached(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'open' AND escalate_at < ?1
+                 ORDER BY escalate_at, id"
+            ))?
+            .query_map([now], alert_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut events = Vec::with_capacity(due.len());
+        for alert in due {
+            transaction
+                .prepare_cached(
+                    "UPDATE alerts SET escalation_level = escalation_level + 1, escalate_at = ?2
+                     WHERE id = ?1",
+                )?
+                .execute(params![alert.id, now + next_window(alert.band).max(1)])?;
+            let escalated = load_alert(&transaction, alert.id)?.ok_or(StoreError::NotFound {
+                id: alert.id.to_string(),
+            })?;
+            events.push(append_event(
+                &transaction,
+                EventKind::Escalated,
+                now,
+                escalated,
+            )?);
+        }
+        transaction.commit()?;
+        Ok(events)
+    }
+
+    fn get(&self, id: i64) -> StoreResult<Option<AlertRecord>> {
+        self.read(|connection| load_alert(connection, id))
+    }
+
+    fn list(&self, filter: &AlertFilter, offset: u64, limit: u64) -> StoreResult<AlertPage> {
+        self.read(|connection| {
+            let (clause, mut values) = filter_clause(filter, true);
+            let total: i64 = connection.query_row(
+                &format!("SELECT COUNT(*) FROM alerts WHERE {clause}"),
+                rusqlite::params_from_iter(&values),
+                |row| row.get(0),
+            )?;
+            values.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
+            values.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE {clause}
+                 ORDER BY escalation_level DESC, revenue_at_risk IS NULL, revenue_at_risk DESC,
+                    probability DESC, id
+                 LIMIT ?{} OFFSET ?{}",
+                values.len() - 1,
+                values.len()
+            );
+            let alerts = connection
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(&values), alert_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(AlertPage {
+                alerts,
+                total: total as u64,
+            })
+        })
+    }
+
+    fn events_after(
+        &self,
+        cursor: u64,
+        filter: &AlertFilter,
+        limit: u64,
+    ) -> StoreResult<Vec<AlertEvent>> {
+        self.read(|connection| {
+            let (clause, mut values) = filter_clause(filter, false);
+            values.push(SqlValue::Integer(cursor.min(i64::MAX as u64) as i64));
+            values.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
+            let sql = format!(
+                "SELECT cursor, kind, at, alert FROM alert_events
+                 WHERE {clause} AND cursor > ?{} ORDER BY cursor LIMIT ?{}",
+                values.len() - 1,
+                values.len()
+            );
+            let events = connection
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(&values), |row| {
+                    let kind: String = row.get(1)?;
+                    Ok(AlertEvent {
+                        cursor: row.get::<_, i64>(0)? as u64,
+                        kind: EventKind::parse(&kind)
+                            .ok_or_else(|| corrupt(format!("event kind `{kind}`")))?,
+                        at: row.get(2)?,
+                        alert: from_json(&row.get::<_, String>(3)?)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(events)
+        })
+    }
+
+    fn last_cursor(&self) -> StoreResult<u64> {
+        self.read(|connection| {
+            let cursor: i64 = connection.query_row(
+                "SELECT COALESCE(MAX(cursor), 0) FROM alert_events",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok(cursor as u64)
+        })
+    }
+
+    fn stats(&self, now: Timestamp) -> StoreResult<AlertStats> {
+        self.read(|connection| {
+            let counts = |sql: &str| -> StoreResult<Vec<(String, u64)>> {
+                let rows = connection
+                    .prepare(sql)?
+                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(label, count)| (label, count as u64))
+                    .collect())
+            };
+            let count_of = |rows: &[(String, u64)], label: &str| {
+                rows.iter()
+                    .find(|(name, _)| name == label)
+                    .map_or(0, |(_, count)| *count)
+            };
+            let states = counts("SELECT state, COUNT(*) FROM alerts GROUP BY state")?;
+            let bands = counts("SELECT CAST(band AS TEXT), COUNT(*) FROM alerts GROUP BY band")?;
+            let outcomes = counts(
+                "SELECT outcome, COUNT(*) FROM alerts WHERE state = 'resolved' GROUP BY outcome",
+            )?;
+            let scalar = |sql: &str, bind: &[&dyn rusqlite::ToSql]| -> StoreResult<i64> {
+                Ok(connection.query_row(sql, bind, |row| row.get(0))?)
+            };
+            let acknowledged = scalar(
+                "SELECT COUNT(*) FROM alerts WHERE acknowledged_at IS NOT NULL",
+                &[],
+            )?;
+            let median_seconds_to_acknowledge = if acknowledged == 0 {
+                None
+            } else {
+                // The middle one (odd count) or the mean of the middle two (even count).
+                let middle: Vec<i64> = connection
+                    .prepare(
+                        "SELECT acknowledged_at - raised_at FROM alerts
+                         WHERE acknowledged_at IS NOT NULL ORDER BY 1 LIMIT ?1 OFFSET ?2",
+                    )?
+                    .query_map(
+                        params![2 - acknowledged % 2, (acknowledged - 1) / 2],
+                        |row| row.get(0),
+                    )?
+                    .collect::<rusqlite::Result<_>>()?;
+                Some(middle.iter().sum::<i64>() as f64 / middle.len().max(1) as f64)
+            };
+            let resolved = count_of(&states, "resolved");
+            let share = |outcome: Outcome| {
+                (resolved > 0)
+                    .then(|| count_of(&outcomes, outcome.as_str()) as f64 / resolved as f64)
+            };
+            Ok(AlertStats {
+                total: states.iter().map(|(_, count)| count).sum(),
+                by_state: AlertState::ALL
+                    .into_iter()
+                    .map(|state| (state, count_of(&states, state.as_str())))
+                    .collect(),
+                by_band: [RiskBand::Low, RiskBand::Medium, RiskBand::High]
+                    .into_iter()
+                    .map(|band| (band, count_of(&bands, &band_code(band).to_string())))
+                    .collect(),
+                by_outcome: Outcome::ALL
+                    .into_iter()
+                    .map(|outcome| (outcome, count_of(&outcomes, outcome.as_str())))
+                    .collect(),
+                median_seconds_to_acknowledge,
+                retained_share: share(Outcome::Retained),
+                churned_share: share(Outcome::Churned),
+                escalated: scalar(
+                    "SELECT COUNT(*) FROM alerts WHERE escalation_level > 0",
+                    &[],
+                )? as u64,
+                overdue: scalar(
+                    "SELECT COUNT(*) FROM alerts WHERE state = 'open' AND acknowledge_by < ?1",
+                    &[&now],
+                )? as u64,
+            })
+        })
+    }
+}
