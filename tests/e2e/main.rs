@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, modules by theme (keeps link time down).
 
+mod alerts;
 mod artifact_compat;
 mod bad_input;
 mod gbdt;

@@ -261,7 +261,7 @@ async fn reflected_services(server: &RunningServer) -> anyhow::Result<Vec<String
 }
 
 /// A plain HTTP/1.1 GET, enough for `/metrics`.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream

@@ -319,6 +319,10 @@ pub struct LoadtestArgs {
     /// Reasons asked for each way.
     #[arg(long, default_value_t = 5)]
     pub top: u32,
+    /// Give every request a new customer id, so the server's alert policy sees new customers
+    /// (raising alerts) rather than the same ones again (updating them).
+    #[arg(long)]
+    pub fresh_customers: bool,
 }
 
 /// Runs a load test and prints its table; fails if any request failed.
@@ -345,6 +349,7 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
             warmup: args.warmup,
             rate: args.rate,
             top_k: args.top,
+            fresh_customers: args.fresh_customers,
         };
         anyhow::Ok(churn_serve::loadtest::run(&test, profiles).await?)
     })?;

@@ -56,7 +56,9 @@ impl AlertApi {
         started: Instant,
         result: Result<T, RequestError>,
     ) -> Result<Response<T>, Status> {
-        let code = result.as_ref().map_or_else(RequestError::code, |_| tonic::Code::Ok);
+        let code = result
+            .as_ref()
+            .map_or_else(RequestError::code, |_| tonic::Code::Ok);
         self.metrics.observe_call(method, code, started.elapsed());
         result.map(Response::new).map_err(|error| {
             if matches!(code, tonic::Code::Internal | tonic::Code::Unavailable) {
@@ -137,10 +139,11 @@ fn filter_from_proto(filter: Option<proto::AlertFilter>) -> Result<AlertFilter, 
                 })
         })
         .collect::<Result<_, _>>()?;
-    let min_band = proto::RiskBand::try_from(filter.min_band).map_err(|_| RequestError::Invalid {
-        field: "filter.min_band",
-        reason: format!("`{}` is not a risk band", filter.min_band),
-    })?;
+    let min_band =
+        proto::RiskBand::try_from(filter.min_band).map_err(|_| RequestError::Invalid {
+            field: "filter.min_band",
+            reason: format!("`{}` is not a risk band", filter.min_band),
+        })?;
     Ok(AlertFilter {
         min_band: band_from_proto(min_band),
         assignee: text("filter.assignee", &filter.assignee)?,

@@ -64,7 +64,8 @@ pub fn read_alert_policy(file: &Path) -> Result<AlertPolicy> {
         reason,
     };
     let text = std::fs::read_to_string(file).map_err(|error| file_error(error.to_string()))?;
-    let policy: AlertPolicy = toml::from_str(&text).map_err(|error| file_error(error.to_string()))?;
+    let policy: AlertPolicy =
+        toml::from_str(&text).map_err(|error| file_error(error.to_string()))?;
     policy
         .validate()
         .map_err(|error| file_error(error.to_string()))?;
@@ -130,9 +131,13 @@ impl ServeOptions {
         let base = path.parent().unwrap_or(Path::new(""));
         options.model = options.model.map(|model| base.join(model));
         options.alert_policy = options.alert_policy.map(|policy| base.join(policy));
-        options.alerts_db = options
-            .alerts_db
-            .map(|db| if db == Path::new("off") { db } else { base.join(db) });
+        options.alerts_db = options.alerts_db.map(|db| {
+            if db == Path::new("off") {
+                db
+            } else {
+                base.join(db)
+            }
+        });
         Ok(options)
     }
 
@@ -240,7 +245,10 @@ impl ServeOptions {
         if db == Path::new("off") {
             return Ok(None);
         }
-        let model_dir = if model.extension().is_some_and(|extension| extension == "json") {
+        let model_dir = if model
+            .extension()
+            .is_some_and(|extension| extension == "json")
+        {
             model.parent().unwrap_or(Path::new("")).to_path_buf()
         } else {
             model.to_path_buf()

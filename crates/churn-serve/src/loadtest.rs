@@ -33,6 +33,9 @@ pub struct LoadTest {
     pub rate: Option<f64>,
     /// Reasons asked for each way.
     pub top_k: u32,
+    /// Give every request a customer id never sent before, as a CRM rescoring its whole base
+    /// does (otherwise the ids of `profiles` repeat, and alerts are updated, not raised).
+    pub fresh_customers: bool,
 }
 
 /// What a load test measured.
@@ -40,6 +43,8 @@ pub struct LoadTest {
 pub struct LoadReport {
     pub requests: u64,
     pub errors: u64,
+    /// Answers reporting an alert raised or updated.
+    pub alerts: u64,
     /// The first error seen, to say what went wrong.
     pub first_error: Option<String>,
     pub elapsed: Duration,
@@ -80,6 +85,14 @@ impl fmt::Display for LoadReport {
             micros(self.p999),
             micros(self.max)
         )?;
+        if self.alerts > 0 {
+            writeln!(
+                f,
+                "alerts raised or updated: {} ({:.1}% of answers)",
+                self.alerts,
+                100.0 * self.alerts as f64 / self.requests.max(1) as f64
+            )?;
+        }
         if let Some(error) = &self.first_error {
             writeln!(f, "first error: {error}")?;
         }
@@ -154,6 +167,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
         let profiles = profiles.clone();
         let schedule = schedule.clone();
         let top_k = test.top_k;
+        let fresh_customers = test.fresh_customers;
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut sent: usize = 0;
@@ -169,17 +183,26 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
                     break;
                 }
                 let index = (worker + sent * 7919) % profiles.len();
+                let mut profile = profiles[index].clone();
+                if fresh_customers {
+                    profile.customer_id = format!("{}-{worker}-{sent}", profile.customer_id);
+                }
                 let request = proto::ScoreRequest {
-                    profile: Some(profiles[index].clone()),
+                    profile: Some(profile),
                     top_k,
                 };
                 let outcome = client.score(request).await;
                 sent += 1;
                 if due >= measure_from {
-                    tally.record(
-                        due.elapsed(),
-                        outcome.err().map(|status| status.to_string()),
-                    );
+                    let latency = due.elapsed();
+                    match outcome {
+                        Ok(response) => {
+                            let alerted = response.get_ref().alert.is_some();
+                            tally.record(latency, None);
+                            tally.alerts += u64::from(alerted);
+                        }
+                        Err(status) => tally.record(latency, Some(status.to_string())),
+                    }
                 }
             }
             tally
@@ -200,6 +223,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
 struct Tally {
     latencies: Vec<Duration>,
     errors: u64,
+    alerts: u64,
     first_error: Option<String>,
 }
 
@@ -215,6 +239,7 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
+        self.alerts += other.alerts;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -226,6 +251,7 @@ impl Tally {
         LoadReport {
             requests: self.latencies.len() as u64,
             errors: self.errors,
+            alerts: self.alerts,
             first_error: self.first_error.clone(),
             elapsed,
             target_rate,

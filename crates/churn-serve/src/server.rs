@@ -237,7 +237,10 @@ fn open_alerts(settings: &AlertsConfig, metrics: &Metrics) -> Result<AlertHub> {
     let store = SqliteStore::open(&settings.db, settings.synchronous).map_err(|error| {
         ServeError::AlertStore {
             path: settings.db.clone(),
-            reason: error.to_string(),
+            reason: match error {
+                crate::alerts::StoreError::Backend { reason } => reason,
+                other => other.to_string(),
+            },
         }
     })?;
     tracing::info!(

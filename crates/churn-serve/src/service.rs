@@ -123,10 +123,7 @@ impl ChurnApi {
             return Ok(());
         };
         let at = now();
-        let scores = scored
-            .iter()
-            .map(|scored| new_score(scored, at))
-            .collect();
+        let scores = scored.iter().map(|scored| new_score(scored, at)).collect();
         let changes = hub
             .record(scores)
             .await

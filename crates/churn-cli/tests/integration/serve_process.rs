@@ -1,5 +1,6 @@
 //! `churn serve` as a real process: settings from flags, environment and file; SIGHUP reloads
-//! the model; SIGTERM lets an in-flight call finish before the process exits cleanly.
+//! the model; SIGTERM lets an in-flight call finish before the process exits cleanly; alerts
+//! reported to clients survive `kill -9`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use churn_serve::proto;
+use churn_serve::proto::alert_service_client::AlertServiceClient;
 use churn_serve::proto::churn_service_client::ChurnServiceClient;
 
 fn repo_root() -> PathBuf {
@@ -44,7 +46,9 @@ impl ServerProcess {
             None
         } else {
             let dir = tempfile::tempdir()?;
-            command.arg("--alerts-db").arg(dir.path().join("alerts.sqlite"));
+            command
+                .arg("--alerts-db")
+                .arg(dir.path().join("alerts.sqlite"));
             Some(dir)
         };
         let mut child = command.spawn()?;
@@ -270,4 +274,140 @@ async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     Ok(response)
+}
+
+/// Pages through every alert matching `filter`.
+async fn all_alerts(
+    client: &mut AlertServiceClient<tonic::transport::Channel>,
+    filter: proto::AlertFilter,
+) -> anyhow::Result<Vec<proto::Alert>> {
+    let mut alerts = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_alerts(proto::ListAlertsRequest {
+                filter: Some(filter.clone()),
+                page_size: 500,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        alerts.extend(page.alerts);
+        if page.next_page_token.is_empty() {
+            return Ok(alerts);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_a_client_was_told_of_survives_kill_9_exactly_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("alerts.sqlite");
+    let policy = dir.path().join("policy.toml");
+    // Every score alerts, so every first score of a customer raises and the second updates.
+    std::fs::write(&policy, "min_band = \"low\"\n")?;
+    let args = [
+        "--alerts-db",
+        db.to_str().unwrap_or_default(),
+        "--alert-policy",
+        policy.to_str().unwrap_or_default(),
+    ];
+    let mut server = ServerProcess::start(&args, &[])?;
+    let mut scoring = client(&server).await?;
+    let info = scoring
+        .get_model(proto::GetModelRequest {})
+        .await?
+        .into_inner();
+    let profiles = telco_profiles(&info, 500)?;
+
+    // Four clients score customers twice each, recording every alert they are told of, until
+    // the server is killed under them.
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|writer| {
+            let mut scoring = scoring.clone();
+            let profiles = profiles.clone();
+            let told = told.clone();
+            tokio::spawn(async move {
+                for round in 0.. {
+                    let mut profile = profiles[(writer * 131 + round) % profiles.len()].clone();
+                    profile.customer_id = format!("k{writer}-{round}");
+                    for _ in 0..2 {
+                        let request = proto::ScoreRequest {
+                            profile: Some(profile.clone()),
+                            top_k: 2,
+                        };
+                        let Ok(response) = scoring.score(request).await else {
+                            return;
+                        };
+                        if let Some(alert) = response.into_inner().alert {
+                            let mut told = told.lock().unwrap_or_else(|e| e.into_inner());
+                            told.push((profile.customer_id.clone(), alert.alert_id, alert.kind));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..600 {
+        if told.lock().unwrap_or_else(|e| e.into_inner()).len() >= 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("KILL")?;
+    let _ = server.child.wait()?;
+    for client in clients {
+        client.await?;
+    }
+    let told = told.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        told.len() >= 400,
+        "only {} alerts before the kill",
+        told.len()
+    );
+
+    let restarted = ServerProcess::start(&args, &[])?;
+    let mut alerts =
+        AlertServiceClient::new(churn_serve::loadtest::connect(&restarted.addr).await?);
+    let stored = all_alerts(&mut alerts, proto::AlertFilter::default()).await?;
+    let by_id: std::collections::HashMap<&str, &proto::Alert> = stored
+        .iter()
+        .map(|alert| (alert.id.as_str(), alert))
+        .collect();
+    assert_eq!(by_id.len(), stored.len(), "an alert id is listed twice");
+    let customers: std::collections::HashSet<&str> = stored
+        .iter()
+        .map(|alert| alert.customer_id.as_str())
+        .collect();
+    assert_eq!(customers.len(), stored.len(), "a customer has two alerts");
+    for (customer, id, kind) in &told {
+        let alert = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("alert {id} of {customer} was lost"));
+        assert_eq!(&alert.customer_id, customer);
+        if *kind == i32::from(proto::AlertEventKind::Updated) {
+            assert!(alert.score_count >= 2, "the update of {id} was lost");
+        }
+    }
+    // The customers' history survived too: a known customer's next score updates its alert.
+    let (customer, id, _) = &told[0];
+    let mut profile = profiles[0].clone();
+    profile.customer_id = customer.clone();
+    let mut scoring =
+        ChurnServiceClient::new(churn_serve::loadtest::connect(&restarted.addr).await?);
+    let response = scoring
+        .score(proto::ScoreRequest {
+            profile: Some(profile),
+            top_k: 1,
+        })
+        .await?
+        .into_inner();
+    let alert = response.alert.expect("an alert");
+    assert_eq!(
+        (&alert.alert_id, alert.kind()),
+        (id, proto::AlertEventKind::Updated)
+    );
+    Ok(())
 }

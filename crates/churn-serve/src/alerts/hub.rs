@@ -10,9 +10,7 @@ use std::time::Instant;
 use churn_core::{AlertPolicy, RiskBand, Timestamp};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{
-    AlertChange, AlertEvent, AlertStore, NewScore, Outcome, StoreError, StoreResult,
-};
+use super::{AlertChange, AlertEvent, AlertStore, NewScore, Outcome, StoreError, StoreResult};
 use crate::metrics::Metrics;
 
 /// How the hub runs.
@@ -26,11 +24,14 @@ pub struct HubSettings {
     pub max_scores_per_commit: usize,
 }
 
+/// Where the alert changes of one `record` call are sent.
+type ChangesReply = oneshot::Sender<StoreResult<Vec<Option<AlertChange>>>>;
+
 /// A write waiting for the writer thread, with where to send its answer.
 enum Write {
     Scores {
         scores: Vec<NewScore>,
-        reply: oneshot::Sender<StoreResult<Vec<Option<AlertChange>>>>,
+        reply: ChangesReply,
     },
     Acknowledge {
         id: i64,
@@ -243,8 +244,7 @@ impl Writer {
                 }
                 Write::Escalate { now, reply } => {
                     let hours = self.policy.acknowledge_within_hours;
-                    let window =
-                        |band: RiskBand| (hours.of(band) * 3_600.0).round() as i64;
+                    let window = |band: RiskBand| (hours.of(band) * 3_600.0).round() as i64;
                     let result = self.store.escalate_overdue(now, &window);
                     if let Ok(events) = &result {
                         self.publish(events.iter());
@@ -258,7 +258,7 @@ impl Writer {
     fn record(
         &self,
         scores: Vec<NewScore>,
-        group: Vec<(usize, oneshot::Sender<StoreResult<Vec<Option<AlertChange>>>>)>,
+        group: Vec<(usize, ChangesReply)>,
     ) {
         let started = Instant::now();
         let policy = &self.policy;
@@ -274,7 +274,8 @@ impl Writer {
             )
         };
         let result = self.store.record_scores(&scores, &decide);
-        self.metrics.observe_alert_commit(scores.len(), started.elapsed());
+        self.metrics
+            .observe_alert_commit(scores.len(), started.elapsed());
         match result {
             Ok(recorded) => {
                 self.publish(recorded.events.iter());

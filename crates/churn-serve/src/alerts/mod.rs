@@ -141,7 +141,9 @@ impl EventKind {
     }
 
     fn parse(name: &str) -> Option<Self> {
-        EventKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 

@@ -107,7 +107,10 @@ const POOLED_READERS: usize = 4;
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path, synchronous: Synchronous) -> StoreResult<Self> {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|error| StoreError::Backend {
                 reason: format!("cannot create `{}`: {error}", parent.display()),
             })?;
@@ -171,7 +174,10 @@ fn migrate(connection: &mut Connection, path: &Path) -> StoreResult<()> {
     let applied: usize = connection
         .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
         .map_err(|error| StoreError::Backend {
-            reason: format!("`{}` is not a readable alert store: {error}", path.display()),
+            reason: format!(
+                "`{}` is not a readable alert store: {error}",
+                path.display()
+            ),
         })?
         .try_into()
         .unwrap_or(usize::MAX);
@@ -262,9 +268,9 @@ fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
         resolved_by: row.get(21)?,
         outcome: match outcome {
             None => None,
-            Some(name) => Some(
-                Outcome::parse(&name).ok_or_else(|| corrupt(format!("outcome `{name}`")))?,
-            ),
+            Some(name) => {
+                Some(Outcome::parse(&name).ok_or_else(|| corrupt(format!("outcome `{name}`")))?)
+            }
         },
         note: row.get(23)?,
         score_count: row.get(24)?,
@@ -496,10 +502,12 @@ impl AlertStore for SqliteStore {
                     Some(raise(&transaction, score, &draft, previous)?)
                 }
             };
-            recorded.changes.push(event.as_ref().map(|event| super::AlertChange {
-                alert_id: event.alert.id,
-                kind: event.kind,
-            }));
+            recorded
+                .changes
+                .push(event.as_ref().map(|event| super::AlertChange {
+                    alert_id: event.alert.id,
+                    kind: event.kind,
+                }));
             recorded.events.extend(event);
             transaction
                 .prepare_cached(
@@ -524,9 +532,8 @@ impl AlertStore for SqliteStore {
     fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent> {
         let mut connection = self.writer();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
-            id: id.to_string(),
-        })?;
+        let alert =
+            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
         if alert.state != AlertState::Open {
             return Err(StoreError::WrongState {
                 id: id.to_string(),
@@ -540,9 +547,8 @@ impl AlertStore for SqliteStore {
              WHERE id = ?1",
             params![id, now, by],
         )?;
-        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
-            id: id.to_string(),
-        })?;
+        let alert =
+            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
         let event = append_event(&transaction, EventKind::Acknowledged, now, alert)?;
         transaction.commit()?;
         Ok(event)
@@ -558,9 +564,8 @@ impl AlertStore for SqliteStore {
     ) -> StoreResult<AlertEvent> {
         let mut connection = self.writer();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
-            id: id.to_string(),
-        })?;
+        let alert =
+            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
         if alert.state == AlertState::Resolved {
             return Err(StoreError::WrongState {
                 id: id.to_string(),
@@ -575,9 +580,8 @@ impl AlertStore for SqliteStore {
              WHERE id = ?1",
             params![id, now, by, outcome.as_str(), note],
         )?;
-        let alert = load_alert(&transaction, id)?.ok_or(StoreError::NotFound {
-            id: id.to_string(),
-        })?;
+        let alert =
+            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
         let event = append_event(&transaction, EventKind::Resolved, now, alert)?;
         transaction.commit()?;
         Ok(event)
@@ -701,7 +705,9 @@ impl AlertStore for SqliteStore {
             let counts = |sql: &str| -> StoreResult<Vec<(String, u64)>> {
                 let rows = connection
                     .prepare(sql)?
-                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                    .query_map([], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows
                     .into_iter()
@@ -773,5 +779,342 @@ impl AlertStore for SqliteStore {
                 )? as u64,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use churn_core::{AlertPolicy, ScoreEvent};
+
+    use super::*;
+
+    const HOUR: Timestamp = 3_600;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("alerts.sqlite"), Synchronous::Normal).unwrap();
+        (dir, store)
+    }
+
+    fn score(customer: &str, probability: f64, band: RiskBand, at: Timestamp) -> NewScore {
+        NewScore {
+            customer_id: customer.into(),
+            probability,
+            band,
+            percentile: probability * 100.0,
+            customer_value: Some(70.0),
+            assignee: Some("ana".into()),
+            team: None,
+            reasons: vec![],
+            model_version: "v1".into(),
+            at,
+        }
+    }
+
+    fn record(store: &SqliteStore, scores: &[NewScore]) -> Recorded {
+        let policy = AlertPolicy::default();
+        let decide = |score: &NewScore, history: &CustomerHistory| {
+            policy.evaluate(
+                &ScoreEvent {
+                    probability: score.probability,
+                    band: score.band,
+                    customer_value: score.customer_value,
+                    at: score.at,
+                },
+                history,
+            )
+        };
+        store.record_scores(scores, &decide).unwrap()
+    }
+
+    fn kinds(recorded: &Recorded) -> Vec<Option<EventKind>> {
+        recorded
+            .changes
+            .iter()
+            .map(|change| change.map(|change| change.kind))
+            .collect()
+    }
+
+    #[test]
+    fn a_score_raises_the_next_updates_and_a_rise_is_seen_against_the_stored_score() {
+        let (_dir, store) = store();
+        let first = record(
+            &store,
+            &[
+                score("c1", 0.8, RiskBand::High, 1000),
+                score("c2", 0.3, RiskBand::Medium, 1000),
+                // The same customer again in the same commit: updates what was just raised.
+                score("c1", 0.85, RiskBand::High, 1001),
+            ],
+        );
+        assert_eq!(
+            kinds(&first),
+            [Some(EventKind::Raised), None, Some(EventKind::Updated)]
+        );
+        let alert = store.get(first.events[1].alert.id).unwrap().unwrap();
+        assert_eq!(alert.score_count, 2);
+        assert_eq!(alert.previous_probability, Some(0.8));
+        // 0.85 × 70 × 12 months.
+        assert!((alert.revenue_at_risk.unwrap() - 714.0).abs() < 1e-9);
+        assert_eq!(alert.acknowledge_by, 1000 + HOUR);
+        // c2 rose from 0.3 (stored) to 0.55: the rise rule needs the stored previous score.
+        let second = record(&store, &[score("c2", 0.55, RiskBand::Medium, 2000)]);
+        assert_eq!(kinds(&second), [Some(EventKind::Raised)]);
+        assert_eq!(second.events[0].alert.previous_probability, Some(0.3));
+        let cursors: Vec<u64> = first
+            .events
+            .iter()
+            .chain(&second.events)
+            .map(|event| event.cursor)
+            .collect();
+        assert_eq!(cursors, [1, 2, 3]);
+        assert_eq!(store.last_cursor().unwrap(), 3);
+    }
+
+    #[test]
+    fn state_changes_follow_the_rules_and_name_the_alert() {
+        let (_dir, store) = store();
+        let raised = record(&store, &[score("c1", 0.9, RiskBand::High, 0)]);
+        let id = raised.events[0].alert.id;
+        assert_eq!(
+            store
+                .resolve(99, Outcome::Retained, None, None, 5)
+                .unwrap_err(),
+            StoreError::NotFound { id: "99".into() }
+        );
+        let acknowledged = store.acknowledge(id, Some("ana"), 600).unwrap();
+        assert_eq!(acknowledged.alert.state, AlertState::Acknowledged);
+        assert_eq!(acknowledged.alert.acknowledged_by.as_deref(), Some("ana"));
+        let again = store.acknowledge(id, None, 700).unwrap_err();
+        assert_eq!(
+            again.to_string(),
+            format!("alert `{id}` is acknowledged; acknowledging needs an open alert")
+        );
+        // Acknowledged is still the customer's alert: a new score updates it.
+        let update = record(&store, &[score("c1", 0.95, RiskBand::High, 800)]);
+        assert_eq!(kinds(&update), [Some(EventKind::Updated)]);
+        let resolved = store
+            .resolve(
+                id,
+                Outcome::Retained,
+                Some("offered a discount"),
+                Some("ana"),
+                900,
+            )
+            .unwrap();
+        assert_eq!(resolved.alert.outcome, Some(Outcome::Retained));
+        assert_eq!(resolved.alert.note.as_deref(), Some("offered a discount"));
+        assert!(matches!(
+            store.resolve(id, Outcome::Churned, None, None, 1000),
+            Err(StoreError::WrongState { .. })
+        ));
+        // Resolved, and within the cool-down: the same band raises nothing new.
+        let quiet = record(&store, &[score("c1", 0.9, RiskBand::High, 2000)]);
+        assert_eq!(kinds(&quiet), [None]);
+        let kinds: Vec<EventKind> = store
+            .events_after(0, &AlertFilter::default(), 100)
+            .unwrap()
+            .iter()
+            .map(|event| event.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Raised,
+                EventKind::Acknowledged,
+                EventKind::Updated,
+                EventKind::Resolved
+            ]
+        );
+    }
+
+    #[test]
+    fn the_store_refuses_a_second_unresolved_alert_for_a_customer() {
+        let (_dir, store) = store();
+        record(&store, &[score("c1", 0.9, RiskBand::High, 0)]);
+        let writer = store.writer();
+        let duplicate = writer.execute(
+            "INSERT INTO alerts (customer_id, state, band, probability, percentile, triggers,
+                reasons, model_version, raised_at, updated_at, acknowledge_by, escalate_at)
+             VALUES ('c1', 'open', 3, 0.9, 90, '[]', '[]', 'v1', 1, 1, 1, 1)",
+            [],
+        );
+        assert!(duplicate.unwrap_err().to_string().contains("UNIQUE"));
+    }
+
+    #[test]
+    fn overdue_open_alerts_are_escalated_once_per_window_and_rank_first() {
+        let (_dir, store) = store();
+        let raised = record(
+            &store,
+            &[
+                score("rich", 0.9, RiskBand::High, 0),
+                score("late", 0.7, RiskBand::High, 0),
+                score("acked", 0.9, RiskBand::High, 0),
+            ],
+        );
+        let ids: Vec<i64> = raised.events.iter().map(|event| event.alert.id).collect();
+        store.acknowledge(ids[2], None, 10).unwrap();
+        let window = |_band: RiskBand| HOUR;
+        assert!(store.escalate_overdue(HOUR, &window).unwrap().is_empty());
+        // "rich" is due too, but a rescore moved nothing: both open ones pass the hour.
+        let escalated = store.escalate_overdue(HOUR + 1, &window).unwrap();
+        assert_eq!(escalated.len(), 2);
+        assert!(
+            escalated
+                .iter()
+                .all(|event| event.alert.escalation_level == 1)
+        );
+        assert!(
+            store
+                .escalate_overdue(HOUR + 2, &window)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.escalate_overdue(2 * HOUR + 2, &window).unwrap().len(),
+            2
+        );
+        // Escalate only "late" once more, then it outranks "rich" despite less revenue.
+        store
+            .writer()
+            .execute(
+                "UPDATE alerts SET escalate_at = 0 WHERE customer_id = 'late'",
+                [],
+            )
+            .unwrap();
+        store.escalate_overdue(2 * HOUR + 3, &window).unwrap();
+        let page = store
+            .list(
+                &AlertFilter {
+                    states: vec![AlertState::Open],
+                    ..AlertFilter::default()
+                },
+                0,
+                10,
+            )
+            .unwrap();
+        let order: Vec<&str> = page.alerts.iter().map(|a| a.customer_id.as_str()).collect();
+        assert_eq!(order, ["late", "rich"]);
+        assert_eq!(page.total, 2);
+    }
+
+    #[test]
+    fn stats_count_states_outcomes_and_the_median_time_to_acknowledge() {
+        let (_dir, store) = store();
+        let scores: Vec<NewScore> = (0..5)
+            .map(|i| score(&format!("c{i}"), 0.9, RiskBand::High, 0))
+            .collect();
+        let ids: Vec<i64> = record(&store, &scores)
+            .events
+            .iter()
+            .map(|event| event.alert.id)
+            .collect();
+        // Acknowledged after 60, 120, 600, 900 s: median (120 + 600) / 2 = 360.
+        for (id, after) in ids.iter().zip([60, 120, 600, 900]) {
+            store.acknowledge(*id, None, after).unwrap();
+        }
+        store
+            .resolve(ids[0], Outcome::Retained, None, None, 1000)
+            .unwrap();
+        store
+            .resolve(ids[1], Outcome::Retained, None, None, 1000)
+            .unwrap();
+        store
+            .resolve(ids[2], Outcome::Churned, None, None, 1000)
+            .unwrap();
+        store
+            .resolve(ids[4], Outcome::FalseAlarm, None, None, 1000)
+            .unwrap();
+        let stats = store.stats(10 * HOUR).unwrap();
+        assert_eq!(stats.total, 5);
+        assert_eq!(
+            stats.by_state,
+            [
+                (AlertState::Open, 0),
+                (AlertState::Acknowledged, 1),
+                (AlertState::Resolved, 4)
+            ]
+        );
+        assert_eq!(stats.median_seconds_to_acknowledge, Some(360.0));
+        assert_eq!(stats.retained_share, Some(0.5));
+        assert_eq!(stats.churned_share, Some(0.25));
+        assert_eq!(stats.by_band[2], (RiskBand::High, 5));
+        assert_eq!(stats.by_outcome[3], (Outcome::NotReached, 0));
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_a_foreign_or_newer_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.sqlite");
+        {
+            let store = SqliteStore::open(&path, Synchronous::Full).unwrap();
+            record(&store, &[score("c1", 0.9, RiskBand::High, 0)]);
+        }
+        let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+        assert_eq!(store.last_cursor().unwrap(), 1);
+        assert_eq!(store.list(&AlertFilter::default(), 0, 10).unwrap().total, 1);
+        store
+            .writer()
+            .execute_batch("PRAGMA user_version = 99;")
+            .unwrap();
+        drop(store);
+        let newer = SqliteStore::open(&path, Synchronous::Normal).unwrap_err();
+        assert!(newer.to_string().contains("schema version 99"), "{newer}");
+
+        let garbage = dir.path().join("garbage.sqlite");
+        std::fs::write(
+            &garbage,
+            b"this is not a database, just some bytes".repeat(200),
+        )
+        .unwrap();
+        let error = SqliteStore::open(&garbage, Synchronous::Normal).unwrap_err();
+        assert!(error.to_string().contains("not a database"), "{error}");
+    }
+
+    #[test]
+    fn filters_select_by_band_owner_and_state() {
+        let (_dir, store) = store();
+        let mut medium = score("m", 0.5, RiskBand::Medium, 0);
+        medium.assignee = Some("bo".into());
+        let policy_free = |_: &NewScore, _: &CustomerHistory| {
+            AlertDecision::Raise(AlertDraft {
+                probability: 0.5,
+                band: RiskBand::Medium,
+                triggers: vec![],
+                revenue_at_risk: None,
+                acknowledge_by: 10,
+            })
+        };
+        store.record_scores(&[medium], &policy_free).unwrap();
+        record(&store, &[score("h", 0.9, RiskBand::High, 0)]);
+        let only = |filter: AlertFilter| -> Vec<String> {
+            store
+                .list(&filter, 0, 10)
+                .unwrap()
+                .alerts
+                .into_iter()
+                .map(|alert| alert.customer_id)
+                .collect()
+        };
+        let high = AlertFilter {
+            min_band: Some(RiskBand::High),
+            ..AlertFilter::default()
+        };
+        assert_eq!(only(high.clone()), ["h"]);
+        let bo = AlertFilter {
+            assignee: Some("bo".into()),
+            ..AlertFilter::default()
+        };
+        assert_eq!(only(bo.clone()), ["m"]);
+        let resolved = AlertFilter {
+            states: vec![AlertState::Resolved],
+            ..AlertFilter::default()
+        };
+        assert!(only(resolved).is_empty());
+        let events = store.events_after(0, &high, 10).unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(high.matches(&events[0].alert) && !bo.matches(&events[0].alert));
     }
 }
