@@ -215,6 +215,7 @@ async fn served_scores_equal_churn_score_on_the_same_rows() -> anyhow::Result<()
         reflected_services(&server).await?,
         [
             "churn.v1.AdminService",
+            "churn.v1.AlertService",
             "churn.v1.ChurnService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",

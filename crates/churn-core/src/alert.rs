@@ -124,7 +124,8 @@ pub struct ScoreEvent {
 pub struct CustomerHistory {
     /// The customer's previous score.
     pub previous: Option<PastScore>,
-    /// The customer's alert that is neither acknowledged nor resolved, if any.
+    /// The customer's alert not yet resolved (open or acknowledged), if any: a new score
+    /// updates it.
     pub open_alert: Option<PastAlert>,
     /// The customer's most recent alert, open or not.
     pub last_alert: Option<PastAlert>,

@@ -255,11 +255,7 @@ impl Writer {
         }
     }
 
-    fn record(
-        &self,
-        scores: Vec<NewScore>,
-        group: Vec<(usize, ChangesReply)>,
-    ) {
+    fn record(&self, scores: Vec<NewScore>, group: Vec<(usize, ChangesReply)>) {
         let started = Instant::now();
         let policy = &self.policy;
         let decide = |score: &NewScore, history: &churn_core::CustomerHistory| {

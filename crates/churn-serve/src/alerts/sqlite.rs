@@ -405,13 +405,19 @@ fn raise(
     append_event(connection, EventKind::Raised, score.at, alert)
 }
 
+/// A rescore moving the probability less than this, in the same band, updates the alert
+/// without an event: consoles need not hear of every nightly rescore that changes nothing.
+const MATERIAL_CHANGE: f64 = 0.01;
+
+/// Updates the customer's alert with a new score; returns the event when the change is
+/// material (the band moved, or the probability by at least [`MATERIAL_CHANGE`]).
 fn update(
     connection: &Connection,
     score: &NewScore,
     draft: &AlertDraft,
     previous: Option<f64>,
     alert: &AlertRecord,
-) -> StoreResult<AlertEvent> {
+) -> StoreResult<Option<AlertEvent>> {
     // A not-yet-escalated alert follows the (possibly tighter) target of its new band; an
     // escalated one keeps its escalation clock.
     let escalate_at = if alert.escalation_level == 0 {
@@ -444,10 +450,15 @@ fn update(
             draft.acknowledge_by,
             escalate_at,
         ])?;
+    let material = draft.band != alert.band
+        || (draft.probability - alert.probability).abs() >= MATERIAL_CHANGE;
+    if !material {
+        return Ok(None);
+    }
     let updated = load_alert(connection, alert.id)?.ok_or_else(|| StoreError::Backend {
         reason: format!("alert {} vanished during update", alert.id),
     })?;
-    append_event(connection, EventKind::Updated, score.at, updated)
+    append_event(connection, EventKind::Updated, score.at, updated).map(Some)
 }
 
 /// Builds the WHERE clause of `filter` over a table with `band`, `assignee`, `team`,
@@ -488,26 +499,22 @@ impl AlertStore for SqliteStore {
         for score in scores {
             let (history, unresolved) = history(&transaction, &score.customer_id)?;
             let previous = history.previous.map(|past| past.probability);
-            let event = match (decide(score, &history), &unresolved) {
-                (AlertDecision::Quiet, _) => None,
-                (AlertDecision::Raise(draft), None) => {
-                    Some(raise(&transaction, score, &draft, previous)?)
-                }
-                // The policy only says Update when told of an open alert, and Raise when not;
-                // either way the customer's unresolved alert, if any, is the one to update.
+            // The policy only says Update when told of an open alert, and Raise when not;
+            // either way the customer's unresolved alert, if any, is the one to update.
+            let (change, event) = match (decide(score, &history), &unresolved) {
+                (AlertDecision::Quiet, _) => (None, None),
                 (AlertDecision::Update(draft) | AlertDecision::Raise(draft), Some(alert)) => {
-                    Some(update(&transaction, score, &draft, previous, alert)?)
+                    let event = update(&transaction, score, &draft, previous, alert)?;
+                    (Some((alert.id, EventKind::Updated)), event)
                 }
-                (AlertDecision::Update(draft), None) => {
-                    Some(raise(&transaction, score, &draft, previous)?)
+                (AlertDecision::Update(draft) | AlertDecision::Raise(draft), None) => {
+                    let event = raise(&transaction, score, &draft, previous)?;
+                    (Some((event.alert.id, EventKind::Raised)), Some(event))
                 }
             };
             recorded
                 .changes
-                .push(event.as_ref().map(|event| super::AlertChange {
-                    alert_id: event.alert.id,
-                    kind: event.kind,
-                }));
+                .push(change.map(|(alert_id, kind)| super::AlertChange { alert_id, kind }));
             recorded.events.extend(event);
             transaction
                 .prepare_cached(
