@@ -8,6 +8,7 @@ use churn_core::RiskBand;
 use churn_serve::convert::band_from_proto;
 use churn_serve::proto;
 use churn_serve::proto::admin_service_client::AdminServiceClient;
+use churn_serve::proto::alert_service_client::AlertServiceClient;
 use churn_serve::proto::churn_service_client::ChurnServiceClient;
 use churn_serve::{ServeOptions, config::CONFIG_ENV};
 
@@ -132,6 +133,18 @@ pub enum ClientCall {
     },
     /// Prints the loaded model's name, version, kind, metrics and features.
     Model,
+    /// Prints the open alert queue, most urgent first, and the alert statistics.
+    Alerts {
+        /// Only alerts of this band or above (low, medium, high).
+        #[arg(long)]
+        min_band: Option<String>,
+        /// Only alerts of this assignee.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Most alerts to print.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Asks the server to reload its model file.
     Reload,
 }
@@ -178,6 +191,41 @@ pub fn client(args: ClientArgs, out: &mut impl std::io::Write) -> anyhow::Result
                     .await?
                     .into_inner();
                 write_score(&response, out)?;
+            }
+            ClientCall::Alerts {
+                min_band,
+                assignee,
+                limit,
+            } => {
+                let min_band = match min_band.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    None => proto::RiskBand::Unspecified,
+                    Some("low") => proto::RiskBand::Low,
+                    Some("medium") => proto::RiskBand::Medium,
+                    Some("high") => proto::RiskBand::High,
+                    Some(other) => bail!("--min-band `{other}`: expected low, medium or high"),
+                };
+                let mut alerts = AlertServiceClient::new(channel);
+                let page = alerts
+                    .list_alerts(proto::ListAlertsRequest {
+                        filter: Some(proto::AlertFilter {
+                            min_band: min_band.into(),
+                            assignee: assignee.unwrap_or_default(),
+                            states: vec![
+                                proto::AlertState::Open.into(),
+                                proto::AlertState::Acknowledged.into(),
+                            ],
+                            ..Default::default()
+                        }),
+                        page_size: limit,
+                        page_token: String::new(),
+                    })
+                    .await?
+                    .into_inner();
+                let stats = alerts
+                    .alert_stats(proto::AlertStatsRequest {})
+                    .await?
+                    .into_inner();
+                write_alerts(&page, &stats, out)?;
             }
             ClientCall::Model => {
                 let mut scoring = ChurnServiceClient::new(channel);
@@ -245,7 +293,90 @@ fn write_score(
             writeln!(out, "  {:+.3}  {}", reason.contribution, reason.message)?;
         }
     }
+    if let Some(alert) = &response.alert {
+        let kind = match alert.kind() {
+            proto::AlertEventKind::Raised => "raised",
+            _ => "updated",
+        };
+        writeln!(
+            out,
+            "alert #{} {kind} (`churn client alerts` lists the queue)",
+            alert.alert_id
+        )?;
+    }
     Ok(())
+}
+
+fn write_alerts(
+    page: &proto::ListAlertsResponse,
+    stats: &proto::AlertStatsResponse,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let plural = if page.total == 1 { "" } else { "s" };
+    writeln!(
+        out,
+        "{} unresolved alert{plural}, most urgent first (showing {}):",
+        page.total,
+        page.alerts.len()
+    )?;
+    for alert in &page.alerts {
+        let revenue = alert
+            .revenue_at_risk
+            .map_or_else(|| "unknown".to_string(), |revenue| format!("{revenue:.0}"));
+        let escalated = match alert.escalation_level {
+            0 => String::new(),
+            level => format!(", escalated ×{level}"),
+        };
+        writeln!(
+            out,
+            "  #{} {} {} {:.2} at risk {revenue}, {} since {}, acknowledge by {}{escalated}",
+            alert.id,
+            alert.customer_id,
+            band_from_proto(alert.band()).map_or("unknown", RiskBand::as_str),
+            alert.probability,
+            state_name(alert.state()),
+            alert.raised_at,
+            alert.acknowledge_by,
+        )?;
+        if let Some(reason) = alert.reasons.first() {
+            writeln!(out, "      {}", reason.message)?;
+        }
+    }
+    let counts = |counts: &[proto::AlertCount]| {
+        counts
+            .iter()
+            .map(|count| format!("{} {}", count.label, count.count))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    writeln!(
+        out,
+        "all alerts: {} ({})",
+        stats.total,
+        counts(&stats.by_state)
+    )?;
+    writeln!(out, "outcomes: {}", counts(&stats.by_outcome))?;
+    if let Some(seconds) = stats.median_seconds_to_acknowledge {
+        writeln!(out, "median time to acknowledge: {seconds:.0} s")?;
+    }
+    if let (Some(retained), Some(churned)) = (stats.retained_share, stats.churned_share) {
+        writeln!(
+            out,
+            "of resolved alerts: {:.0}% retained, {:.0}% churned",
+            retained * 100.0,
+            churned * 100.0
+        )?;
+    }
+    Ok(())
+}
+
+fn state_name(state: proto::AlertState) -> &'static str {
+    match state {
+        proto::AlertState::Open => "open",
+        proto::AlertState::Acknowledged => "acknowledged",
+        proto::AlertState::Resolved => "resolved",
+        proto::AlertState::Unspecified => "unknown",
+    }
 }
 
 fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyhow::Result<()> {

@@ -298,3 +298,130 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::alerts::{
+        AlertFilter, AlertPage, AlertRecord, AlertStats, Decide, EventKind, Recorded, SqliteStore,
+        Synchronous,
+    };
+
+    /// A SQLite store whose score writes fail while `failing` is set, as a full disk would.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: SqliteStore,
+        failing: AtomicBool,
+    }
+
+    impl AlertStore for Flaky {
+        fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend {
+                    reason: "database or disk is full".into(),
+                });
+            }
+            self.inner.record_scores(scores, decide)
+        }
+        fn acknowledge(
+            &self,
+            id: i64,
+            by: Option<&str>,
+            now: Timestamp,
+        ) -> StoreResult<AlertEvent> {
+            self.inner.acknowledge(id, by, now)
+        }
+        fn resolve(
+            &self,
+            id: i64,
+            outcome: Outcome,
+            note: Option<&str>,
+            by: Option<&str>,
+            now: Timestamp,
+        ) -> StoreResult<AlertEvent> {
+            self.inner.resolve(id, outcome, note, by, now)
+        }
+        fn escalate_overdue(
+            &self,
+            now: Timestamp,
+            next_window: &dyn Fn(RiskBand) -> i64,
+        ) -> StoreResult<Vec<AlertEvent>> {
+            self.inner.escalate_overdue(now, next_window)
+        }
+        fn get(&self, id: i64) -> StoreResult<Option<AlertRecord>> {
+            self.inner.get(id)
+        }
+        fn list(&self, filter: &AlertFilter, offset: u64, limit: u64) -> StoreResult<AlertPage> {
+            self.inner.list(filter, offset, limit)
+        }
+        fn events_after(
+            &self,
+            cursor: u64,
+            filter: &AlertFilter,
+            limit: u64,
+        ) -> StoreResult<Vec<AlertEvent>> {
+            self.inner.events_after(cursor, filter, limit)
+        }
+        fn last_cursor(&self) -> StoreResult<u64> {
+            self.inner.last_cursor()
+        }
+        fn stats(&self, now: Timestamp) -> StoreResult<AlertStats> {
+            self.inner.stats(now)
+        }
+    }
+
+    fn score(customer: &str) -> NewScore {
+        NewScore {
+            customer_id: customer.into(),
+            probability: 0.9,
+            band: RiskBand::High,
+            percentile: 99.0,
+            customer_value: None,
+            assignee: None,
+            team: None,
+            reasons: vec![],
+            model_version: "v1".into(),
+            at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_reports_nothing_keeps_what_was_stored_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky {
+            inner: SqliteStore::open(&dir.path().join("a.sqlite"), Synchronous::Normal).unwrap(),
+            failing: AtomicBool::new(false),
+        });
+        let settings = HubSettings {
+            policy: AlertPolicy::default(),
+            stream_buffer: 16,
+            max_scores_per_commit: 100,
+        };
+        let hub = AlertHub::start(store.clone(), settings, Metrics::new()).unwrap();
+        let mut live = hub.subscribe();
+        let first = hub.record(vec![score("a")]).await.unwrap();
+        assert_eq!(first[0].map(|change| change.kind), Some(EventKind::Raised));
+
+        store.failing.store(true, Ordering::SeqCst);
+        let error = hub.record(vec![score("b"), score("c")]).await.unwrap_err();
+        assert_eq!(error.to_string(), "alert store: database or disk is full");
+        store.failing.store(false, Ordering::SeqCst);
+
+        // Still writing; the failed scores left no trace, the first alert is intact.
+        let acknowledged = hub.acknowledge(first[0].unwrap().alert_id, None, 5).await;
+        assert!(acknowledged.is_ok());
+        let stored = store.list(&AlertFilter::default(), 0, 10).unwrap();
+        let customers: Vec<&str> = stored
+            .alerts
+            .iter()
+            .map(|a| a.customer_id.as_str())
+            .collect();
+        assert_eq!(customers, ["a"]);
+        // Live followers saw exactly the committed events, in order.
+        assert_eq!(live.recv().await.unwrap().kind, EventKind::Raised);
+        assert_eq!(live.recv().await.unwrap().kind, EventKind::Acknowledged);
+        assert!(live.try_recv().is_err());
+    }
+}
