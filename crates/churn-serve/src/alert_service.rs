@@ -251,8 +251,7 @@ impl proto::alert_service_server::AlertService for AlertApi {
             let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
             let event = self
                 .hub
-                .acknowledge(id, by, now())
-                .await
+                .acknowledge(id, by.as_deref(), now())
                 .map_err(store_error)?;
             Ok(alert_to_proto(&event.alert))
         }
@@ -283,8 +282,7 @@ impl proto::alert_service_server::AlertService for AlertApi {
             let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
             let event = self
                 .hub
-                .resolve(id, outcome, note, by, now())
-                .await
+                .resolve(id, outcome, note.as_deref(), by.as_deref(), now())
                 .map_err(store_error)?;
             Ok(alert_to_proto(&event.alert))
         }

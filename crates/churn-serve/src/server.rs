@@ -251,20 +251,15 @@ fn open_alerts(settings: &AlertsConfig, metrics: &Metrics) -> Result<AlertHub> {
             .map_or_else(|| "built-in default".to_string(), |file| file.display().to_string()),
         "alerts on"
     );
-    let hub = AlertHub::start(
+    Ok(AlertHub::new(
         Arc::new(store),
         HubSettings {
             policy: settings.policy.clone(),
             stream_buffer: settings.stream_buffer,
-            max_scores_per_commit: MAX_SCORES_PER_COMMIT,
         },
         metrics.clone(),
-    )?;
-    Ok(hub)
+    ))
 }
-
-/// Most scores grouped into one alert-store commit: two full batches.
-const MAX_SCORES_PER_COMMIT: usize = 2_000;
 
 /// Escalates overdue alerts every `interval` until the server stops.
 async fn escalate_overdue(
@@ -277,7 +272,12 @@ async fn escalate_overdue(
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.wait_for(|stop| *stop) => return Ok(()),
         }
-        match hub.escalate_overdue(crate::service::now()).await {
+        let sweeping = hub.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || sweeping.escalate_overdue(crate::service::now()))
+                .await
+                .map_err(|error| ServeError::Io(std::io::Error::other(error)))?;
+        match swept {
             Ok(events) if !events.is_empty() => {
                 tracing::info!(alerts = events.len(), "escalated overdue alerts");
             }

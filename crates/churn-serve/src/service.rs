@@ -118,15 +118,15 @@ impl ChurnApi {
 
     /// Records scores with the alert policy and marks each response with the alert it raised
     /// or updated. The alerts are committed when this returns; without alerts it does nothing.
-    pub async fn record_alerts(&self, scored: &mut [&mut Scored]) -> Result<(), RequestError> {
+    pub fn record_alerts(&self, scored: &mut [&mut Scored]) -> Result<(), RequestError> {
         let Some(hub) = &self.alerts else {
             return Ok(());
         };
         let at = now();
         let scores = scored.iter().map(|scored| new_score(scored, at)).collect();
+        let scores: Vec<NewScore> = scores;
         let changes = hub
-            .record(scores)
-            .await
+            .record(&scores)
             .map_err(|error| RequestError::Unavailable {
                 reason: error.to_string(),
             })?;
@@ -146,7 +146,7 @@ impl ChurnApi {
         request: proto::ScoreRequest,
     ) -> Result<proto::ScoreResponse, RequestError> {
         let mut scored = self.score_with(model, request)?;
-        self.record_alerts(&mut [&mut scored]).await?;
+        self.record_alerts(&mut [&mut scored])?;
         Ok(scored.response)
     }
 
@@ -267,12 +267,13 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
             };
             return self.finish("ScoreBatch", started, Err(error));
         }
-        // A batch takes up to tens of milliseconds: off the async workers, one model for all.
+        // A batch takes up to tens of milliseconds: off the async workers, one model for all,
+        // and all its alerts in one commit before the answer.
         let api = self.clone();
-        let scored = tokio::task::spawn_blocking(move || {
+        let answered = tokio::task::spawn_blocking(move || {
             let model = api.model();
             let top_k = request.top_k;
-            request
+            let mut scored: Vec<(String, Result<Scored, RequestError>)> = request
                 .profiles
                 .into_iter()
                 .map(|profile| {
@@ -285,33 +286,28 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
                     api.metrics.observe_profile(&scored);
                     (customer_id, scored)
                 })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|error| RequestError::Internal {
-            reason: format!("batch scoring stopped: {error}"),
-        });
-        let scored = match scored {
-            Ok(mut scored) => {
-                // Every alert of the batch in one commit, before the answer.
-                let mut good: Vec<&mut Scored> = scored
-                    .iter_mut()
-                    .filter_map(|(_, result)| result.as_mut().ok())
-                    .collect();
-                self.record_alerts(&mut good).await.map(|()| {
-                    let results = scored
-                        .into_iter()
-                        .enumerate()
-                        .map(|(index, (customer_id, result))| {
-                            let response = result.map(|scored| scored.response);
-                            Self::score_result(index as u64, customer_id, response)
-                        })
-                        .collect();
-                    proto::ScoreBatchResponse { results }
+                .collect();
+            let mut good: Vec<&mut Scored> = scored
+                .iter_mut()
+                .filter_map(|(_, result)| result.as_mut().ok())
+                .collect();
+            api.record_alerts(&mut good)?;
+            let results = scored
+                .into_iter()
+                .enumerate()
+                .map(|(index, (customer_id, result))| {
+                    let response = result.map(|scored| scored.response);
+                    Self::score_result(index as u64, customer_id, response)
                 })
-            }
-            Err(error) => Err(error),
-        };
+                .collect();
+            Ok(proto::ScoreBatchResponse { results })
+        })
+        .await;
+        let scored = answered.unwrap_or_else(|error| {
+            Err(RequestError::Internal {
+                reason: format!("batch scoring stopped: {error}"),
+            })
+        });
         self.finish("ScoreBatch", started, scored)
     }
 

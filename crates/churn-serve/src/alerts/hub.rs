@@ -1,16 +1,19 @@
-//! The alert hub: every write to the store goes through one thread, so events are published to
-//! live streams in exactly the order they were committed (what makes replay + live gap-free),
-//! and scores arriving together share one commit (group commit: one transaction, and with
-//! `synchronous = full` one fsync, for many scores).
+//! The alert hub: the policy, the store, and the live event feed. Every write to the store
+//! happens under one lock together with publishing its events, so live streams see events in
+//! exactly the order they were committed (what makes replay + live gap-free).
+//!
+//! Writes run on the caller's thread: a commit in WAL mode is a write to the page cache (tens of
+//! microseconds, no fsync unless `synchronous = full`), cheaper than handing every score to a
+//! writer thread and waking the request again. Checkpoints, which do fsync, run on the store's
+//! own thread.
 
-use std::sync::Arc;
-use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use churn_core::{AlertPolicy, RiskBand, Timestamp};
-use tokio::sync::{broadcast, oneshot};
+use churn_core::{AlertPolicy, CustomerHistory, RiskBand, ScoreEvent, Timestamp};
+use tokio::sync::broadcast;
 
-use super::{AlertChange, AlertEvent, AlertStore, NewScore, Outcome, StoreError, StoreResult};
+use super::{AlertChange, AlertEvent, AlertStore, NewScore, Outcome, StoreResult};
 use crate::metrics::Metrics;
 
 /// How the hub runs.
@@ -20,37 +23,6 @@ pub struct HubSettings {
     /// Events kept for live streams; a stream that falls further behind is cut off (it resumes
     /// from its cursor).
     pub stream_buffer: usize,
-    /// Most scores committed in one transaction.
-    pub max_scores_per_commit: usize,
-}
-
-/// Where the alert changes of one `record` call are sent.
-type ChangesReply = oneshot::Sender<StoreResult<Vec<Option<AlertChange>>>>;
-
-/// A write waiting for the writer thread, with where to send its answer.
-enum Write {
-    Scores {
-        scores: Vec<NewScore>,
-        reply: ChangesReply,
-    },
-    Acknowledge {
-        id: i64,
-        by: Option<String>,
-        now: Timestamp,
-        reply: oneshot::Sender<StoreResult<AlertEvent>>,
-    },
-    Resolve {
-        id: i64,
-        outcome: Outcome,
-        note: Option<String>,
-        by: Option<String>,
-        now: Timestamp,
-        reply: oneshot::Sender<StoreResult<AlertEvent>>,
-    },
-    Escalate {
-        now: Timestamp,
-        reply: oneshot::Sender<StoreResult<Vec<AlertEvent>>>,
-    },
 }
 
 /// The live side of a stream: events as they are committed.
@@ -61,53 +33,23 @@ pub type Subscription = broadcast::Receiver<Arc<AlertEvent>>;
 pub struct AlertHub {
     store: Arc<dyn AlertStore>,
     policy: Arc<AlertPolicy>,
-    writes: std_mpsc::Sender<Write>,
     live: broadcast::Sender<Arc<AlertEvent>>,
-}
-
-impl std::fmt::Debug for Write {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(match self {
-            Write::Scores { .. } => "Scores",
-            Write::Acknowledge { .. } => "Acknowledge",
-            Write::Resolve { .. } => "Resolve",
-            Write::Escalate { .. } => "Escalate",
-        })
-    }
-}
-
-fn stopped() -> StoreError {
-    StoreError::Backend {
-        reason: "the alert writer has stopped".into(),
-    }
+    metrics: Metrics,
+    /// Held from a write's start to the publishing of its events.
+    writing: Arc<Mutex<()>>,
 }
 
 impl AlertHub {
-    /// Starts the writer thread over `store`. It stops when the last hub is dropped.
-    pub fn start(
-        store: Arc<dyn AlertStore>,
-        settings: HubSettings,
-        metrics: Metrics,
-    ) -> std::io::Result<Self> {
-        let (writes, queue) = std_mpsc::channel();
+    /// Serves alerts from `store`.
+    pub fn new(store: Arc<dyn AlertStore>, settings: HubSettings, metrics: Metrics) -> Self {
         let (live, _) = broadcast::channel(settings.stream_buffer.max(1));
-        let policy = Arc::new(settings.policy);
-        let writer = Writer {
-            store: store.clone(),
-            policy: policy.clone(),
-            live: live.clone(),
-            metrics,
-            max_scores: settings.max_scores_per_commit.max(1),
-        };
-        std::thread::Builder::new()
-            .name("churn-alert-writer".into())
-            .spawn(move || writer.run(queue))?;
-        Ok(AlertHub {
+        AlertHub {
             store,
-            policy,
-            writes,
+            policy: Arc::new(settings.policy),
             live,
-        })
+            metrics,
+            writing: Arc::new(Mutex::new(())),
+        }
     }
 
     /// Returns the policy deciding alerts.
@@ -125,142 +67,33 @@ impl AlertHub {
         self.live.subscribe()
     }
 
-    async fn send<T>(
+    /// Runs one write under the lock and publishes the events it committed, in order.
+    fn write<T>(
         &self,
-        write: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Write,
+        write: impl FnOnce(&dyn AlertStore) -> StoreResult<T>,
+        events: impl Fn(&T) -> &[AlertEvent],
     ) -> StoreResult<T> {
-        let (reply, answer) = oneshot::channel();
-        self.writes.send(write(reply)).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        // A panic mid-write rolled its transaction back; the lock guards no data of its own.
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = write(self.store.as_ref())?;
+        for event in events(&result) {
+            self.metrics.observe_alert_event(event.kind.as_str());
+            // No receivers is fine: nobody is streaming.
+            let _ = self.live.send(Arc::new(event.clone()));
+        }
+        Ok(result)
     }
 
-    /// Records scores (committed before this returns) and says what each did to its
-    /// customer's alert.
-    pub async fn record(&self, scores: Vec<NewScore>) -> StoreResult<Vec<Option<AlertChange>>> {
+    /// Records scores in one commit and says what each did to its customer's alert.
+    pub fn record(&self, scores: &[NewScore]) -> StoreResult<Vec<Option<AlertChange>>> {
         if scores.is_empty() {
             return Ok(Vec::new());
         }
-        self.send(|reply| Write::Scores { scores, reply }).await
-    }
-
-    /// Acknowledges an open alert.
-    pub async fn acknowledge(
-        &self,
-        id: i64,
-        by: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<AlertEvent> {
-        self.send(|reply| Write::Acknowledge { id, by, now, reply })
-            .await
-    }
-
-    /// Resolves an alert with its outcome.
-    pub async fn resolve(
-        &self,
-        id: i64,
-        outcome: Outcome,
-        note: Option<String>,
-        by: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<AlertEvent> {
-        self.send(|reply| Write::Resolve {
-            id,
-            outcome,
-            note,
-            by,
-            now,
-            reply,
-        })
-        .await
-    }
-
-    /// Escalates the open alerts past their time to acknowledge.
-    pub async fn escalate_overdue(&self, now: Timestamp) -> StoreResult<Vec<AlertEvent>> {
-        self.send(|reply| Write::Escalate { now, reply }).await
-    }
-}
-
-/// The one thread that writes.
-struct Writer {
-    store: Arc<dyn AlertStore>,
-    policy: Arc<AlertPolicy>,
-    live: broadcast::Sender<Arc<AlertEvent>>,
-    metrics: Metrics,
-    max_scores: usize,
-}
-
-impl Writer {
-    fn run(self, queue: std_mpsc::Receiver<Write>) {
-        let mut next = None;
-        loop {
-            let write = match next.take() {
-                Some(write) => write,
-                None => match queue.recv() {
-                    Ok(write) => write,
-                    Err(_) => return, // every hub is gone
-                },
-            };
-            match write {
-                Write::Scores { scores, reply } => {
-                    // Take every score already waiting into the same commit.
-                    let mut group = vec![(scores.len(), reply)];
-                    let mut scores = scores;
-                    while scores.len() < self.max_scores {
-                        match queue.try_recv() {
-                            Ok(Write::Scores {
-                                scores: more,
-                                reply,
-                            }) => {
-                                group.push((more.len(), reply));
-                                scores.extend(more);
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    self.record(scores, group);
-                }
-                Write::Acknowledge { id, by, now, reply } => {
-                    let result = self.store.acknowledge(id, by.as_deref(), now);
-                    self.publish(result.iter());
-                    let _ = reply.send(result);
-                }
-                Write::Resolve {
-                    id,
-                    outcome,
-                    note,
-                    by,
-                    now,
-                    reply,
-                } => {
-                    let result =
-                        self.store
-                            .resolve(id, outcome, note.as_deref(), by.as_deref(), now);
-                    self.publish(result.iter());
-                    let _ = reply.send(result);
-                }
-                Write::Escalate { now, reply } => {
-                    let hours = self.policy.acknowledge_within_hours;
-                    let window = |band: RiskBand| (hours.of(band) * 3_600.0).round() as i64;
-                    let result = self.store.escalate_overdue(now, &window);
-                    if let Ok(events) = &result {
-                        self.publish(events.iter());
-                    }
-                    let _ = reply.send(result);
-                }
-            }
-        }
-    }
-
-    fn record(&self, scores: Vec<NewScore>, group: Vec<(usize, ChangesReply)>) {
         let started = Instant::now();
         let policy = &self.policy;
-        let decide = |score: &NewScore, history: &churn_core::CustomerHistory| {
+        let decide = |score: &NewScore, history: &CustomerHistory| {
             policy.evaluate(
-                &churn_core::ScoreEvent {
+                &ScoreEvent {
                     probability: score.probability,
                     band: score.band,
                     customer_value: score.customer_value,
@@ -269,33 +102,52 @@ impl Writer {
                 history,
             )
         };
-        let result = self.store.record_scores(&scores, &decide);
+        let recorded = self.write(
+            |store| store.record_scores(scores, &decide),
+            |recorded| &recorded.events,
+        );
         self.metrics
             .observe_alert_commit(scores.len(), started.elapsed());
-        match result {
-            Ok(recorded) => {
-                self.publish(recorded.events.iter());
-                let mut changes = recorded.changes.into_iter();
-                for (count, reply) in group {
-                    let _ = reply.send(Ok(changes.by_ref().take(count).collect()));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, scores = scores.len(), "cannot record scores");
-                for (_, reply) in group {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+        if let Err(error) = &recorded {
+            tracing::error!(%error, scores = scores.len(), "cannot record scores");
         }
+        Ok(recorded?.changes)
     }
 
-    /// Sends committed events to live streams, in commit order.
-    fn publish<'a>(&self, events: impl Iterator<Item = &'a AlertEvent>) {
-        for event in events {
-            self.metrics.observe_alert_event(event.kind.as_str());
-            // No receivers is fine: nobody is streaming.
-            let _ = self.live.send(Arc::new(event.clone()));
-        }
+    /// Acknowledges an open alert.
+    pub fn acknowledge(
+        &self,
+        id: i64,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<AlertEvent> {
+        self.write(|store| store.acknowledge(id, by, now), std::slice::from_ref)
+    }
+
+    /// Resolves an alert with its outcome.
+    pub fn resolve(
+        &self,
+        id: i64,
+        outcome: Outcome,
+        note: Option<&str>,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<AlertEvent> {
+        self.write(
+            |store| store.resolve(id, outcome, note, by, now),
+            std::slice::from_ref,
+        )
+    }
+
+    /// Escalates the open alerts past their time to acknowledge; each is due again one
+    /// response-time target later.
+    pub fn escalate_overdue(&self, now: Timestamp) -> StoreResult<Vec<AlertEvent>> {
+        let hours = self.policy.acknowledge_within_hours;
+        let window = |band: RiskBand| (hours.of(band) * 3_600.0).round() as i64;
+        self.write(
+            |store| store.escalate_overdue(now, &window),
+            |events| events.as_slice(),
+        )
     }
 }
 
@@ -306,7 +158,7 @@ mod tests {
     use super::*;
     use crate::alerts::{
         AlertFilter, AlertPage, AlertRecord, AlertStats, Decide, EventKind, Recorded, SqliteStore,
-        Synchronous,
+        StoreError, Synchronous,
     };
 
     /// A SQLite store whose score writes fail while `failing` is set, as a full disk would.
@@ -397,20 +249,19 @@ mod tests {
         let settings = HubSettings {
             policy: AlertPolicy::default(),
             stream_buffer: 16,
-            max_scores_per_commit: 100,
         };
-        let hub = AlertHub::start(store.clone(), settings, Metrics::new()).unwrap();
+        let hub = AlertHub::new(store.clone(), settings, Metrics::new());
         let mut live = hub.subscribe();
-        let first = hub.record(vec![score("a")]).await.unwrap();
+        let first = hub.record(&[score("a")]).unwrap();
         assert_eq!(first[0].map(|change| change.kind), Some(EventKind::Raised));
 
         store.failing.store(true, Ordering::SeqCst);
-        let error = hub.record(vec![score("b"), score("c")]).await.unwrap_err();
+        let error = hub.record(&[score("b"), score("c")]).unwrap_err();
         assert_eq!(error.to_string(), "alert store: database or disk is full");
         store.failing.store(false, Ordering::SeqCst);
 
         // Still writing; the failed scores left no trace, the first alert is intact.
-        let acknowledged = hub.acknowledge(first[0].unwrap().alert_id, None, 5).await;
+        let acknowledged = hub.acknowledge(first[0].unwrap().alert_id, None, 5);
         assert!(acknowledged.is_ok());
         let stored = store.list(&AlertFilter::default(), 0, 10).unwrap();
         let customers: Vec<&str> = stored

@@ -23,7 +23,10 @@ const MIGRATIONS: &[&str] = &[
         probability REAL NOT NULL,
         band INTEGER NOT NULL,
         scored_at INTEGER NOT NULL,
-        model_version TEXT NOT NULL
+        model_version TEXT NOT NULL,
+        -- The customer's most recent alert: the unresolved one if there is one (a customer gets
+        -- a new alert only when none is unresolved), so history is two key lookups at most.
+        last_alert_id INTEGER REFERENCES alerts (id)
     ) WITHOUT ROWID;
     CREATE TABLE alerts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,7 +57,6 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX one_unresolved_alert_per_customer
         ON alerts (customer_id) WHERE state != 'resolved';
-    CREATE INDEX alerts_by_customer ON alerts (customer_id, raised_at);
     CREATE INDEX open_alerts_by_escalation ON alerts (escalate_at) WHERE state = 'open';
     CREATE TABLE alert_events (
         cursor INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,7 +101,16 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Dropped with the store, which stops the checkpoint thread.
+    _stop_checkpoints: std::sync::mpsc::Sender<()>,
 }
+
+/// How often the write-ahead log is copied into the database file, off the writer's path.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// WAL pages after which the writer checkpoints itself: only if the checkpoint thread cannot
+/// keep up (SQLite's default is 1,000 pages, which would put an fsync on the writer every few
+/// dozen commits).
+const WRITER_CHECKPOINT_PAGES: u32 = 50_000;
 
 /// Readers kept open between calls; more are opened when needed.
 const POOLED_READERS: usize = 4;
@@ -126,12 +137,16 @@ impl SqliteStore {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
         };
-        writer.execute_batch(&format!("PRAGMA synchronous = {level};"))?;
+        writer.execute_batch(&format!(
+            "PRAGMA synchronous = {level}; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
+        ))?;
         migrate(&mut writer, path)?;
+        let stop_checkpoints = start_checkpoints(connect(path)?)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            _stop_checkpoints: stop_checkpoints,
         })
     }
 
@@ -158,6 +173,29 @@ impl SqliteStore {
         }
         result
     }
+}
+
+/// Checkpoints on a thread of its own, so the fsyncs a checkpoint makes never hold up a commit
+/// (a PASSIVE checkpoint takes no lock the writer needs). Stops when the sender is dropped.
+fn start_checkpoints(connection: Connection) -> StoreResult<std::sync::mpsc::Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("churn-alert-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_INTERVAL)
+            {
+                let checkpoint =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(error) = checkpoint {
+                    tracing::warn!(%error, "alert store checkpoint failed; retrying");
+                }
+            }
+        })
+        .map_err(|error| StoreError::Backend {
+            reason: format!("cannot start the checkpoint thread: {error}"),
+        })?;
+    Ok(stop)
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {
@@ -323,51 +361,47 @@ fn trigger_texts(draft: &AlertDraft) -> Vec<String> {
         .collect()
 }
 
-/// Reads what the policy needs to know of a customer.
-fn history(
-    connection: &Connection,
-    customer_id: &str,
-) -> StoreResult<(CustomerHistory, Option<AlertRecord>)> {
-    let previous = connection
+/// Returns the history, the unresolved alert, and the id of the most recent alert.
+type History = (CustomerHistory, Option<AlertRecord>, Option<i64>);
+
+/// Reads what the policy needs to know of a customer: their last score and their most recent
+/// alert, which is their unresolved one when they have one.
+fn history(connection: &Connection, customer_id: &str) -> StoreResult<History> {
+    let known = connection
         .prepare_cached(
-            "SELECT probability, band, scored_at FROM customers WHERE customer_id = ?1",
+            "SELECT probability, band, scored_at, last_alert_id FROM customers
+             WHERE customer_id = ?1",
         )?
         .query_row([customer_id], |row| {
-            Ok(PastScore {
+            let score = PastScore {
                 probability: row.get(0)?,
                 band: band_of_code(row.get(1)?)?,
                 at: row.get(2)?,
-            })
+            };
+            Ok((score, row.get::<_, Option<i64>>(3)?))
         })
         .optional()?;
-    let unresolved = connection
-        .prepare_cached(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE customer_id = ?1 AND state != 'resolved'"
-        ))?
-        .query_row([customer_id], alert_from_row)
-        .optional()?;
-    let last_alert = connection
-        .prepare_cached(
-            "SELECT band, raised_at FROM alerts WHERE customer_id = ?1
-             ORDER BY raised_at DESC, id DESC LIMIT 1",
-        )?
-        .query_row([customer_id], |row| {
-            Ok(PastAlert {
-                band: band_of_code(row.get(0)?)?,
-                raised_at: row.get(1)?,
-            })
-        })
-        .optional()?;
-    let history = CustomerHistory {
-        previous,
-        // An acknowledged alert is still the customer's alert: new scores update it.
-        open_alert: unresolved.as_ref().map(|alert| PastAlert {
-            band: alert.band,
-            raised_at: alert.raised_at,
-        }),
-        last_alert,
+    let Some((previous, last_alert_id)) = known else {
+        return Ok((CustomerHistory::default(), None, None));
     };
-    Ok((history, unresolved))
+    let last_alert = match last_alert_id {
+        Some(id) => load_alert(connection, id)?,
+        None => None,
+    };
+    let past = |alert: &AlertRecord| PastAlert {
+        band: alert.band,
+        raised_at: alert.raised_at,
+    };
+    let unresolved = last_alert
+        .clone()
+        .filter(|alert| alert.state != AlertState::Resolved);
+    let history = CustomerHistory {
+        previous: Some(previous),
+        // An acknowledged alert is still the customer's alert: new scores update it.
+        open_alert: unresolved.as_ref().map(past),
+        last_alert: last_alert.as_ref().map(past),
+    };
+    Ok((history, unresolved, last_alert_id))
 }
 
 fn raise(
@@ -497,7 +531,8 @@ impl AlertStore for SqliteStore {
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut recorded = Recorded::default();
         for score in scores {
-            let (history, unresolved) = history(&transaction, &score.customer_id)?;
+            let (history, unresolved, history_alert_id) =
+                history(&transaction, &score.customer_id)?;
             let previous = history.previous.map(|past| past.probability);
             // The policy only says Update when told of an open alert, and Raise when not;
             // either way the customer's unresolved alert, if any, is the one to update.
@@ -516,13 +551,19 @@ impl AlertStore for SqliteStore {
                 .changes
                 .push(change.map(|(alert_id, kind)| super::AlertChange { alert_id, kind }));
             recorded.events.extend(event);
+            let last_alert_id = match change {
+                Some((alert_id, _)) => Some(alert_id),
+                None => history_alert_id,
+            };
             transaction
                 .prepare_cached(
-                    "INSERT INTO customers (customer_id, probability, band, scored_at, model_version)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO customers
+                        (customer_id, probability, band, scored_at, model_version, last_alert_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (customer_id) DO UPDATE SET probability = excluded.probability,
                         band = excluded.band, scored_at = excluded.scored_at,
-                        model_version = excluded.model_version",
+                        model_version = excluded.model_version,
+                        last_alert_id = excluded.last_alert_id",
                 )?
                 .execute(params![
                     score.customer_id,
@@ -530,6 +571,7 @@ impl AlertStore for SqliteStore {
                     band_code(score.band),
                     score.at,
                     score.model_version,
+                    last_alert_id,
                 ])?;
         }
         transaction.commit()?;

@@ -1,0 +1,94 @@
+//! The alert store's write path, on a real SQLite file: what one Score costs the store when it
+//! raises nothing (90% of calls), when it raises an alert, and per score in a 100-score batch.
+//!
+//! `cargo bench -p churn-serve --bench alert_store`
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use churn_core::{AlertPolicy, CustomerHistory, RiskBand, ScoreEvent};
+use churn_serve::alerts::{AlertStore, NewScore, SqliteStore, StoredReason, Synchronous};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn score(band: RiskBand, probability: f64) -> NewScore {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    NewScore {
+        customer_id: format!("{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        probability,
+        band,
+        percentile: probability * 100.0,
+        customer_value: Some(70.0),
+        assignee: None,
+        team: None,
+        reasons: (0..5)
+            .map(|i| StoredReason {
+                feature: format!("feature_{i}"),
+                value: "Month-to-month".into(),
+                contribution: 0.5 / f64::from(i + 1),
+                message: "Contract is Month-to-month; customers like this churn more".into(),
+            })
+            .collect(),
+        model_version: "3dd5ca2e26a8d0fa".into(),
+        at: 1_764_000_000,
+    }
+}
+
+fn store_writes(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(&dir.path().join("bench.sqlite"), Synchronous::Normal).expect("opens");
+    let policy = AlertPolicy::default();
+    let decide = |score: &NewScore, history: &CustomerHistory| {
+        policy.evaluate(
+            &ScoreEvent {
+                probability: score.probability,
+                band: score.band,
+                customer_value: score.customer_value,
+                at: score.at,
+            },
+            history,
+        )
+    };
+    // A store that already knows 200,000 customers, as after a day of traffic.
+    for _ in 0..200 {
+        let scores: Vec<NewScore> = (0..1000).map(|_| score(RiskBand::Low, 0.1)).collect();
+        store.record_scores(&scores, &decide).expect("records");
+    }
+    let mut group = c.benchmark_group("alert_store");
+    group.bench_function("quiet_score_new_customer", |b| {
+        b.iter_batched(
+            || [score(RiskBand::Low, 0.1)],
+            |scores| store.record_scores(&scores, &decide).expect("records"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("score_raising_an_alert", |b| {
+        b.iter_batched(
+            || [score(RiskBand::High, 0.9)],
+            |scores| store.record_scores(&scores, &decide).expect("records"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("batch_of_100_scores_10_alerts", |b| {
+        b.iter_batched(
+            || {
+                (0..100)
+                    .map(|i| {
+                        if i % 10 == 0 {
+                            score(RiskBand::High, 0.9)
+                        } else {
+                            score(RiskBand::Low, 0.1)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |scores| store.record_scores(&scores, &decide).expect("records"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, store_writes);
+criterion_main!(benches);
