@@ -42,6 +42,7 @@ pub struct RunningServer {
     metrics_addr: SocketAddr,
     slot: Arc<ModelSlot>,
     metrics: Metrics,
+    alerts: Option<AlertHub>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
 }
@@ -135,7 +136,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
             stopped.clone(),
         )));
     }
-    if let (Some(hub), Some(settings)) = (alerts, &config.alerts) {
+    if let (Some(hub), Some(settings)) = (alerts.clone(), &config.alerts) {
         tasks.push(tokio::spawn(escalate_overdue(
             hub,
             settings.escalation_interval,
@@ -154,6 +155,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         metrics_addr,
         slot,
         metrics,
+        alerts,
         stop,
         tasks,
     })
@@ -182,6 +184,11 @@ impl RunningServer {
         for task in self.tasks {
             task.await
                 .map_err(|error| ServeError::Io(std::io::Error::other(error)))??;
+        }
+        if let Some(hub) = &self.alerts
+            && let Err(error) = hub.flush()
+        {
+            tracing::error!(%error, "cannot write the last scores before stopping");
         }
         tracing::info!("server stopped");
         Ok(())

@@ -114,6 +114,11 @@ impl AlertHub {
         Ok(recorded?.changes)
     }
 
+    /// Writes what the store holds back; for a clean stop.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.store.flush()
+    }
+
     /// Acknowledges an open alert.
     pub fn acknowledge(
         &self,
@@ -176,6 +181,9 @@ mod tests {
                 });
             }
             self.inner.record_scores(scores, decide)
+        }
+        fn flush(&self) -> StoreResult<()> {
+            self.inner.flush()
         }
         fn acknowledge(
             &self,

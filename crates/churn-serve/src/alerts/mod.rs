@@ -291,9 +291,15 @@ pub type Decide<'a> = &'a dyn Fn(&NewScore, &CustomerHistory) -> AlertDecision;
 /// transaction, committed before the method returns, and appends its events to the log in
 /// commit order. A PostgreSQL backend implements the same methods.
 pub trait AlertStore: Send + Sync + std::fmt::Debug {
-    /// Records scores in one transaction: for each, in order, reads the customer's history,
-    /// asks `decide`, raises or updates the alert, and keeps the score as the customer's last.
+    /// Records scores: for each, in order, reads the customer's history, asks `decide`, raises
+    /// or updates the alert, and keeps the score as the customer's last. Every alert change is
+    /// committed (in one transaction per call) before this returns; a last score that changed
+    /// no alert may be written shortly after, and is history for later scores at once.
     fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded>;
+
+    /// Writes whatever the store holds back (last scores that changed no alert are written in
+    /// the background, within a fraction of a second); called when the server stops.
+    fn flush(&self) -> StoreResult<()>;
 
     /// Marks an open alert acknowledged.
     fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent>;

@@ -2,8 +2,9 @@
 //! schema migrations on open, and a partial unique index that makes a second unresolved alert
 //! for one customer impossible whatever the caller does.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use churn_core::{AlertDecision, AlertDraft, CustomerHistory, PastAlert, PastScore, RiskBand};
 use churn_core::{Timestamp, Trigger};
@@ -99,14 +100,38 @@ impl std::str::FromStr for Synchronous {
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Writer>>,
     readers: Mutex<Vec<Connection>>,
-    /// Dropped with the store, which stops the checkpoint thread.
+    /// Dropped with the store, which stops its thread once pending scores are written.
     _stop_checkpoints: std::sync::mpsc::Sender<()>,
 }
 
-/// How often the write-ahead log is copied into the database file, off the writer's path.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// The write connection and the last scores not yet written.
+#[derive(Debug)]
+struct Writer {
+    connection: Connection,
+    /// Last scores of customers whose score changed no alert, newest per customer, written in
+    /// the background (a score that changes an alert writes its customer's row at once).
+    pending: HashMap<String, LastScore>,
+}
+
+/// A customer's last score as the `customers` table keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct LastScore {
+    score: PastScore,
+    model_version: String,
+    last_alert_id: Option<i64>,
+}
+
+/// How often pending last scores are written, and how many per transaction (each holds the
+/// write lock for well under a millisecond).
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+const FLUSH_CHUNK: usize = 64;
+/// Pending last scores beyond which a score waits for some to be written (back-pressure, and a
+/// bound on what a crash can lose).
+const MAX_PENDING: usize = 50_000;
+/// Flush ticks between checkpoints (every 500 ms).
+const TICKS_PER_CHECKPOINT: u32 = 10;
 /// WAL pages after which the writer checkpoints itself: only if the checkpoint thread cannot
 /// keep up (SQLite's default is 1,000 pages, which would put an fsync on the writer every few
 /// dozen commits).
@@ -141,16 +166,20 @@ impl SqliteStore {
             "PRAGMA synchronous = {level}; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
         ))?;
         migrate(&mut writer, path)?;
-        let stop_checkpoints = start_checkpoints(connect(path)?)?;
+        let writer = Arc::new(Mutex::new(Writer {
+            connection: writer,
+            pending: HashMap::new(),
+        }));
+        let stop_checkpoints = start_maintenance(connect(path)?, writer.clone())?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer,
             readers: Mutex::new(Vec::new()),
             _stop_checkpoints: stop_checkpoints,
         })
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    fn writer(&self) -> MutexGuard<'_, Writer> {
         // A panic mid-transaction rolls the transaction back, so the connection is sound.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -175,27 +204,138 @@ impl SqliteStore {
     }
 }
 
-/// Checkpoints on a thread of its own, so the fsyncs a checkpoint makes never hold up a commit
-/// (a PASSIVE checkpoint takes no lock the writer needs). Stops when the sender is dropped.
-fn start_checkpoints(connection: Connection) -> StoreResult<std::sync::mpsc::Sender<()>> {
+/// Writes pending last scores and checkpoints, on a thread of its own.
+///
+/// Checkpoints go in two steps, so the log stays small and its fsyncs never sit on a commit:
+/// first a PASSIVE checkpoint alongside the writer copies the bulk of the log into the database
+/// and syncs it; then, holding the writer back for that moment only, a second one copies the few
+/// pages committed meanwhile. The log is then fully checkpointed and the next commit starts it
+/// over, instead of growing it (appends that extend a file wait on the filesystem journal behind
+/// every fsync). Stops, writing what is pending, when the sender is dropped.
+fn start_maintenance(
+    connection: Connection,
+    writer: Arc<Mutex<Writer>>,
+) -> StoreResult<std::sync::mpsc::Sender<()>> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let checkpoint = move || connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     std::thread::Builder::new()
-        .name("churn-alert-checkpoint".into())
+        .name("churn-alert-store".into())
         .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(CHECKPOINT_INTERVAL)
-            {
-                let checkpoint =
-                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                if let Err(error) = checkpoint {
-                    tracing::warn!(%error, "alert store checkpoint failed; retrying");
+            let mut ticks = 0u32;
+            loop {
+                let stopping = !matches!(
+                    stopped.recv_timeout(FLUSH_INTERVAL),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
+                loop {
+                    let flushed = writer
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .flush(FLUSH_CHUNK);
+                    match flushed {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::error!(%error, "cannot write last scores; retrying");
+                            break;
+                        }
+                    }
+                }
+                if stopping {
+                    return;
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(TICKS_PER_CHECKPOINT) {
+                    let done = checkpoint().and_then(|()| {
+                        let _quiet = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                        checkpoint()
+                    });
+                    if let Err(error) = done {
+                        tracing::warn!(%error, "alert store checkpoint failed; retrying");
+                    }
                 }
             }
         })
         .map_err(|error| StoreError::Backend {
-            reason: format!("cannot start the checkpoint thread: {error}"),
+            reason: format!("cannot start the alert store's thread: {error}"),
         })?;
     Ok(stop)
+}
+
+impl Writer {
+    /// Runs `write` in an IMMEDIATE transaction, committed if it succeeds.
+    fn transaction<T>(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.connection.execute_batch("BEGIN IMMEDIATE")?;
+        match write(self) {
+            Ok(value) => {
+                self.connection.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(error) => {
+                // The transaction may be gone already (SQLite rolls back on some errors).
+                let _ = self.connection.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes up to `limit` pending last scores in one transaction; returns how many.
+    fn flush(&mut self, limit: usize) -> StoreResult<usize> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let customers: Vec<String> = self.pending.keys().take(limit).cloned().collect();
+        self.transaction(|writer| {
+            for customer in &customers {
+                if let Some(last) = writer.pending.get(customer) {
+                    write_last_score(&writer.connection, customer, last)?;
+                }
+            }
+            Ok(())
+        })?;
+        for customer in &customers {
+            self.pending.remove(customer);
+        }
+        Ok(customers.len())
+    }
+}
+
+fn write_last_score(
+    connection: &Connection,
+    customer_id: &str,
+    last: &LastScore,
+) -> StoreResult<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO customers
+                (customer_id, probability, band, scored_at, model_version, last_alert_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (customer_id) DO UPDATE SET probability = excluded.probability,
+                band = excluded.band, scored_at = excluded.scored_at,
+                model_version = excluded.model_version,
+                last_alert_id = excluded.last_alert_id",
+        )?
+        .execute(params![
+            customer_id,
+            last.score.probability,
+            band_code(last.score.band),
+            last.score.at,
+            last.model_version,
+            last.last_alert_id,
+        ])?;
+    Ok(())
+}
+
+impl Drop for SqliteStore {
+    /// Writes the pending last scores before the store goes.
+    fn drop(&mut self) {
+        if let Err(error) = AlertStore::flush(self) {
+            tracing::error!(%error, "cannot write the last scores before closing");
+        }
+    }
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {
@@ -366,21 +506,20 @@ type History = (CustomerHistory, Option<AlertRecord>, Option<i64>);
 
 /// Reads what the policy needs to know of a customer: their last score and their most recent
 /// alert, which is their unresolved one when they have one.
-fn history(connection: &Connection, customer_id: &str) -> StoreResult<History> {
-    let known = connection
-        .prepare_cached(
-            "SELECT probability, band, scored_at, last_alert_id FROM customers
-             WHERE customer_id = ?1",
-        )?
-        .query_row([customer_id], |row| {
-            let score = PastScore {
-                probability: row.get(0)?,
-                band: band_of_code(row.get(1)?)?,
-                at: row.get(2)?,
-            };
-            Ok((score, row.get::<_, Option<i64>>(3)?))
-        })
-        .optional()?;
+fn history(
+    writer: &Writer,
+    overlay: &HashMap<String, LastScore>,
+    customer_id: &str,
+) -> StoreResult<History> {
+    let connection = &writer.connection;
+    let pending = overlay
+        .get(customer_id)
+        .or_else(|| writer.pending.get(customer_id))
+        .map(|last| (last.score, last.last_alert_id));
+    let known = match pending {
+        Some(known) => Some(known),
+        None => stored_last_score(connection, customer_id)?,
+    };
     let Some((previous, last_alert_id)) = known else {
         return Ok((CustomerHistory::default(), None, None));
     };
@@ -402,6 +541,38 @@ fn history(connection: &Connection, customer_id: &str) -> StoreResult<History> {
         last_alert: last_alert.as_ref().map(past),
     };
     Ok((history, unresolved, last_alert_id))
+}
+
+fn last_score(score: &NewScore, last_alert_id: Option<i64>) -> LastScore {
+    LastScore {
+        score: PastScore {
+            probability: score.probability,
+            band: score.band,
+            at: score.at,
+        },
+        model_version: score.model_version.clone(),
+        last_alert_id,
+    }
+}
+
+fn stored_last_score(
+    connection: &Connection,
+    customer_id: &str,
+) -> StoreResult<Option<(PastScore, Option<i64>)>> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT probability, band, scored_at, last_alert_id FROM customers
+             WHERE customer_id = ?1",
+        )?
+        .query_row([customer_id], |row| {
+            let score = PastScore {
+                probability: row.get(0)?,
+                band: band_of_code(row.get(1)?)?,
+                at: row.get(2)?,
+            };
+            Ok((score, row.get::<_, Option<i64>>(3)?))
+        })
+        .optional()?)
 }
 
 fn raise(
@@ -527,60 +698,84 @@ fn filter_clause(filter: &AlertFilter, with_states: bool) -> (String, Vec<SqlVal
 
 impl AlertStore for SqliteStore {
     fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded> {
-        let mut connection = self.writer();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut recorded = Recorded::default();
-        for score in scores {
-            let (history, unresolved, history_alert_id) =
-                history(&transaction, &score.customer_id)?;
-            let previous = history.previous.map(|past| past.probability);
-            // The policy only says Update when told of an open alert, and Raise when not;
-            // either way the customer's unresolved alert, if any, is the one to update.
-            let (change, event) = match (decide(score, &history), &unresolved) {
-                (AlertDecision::Quiet, _) => (None, None),
-                (AlertDecision::Update(draft) | AlertDecision::Raise(draft), Some(alert)) => {
-                    let event = update(&transaction, score, &draft, previous, alert)?;
-                    (Some((alert.id, EventKind::Updated)), event)
-                }
-                (AlertDecision::Update(draft) | AlertDecision::Raise(draft), None) => {
-                    let event = raise(&transaction, score, &draft, previous)?;
-                    (Some((event.alert.id, EventKind::Raised)), Some(event))
-                }
-            };
-            recorded
-                .changes
-                .push(change.map(|(alert_id, kind)| super::AlertChange { alert_id, kind }));
-            recorded.events.extend(event);
-            let last_alert_id = match change {
-                Some((alert_id, _)) => Some(alert_id),
-                None => history_alert_id,
-            };
-            transaction
-                .prepare_cached(
-                    "INSERT INTO customers
-                        (customer_id, probability, band, scored_at, model_version, last_alert_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (customer_id) DO UPDATE SET probability = excluded.probability,
-                        band = excluded.band, scored_at = excluded.scored_at,
-                        model_version = excluded.model_version,
-                        last_alert_id = excluded.last_alert_id",
-                )?
-                .execute(params![
-                    score.customer_id,
-                    score.probability,
-                    band_code(score.band),
-                    score.at,
-                    score.model_version,
-                    last_alert_id,
-                ])?;
+        let mut writer = self.writer();
+        if writer.pending.len() >= MAX_PENDING {
+            writer.flush(MAX_PENDING / 10)?;
         }
-        transaction.commit()?;
+        // The usual case, one score or many distinct customers, none changing an alert: decide
+        // by reading only, and keep the scores as pending last scores; nothing to commit.
+        let mut quiet = HashMap::with_capacity(scores.len());
+        for score in scores {
+            let (history, unresolved, last_alert_id) =
+                history(&writer, &quiet, &score.customer_id)?;
+            let alerting = !matches!(decide(score, &history), AlertDecision::Quiet);
+            if alerting || unresolved.is_some() || quiet.contains_key(&score.customer_id) {
+                quiet.clear();
+                break;
+            }
+            quiet.insert(score.customer_id.clone(), last_score(score, last_alert_id));
+        }
+        if quiet.len() == scores.len() {
+            writer.pending.extend(quiet);
+            return Ok(Recorded {
+                changes: vec![None; scores.len()],
+                events: Vec::new(),
+            });
+        }
+        // Something changes an alert: the whole call in one transaction, each score seeing the
+        // scores and writes before it. Quiet scores join the pending ones once it commits.
+        let recorded = writer.transaction(|writer| {
+            let mut recorded = Recorded::default();
+            for score in scores {
+                let (history, unresolved, history_alert_id) =
+                    history(writer, &quiet, &score.customer_id)?;
+                let previous = history.previous.map(|past| past.probability);
+                let connection = &writer.connection;
+                // The policy only says Update when told of an open alert, and Raise when not;
+                // either way the customer's unresolved alert, if any, is the one to update.
+                let (change, event) = match (decide(score, &history), &unresolved) {
+                    (AlertDecision::Quiet, _) => (None, None),
+                    (AlertDecision::Update(draft) | AlertDecision::Raise(draft), Some(alert)) => {
+                        let event = update(connection, score, &draft, previous, alert)?;
+                        (Some((alert.id, EventKind::Updated)), event)
+                    }
+                    (AlertDecision::Update(draft) | AlertDecision::Raise(draft), None) => {
+                        let event = raise(connection, score, &draft, previous)?;
+                        (Some((event.alert.id, EventKind::Raised)), Some(event))
+                    }
+                };
+                recorded
+                    .changes
+                    .push(change.map(|(alert_id, kind)| super::AlertChange { alert_id, kind }));
+                recorded.events.extend(event);
+                let alert_id = change.map(|(alert_id, _)| alert_id).or(history_alert_id);
+                let last = last_score(score, alert_id);
+                if change.is_some() {
+                    // Written with its alert, so the customer's row never lags its alert.
+                    write_last_score(connection, &score.customer_id, &last)?;
+                    quiet.remove(&score.customer_id);
+                    writer.pending.remove(&score.customer_id);
+                } else {
+                    quiet.insert(score.customer_id.clone(), last);
+                }
+            }
+            Ok(recorded)
+        })?;
+        writer.pending.extend(quiet);
         Ok(recorded)
     }
 
+    fn flush(&self) -> StoreResult<()> {
+        let mut writer = self.writer();
+        while writer.flush(FLUSH_CHUNK * 16)? > 0 {}
+        Ok(())
+    }
+
     fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent> {
-        let mut connection = self.writer();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut writer = self.writer();
+        let transaction = writer
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let alert =
             load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
         if alert.state != AlertState::Open {
@@ -611,8 +806,10 @@ impl AlertStore for SqliteStore {
         by: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<AlertEvent> {
-        let mut connection = self.writer();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut writer = self.writer();
+        let transaction = writer
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let alert =
             load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
         if alert.state == AlertState::Resolved {
@@ -641,8 +838,10 @@ impl AlertStore for SqliteStore {
         now: Timestamp,
         next_window: &dyn Fn(RiskBand) -> i64,
     ) -> StoreResult<Vec<AlertEvent>> {
-        let mut connection = self.writer();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut writer = self.writer();
+        let transaction = writer
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let due: Vec<AlertRecord> = transaction
             .prepare_cached(&format!(
                 "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'open' AND escalate_at < ?1
@@ -922,6 +1121,34 @@ mod tests {
     }
 
     #[test]
+    fn quiet_last_scores_are_history_at_once_and_written_soon_and_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.sqlite");
+        let stored = |path: &Path| -> i64 {
+            let connection = Connection::open(path).unwrap();
+            connection
+                .query_row("SELECT COUNT(*) FROM customers", [], |row| row.get(0))
+                .unwrap()
+        };
+        {
+            let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+            record(&store, &[score("q1", 0.3, RiskBand::Medium, 0)]);
+            // Not committed yet, but already the previous score: a rise of 0.25 alerts.
+            let rise = record(&store, &[score("q1", 0.55, RiskBand::Medium, 10)]);
+            assert_eq!(kinds(&rise), [Some(EventKind::Raised)]);
+            assert_eq!(rise.events[0].alert.previous_probability, Some(0.3));
+            record(&store, &[score("q2", 0.1, RiskBand::Low, 0)]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while stored(&path) < 2 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert_eq!(stored(&path), 2, "the background write");
+            record(&store, &[score("q3", 0.1, RiskBand::Low, 0)]);
+        }
+        assert_eq!(stored(&path), 3, "written when the store closed");
+    }
+
+    #[test]
     fn state_changes_follow_the_rules_and_name_the_alert() {
         let (_dir, store) = store();
         let raised = record(&store, &[score("c1", 0.9, RiskBand::High, 0)]);
@@ -983,7 +1210,7 @@ mod tests {
         let (_dir, store) = store();
         record(&store, &[score("c1", 0.9, RiskBand::High, 0)]);
         let writer = store.writer();
-        let duplicate = writer.execute(
+        let duplicate = writer.connection.execute(
             "INSERT INTO alerts (customer_id, state, band, probability, percentile, triggers,
                 reasons, model_version, raised_at, updated_at, acknowledge_by, escalate_at)
              VALUES ('c1', 'open', 3, 0.9, 90, '[]', '[]', 'v1', 1, 1, 1, 1)",
@@ -1028,6 +1255,7 @@ mod tests {
         // Escalate only "late" once more, then it outranks "rich" despite less revenue.
         store
             .writer()
+            .connection
             .execute(
                 "UPDATE alerts SET escalate_at = 0 WHERE customer_id = 'late'",
                 [],
@@ -1106,6 +1334,7 @@ mod tests {
         assert_eq!(store.list(&AlertFilter::default(), 0, 10).unwrap().total, 1);
         store
             .writer()
+            .connection
             .execute_batch("PRAGMA user_version = 99;")
             .unwrap();
         drop(store);
