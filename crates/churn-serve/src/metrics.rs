@@ -40,6 +40,7 @@ pub struct Metrics {
     alert_events: Family<KindLabels, Counter>,
     alert_commits: Histogram,
     alert_commit_scores: Counter,
+    alert_quiet_scores: Counter,
     alert_streams: Gauge,
     alert_streams_cut: Counter,
 }
@@ -108,6 +109,12 @@ impl Metrics {
             "Scores committed to the alert store (divide by the commit count for the group size)",
             alert_commit_scores.clone(),
         );
+        let alert_quiet_scores = Counter::default();
+        registry.register(
+            "alert_quiet_scores",
+            "Scores that changed no alert, kept in memory and written in the background",
+            alert_quiet_scores.clone(),
+        );
         let alert_streams = Gauge::default();
         registry.register(
             "alert_streams",
@@ -130,6 +137,7 @@ impl Metrics {
             alert_events,
             alert_commits,
             alert_commit_scores,
+            alert_quiet_scores,
             alert_streams,
             alert_streams_cut,
         }
@@ -174,6 +182,11 @@ impl Metrics {
     pub fn observe_alert_commit(&self, scores: usize, elapsed: Duration) {
         self.alert_commits.observe(elapsed.as_secs_f64());
         self.alert_commit_scores.inc_by(scores as u64);
+    }
+
+    /// Counts scores recorded in memory alone (they changed no alert).
+    pub fn observe_quiet_scores(&self, scores: usize) {
+        self.alert_quiet_scores.inc_by(scores as u64);
     }
 
     /// Marks an alert stream as connected; the guard marks it gone when dropped.

@@ -118,25 +118,38 @@ impl ChurnApi {
 
     /// Records scores with the alert policy and marks each response with the alert it raised
     /// or updated. The alerts are committed when this returns; without alerts it does nothing.
+    /// Blocks on the alert store's commit when a score changes an alert.
     pub fn record_alerts(&self, scored: &mut [&mut Scored]) -> Result<(), RequestError> {
         let Some(hub) = &self.alerts else {
             return Ok(());
         };
-        let at = now();
-        let scores = scored.iter().map(|scored| new_score(scored, at)).collect();
-        let scores: Vec<NewScore> = scores;
-        let changes = hub
-            .record(&scores)
-            .map_err(|error| RequestError::Unavailable {
-                reason: error.to_string(),
-            })?;
-        for (scored, change) in scored.iter_mut().zip(changes) {
-            scored.response.alert = change.map(|change| proto::AlertChange {
-                alert_id: change.alert_id.to_string(),
-                kind: event_kind_to_proto(change.kind).into(),
-            });
-        }
+        let scores = new_scores(scored);
+        let changes = hub.record(&scores).map_err(unavailable)?;
+        mark_alerts(scored, changes);
         Ok(())
+    }
+
+    /// As `record_alerts`, without blocking an async worker: a score that changes no alert is
+    /// kept in memory at once; one that may change an alert commits on the blocking pool.
+    async fn record_alert(&self, mut scored: Scored) -> Result<Scored, RequestError> {
+        let Some(hub) = &self.alerts else {
+            return Ok(scored);
+        };
+        let scores = new_scores(&[&mut scored]);
+        let changes = match hub.record_quiet(&scores) {
+            Some(changes) => changes,
+            None => {
+                let hub = hub.clone();
+                tokio::task::spawn_blocking(move || hub.record(&scores))
+                    .await
+                    .map_err(|error| RequestError::Internal {
+                        reason: format!("alert recording stopped: {error}"),
+                    })?
+                    .map_err(unavailable)?
+            }
+        };
+        mark_alerts(&mut [&mut scored], changes);
+        Ok(scored)
     }
 
     /// Scores one request and records its alert: the whole of `Score`.
@@ -145,9 +158,8 @@ impl ChurnApi {
         model: &LoadedModel,
         request: proto::ScoreRequest,
     ) -> Result<proto::ScoreResponse, RequestError> {
-        let mut scored = self.score_with(model, request)?;
-        self.record_alerts(&mut [&mut scored])?;
-        Ok(scored.response)
+        let scored = self.score_with(model, request)?;
+        Ok(self.record_alert(scored).await?.response)
     }
 
     /// Returns the model serving now.
@@ -203,6 +215,27 @@ pub(crate) fn now() -> churn_core::Timestamp {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs() as i64)
+}
+
+fn unavailable(error: crate::alerts::StoreError) -> RequestError {
+    RequestError::Unavailable {
+        reason: error.to_string(),
+    }
+}
+
+fn new_scores(scored: &[&mut Scored]) -> Vec<NewScore> {
+    let at = now();
+    scored.iter().map(|scored| new_score(scored, at)).collect()
+}
+
+/// Marks each response with what its score did to the customer's alert.
+fn mark_alerts(scored: &mut [&mut Scored], changes: Vec<Option<crate::alerts::AlertChange>>) {
+    for (scored, change) in scored.iter_mut().zip(changes) {
+        scored.response.alert = change.map(|change| proto::AlertChange {
+            alert_id: change.alert_id.to_string(),
+            kind: event_kind_to_proto(change.kind).into(),
+        });
+    }
 }
 
 /// Returns what the alert store keeps of a score.

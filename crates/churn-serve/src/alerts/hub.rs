@@ -84,24 +84,37 @@ impl AlertHub {
         Ok(result)
     }
 
+    fn decide(&self, score: &NewScore, history: &CustomerHistory) -> churn_core::AlertDecision {
+        self.policy.evaluate(
+            &ScoreEvent {
+                probability: score.probability,
+                band: score.band,
+                customer_value: score.customer_value,
+                at: score.at,
+            },
+            history,
+        )
+    }
+
+    /// Records scores that change no alert without writing now, when the store can tell at
+    /// once (the usual case, and never blocking on a commit); `None` means call `record`.
+    pub fn record_quiet(&self, scores: &[NewScore]) -> Option<Vec<Option<AlertChange>>> {
+        let decide = |score: &NewScore, history: &CustomerHistory| self.decide(score, history);
+        let recorded = self.store.record_quiet(scores, &decide)?;
+        self.metrics.observe_quiet_scores(scores.len());
+        Some(recorded.changes)
+    }
+
     /// Records scores in one commit and says what each did to its customer's alert.
     pub fn record(&self, scores: &[NewScore]) -> StoreResult<Vec<Option<AlertChange>>> {
         if scores.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(changes) = self.record_quiet(scores) {
+            return Ok(changes);
+        }
         let started = Instant::now();
-        let policy = &self.policy;
-        let decide = |score: &NewScore, history: &CustomerHistory| {
-            policy.evaluate(
-                &ScoreEvent {
-                    probability: score.probability,
-                    band: score.band,
-                    customer_value: score.customer_value,
-                    at: score.at,
-                },
-                history,
-            )
-        };
+        let decide = |score: &NewScore, history: &CustomerHistory| self.decide(score, history);
         let recorded = self.write(
             |store| store.record_scores(scores, &decide),
             |recorded| &recorded.events,

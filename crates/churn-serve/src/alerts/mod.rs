@@ -297,6 +297,13 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
     /// no alert may be written shortly after, and is history for later scores at once.
     fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded>;
 
+    /// Records scores without writing now if none changes an alert and the store can tell
+    /// cheaply (the usual case); `None` means call `record_scores`. Writes nothing durable and
+    /// produces no event, so callers need not serialise it with other writes.
+    fn record_quiet(&self, _scores: &[NewScore], _decide: Decide<'_>) -> Option<Recorded> {
+        None
+    }
+
     /// Writes whatever the store holds back (last scores that changed no alert are written in
     /// the background, within a fraction of a second); called when the server stops.
     fn flush(&self) -> StoreResult<()>;

@@ -199,40 +199,6 @@ impl SqliteStore {
         lock(&self.writer)
     }
 
-    /// Records scores that change no alert, of customers who have none, in memory alone;
-    /// `None` when any score may change an alert (or a customer comes twice), for the caller
-    /// to record them all in a transaction instead.
-    fn record_quiet(&self, scores: &[NewScore], decide: Decide<'_>) -> Option<Recorded> {
-        let mut memory = lock(&self.memory);
-        if memory.dirty.len() >= MAX_PENDING {
-            return None;
-        }
-        let mut quiet = HashMap::with_capacity(scores.len());
-        for score in scores {
-            let previous = match memory.known.get(&score.customer_id) {
-                Some(last) if last.last_alert_id.is_some() => return None,
-                Some(last) => Some(last.score),
-                None => None,
-            };
-            let history = CustomerHistory {
-                previous,
-                ..CustomerHistory::default()
-            };
-            if !matches!(decide(score, &history), AlertDecision::Quiet)
-                || quiet.contains_key(&score.customer_id)
-            {
-                return None;
-            }
-            let last = memory.last_score(score, None);
-            quiet.insert(score.customer_id.clone(), last);
-        }
-        memory.keep(quiet);
-        Some(Recorded {
-            changes: vec![None; scores.len()],
-            events: Vec::new(),
-        })
-    }
-
     /// Runs `read` on a pooled read connection.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let pooled = self
@@ -782,9 +748,6 @@ fn filter_clause(filter: &AlertFilter, with_states: bool) -> (String, Vec<SqlVal
 
 impl AlertStore for SqliteStore {
     fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded> {
-        if let Some(recorded) = self.record_quiet(scores, decide) {
-            return Ok(recorded);
-        }
         // Something may change an alert: the whole call in one transaction, each score seeing
         // the scores and writes before it, memory held so no score of these customers is
         // decided meanwhile. Memory follows once it commits.
@@ -841,6 +804,40 @@ impl AlertStore for SqliteStore {
         }
         memory.keep(latest);
         Ok(recorded)
+    }
+
+    /// Records scores that change no alert, of customers who have none, in memory alone;
+    /// `None` when any score may change an alert (or a customer comes twice), for the caller
+    /// to record them all in a transaction instead.
+    fn record_quiet(&self, scores: &[NewScore], decide: Decide<'_>) -> Option<Recorded> {
+        let mut memory = lock(&self.memory);
+        if memory.dirty.len() >= MAX_PENDING {
+            return None;
+        }
+        let mut quiet = HashMap::with_capacity(scores.len());
+        for score in scores {
+            let previous = match memory.known.get(&score.customer_id) {
+                Some(last) if last.last_alert_id.is_some() => return None,
+                Some(last) => Some(last.score),
+                None => None,
+            };
+            let history = CustomerHistory {
+                previous,
+                ..CustomerHistory::default()
+            };
+            if !matches!(decide(score, &history), AlertDecision::Quiet)
+                || quiet.contains_key(&score.customer_id)
+            {
+                return None;
+            }
+            let last = memory.last_score(score, None);
+            quiet.insert(score.customer_id.clone(), last);
+        }
+        memory.keep(quiet);
+        Some(Recorded {
+            changes: vec![None; scores.len()],
+            events: Vec::new(),
+        })
     }
 
     fn flush(&self) -> StoreResult<()> {
