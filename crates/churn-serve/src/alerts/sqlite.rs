@@ -125,6 +125,9 @@ struct Memory {
     dirty: std::collections::HashSet<String>,
     /// The model version of the last score, shared by the customers it scored.
     model_version: Arc<str>,
+    /// Customers whose scores are being committed right now: their scores wait for that
+    /// commit (the memory lock is not held during it, so other scores go on).
+    busy: std::collections::HashSet<String>,
 }
 
 /// A customer's last score as the `customers` table keeps it.
@@ -182,6 +185,7 @@ impl SqliteStore {
             known: load_customers(&writer)?,
             dirty: std::collections::HashSet::new(),
             model_version: Arc::from(""),
+            busy: std::collections::HashSet::new(),
         }));
         let writer = Arc::new(Mutex::new(writer));
         let stop_checkpoints = start_maintenance(connect(path)?, writer.clone(), memory.clone())?;
@@ -337,18 +341,7 @@ fn flush(connection: &Connection, memory: &Mutex<Memory>, limit: usize) -> Store
 impl Memory {
     /// Returns a score as a last score, sharing the model version with the scores before it.
     fn last_score(&mut self, score: &NewScore, last_alert_id: Option<i64>) -> LastScore {
-        if *self.model_version != *score.model_version {
-            self.model_version = Arc::from(score.model_version.as_str());
-        }
-        LastScore {
-            score: PastScore {
-                probability: score.probability,
-                band: score.band,
-                at: score.at,
-            },
-            model_version: self.model_version.clone(),
-            last_alert_id,
-        }
+        last_score(score, last_alert_id, &mut self.model_version)
     }
 
     /// Keeps last scores not yet written: known at once, written in the background.
@@ -357,6 +350,22 @@ impl Memory {
             self.dirty.insert(customer.clone());
             self.known.insert(customer, last);
         }
+    }
+}
+
+/// Returns a score as a last score, sharing `version` when the model version is the same.
+fn last_score(score: &NewScore, last_alert_id: Option<i64>, version: &mut Arc<str>) -> LastScore {
+    if **version != *score.model_version {
+        *version = Arc::from(score.model_version.as_str());
+    }
+    LastScore {
+        score: PastScore {
+            probability: score.probability,
+            band: score.band,
+            at: score.at,
+        },
+        model_version: version.clone(),
+        last_alert_id,
     }
 }
 
@@ -594,13 +603,13 @@ type History = (CustomerHistory, Option<AlertRecord>, Option<i64>);
 /// alert, which is their unresolved one when they have one.
 fn history(
     connection: &Connection,
-    memory: &Memory,
+    known: &HashMap<String, LastScore>,
     overlay: &HashMap<String, LastScore>,
     customer_id: &str,
 ) -> StoreResult<History> {
     let known = overlay
         .get(customer_id)
-        .or_else(|| memory.known.get(customer_id))
+        .or_else(|| known.get(customer_id))
         .map(|last| (last.score, last.last_alert_id));
     let Some((previous, last_alert_id)) = known else {
         return Ok((CustomerHistory::default(), None, None));
@@ -749,22 +758,30 @@ fn filter_clause(filter: &AlertFilter, with_states: bool) -> (String, Vec<SqlVal
 impl AlertStore for SqliteStore {
     fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded> {
         // Something may change an alert: the whole call in one transaction, each score seeing
-        // the scores and writes before it, memory held so no score of these customers is
-        // decided meanwhile. Memory follows once it commits.
+        // the scores and writes before it. Its customers are marked busy meanwhile, so their
+        // other scores wait for this commit while everyone else's go on.
         let connection = self.writer();
-        let mut memory = lock(&self.memory);
-        if memory.dirty.len() >= MAX_PENDING {
-            drop(memory);
+        if lock(&self.memory).dirty.len() >= MAX_PENDING {
             while flush(&connection, &self.memory, FLUSH_CHUNK * 16)? > 0 {}
-            memory = lock(&self.memory);
         }
+        let (known, mut version) = {
+            let mut memory = lock(&self.memory);
+            let mut known = HashMap::with_capacity(scores.len());
+            for score in scores {
+                memory.busy.insert(score.customer_id.clone());
+                if let Some(last) = memory.known.get(&score.customer_id) {
+                    known.insert(score.customer_id.clone(), last.clone());
+                }
+            }
+            (known, memory.model_version.clone())
+        };
         let mut latest: HashMap<String, LastScore> = HashMap::with_capacity(scores.len());
         let mut written = std::collections::HashSet::new();
         let recorded = in_transaction(&connection, || {
             let mut recorded = Recorded::default();
             for score in scores {
                 let (history, unresolved, history_alert_id) =
-                    history(&connection, &memory, &latest, &score.customer_id)?;
+                    history(&connection, &known, &latest, &score.customer_id)?;
                 let previous = history.previous.map(|past| past.probability);
                 // The policy only says Update when told of an open alert, and Raise when not;
                 // either way the customer's unresolved alert, if any, is the one to update.
@@ -784,7 +801,7 @@ impl AlertStore for SqliteStore {
                     .push(change.map(|(alert_id, kind)| super::AlertChange { alert_id, kind }));
                 recorded.events.extend(event);
                 let alert_id = change.map(|(alert_id, _)| alert_id).or(history_alert_id);
-                let last = memory.last_score(score, alert_id);
+                let last = last_score(score, alert_id, &mut version);
                 if change.is_some() {
                     // Written with its alert, so the customer's row never lags its alert.
                     write_last_score(&connection, &score.customer_id, &last)?;
@@ -795,7 +812,14 @@ impl AlertStore for SqliteStore {
                 latest.insert(score.customer_id.clone(), last);
             }
             Ok(recorded)
-        })?;
+        });
+        // Memory follows once the transaction has committed (and only then), before the write
+        // connection is let go, so the next commit for these customers sees it.
+        let mut memory = lock(&self.memory);
+        for score in scores {
+            memory.busy.remove(&score.customer_id);
+        }
+        let recorded = recorded?;
         for customer in &written {
             if let Some(last) = latest.remove(customer) {
                 memory.dirty.remove(customer);
@@ -803,6 +827,8 @@ impl AlertStore for SqliteStore {
             }
         }
         memory.keep(latest);
+        drop(memory);
+        drop(connection);
         Ok(recorded)
     }
 
@@ -816,6 +842,9 @@ impl AlertStore for SqliteStore {
         }
         let mut quiet = HashMap::with_capacity(scores.len());
         for score in scores {
+            if memory.busy.contains(&score.customer_id) {
+                return None;
+            }
             let previous = match memory.known.get(&score.customer_id) {
                 Some(last) if last.last_alert_id.is_some() => return None,
                 Some(last) => Some(last.score),
