@@ -74,6 +74,36 @@ impl AlertServer {
         Ok(self.scoring.clone().score(request).await?.into_inner())
     }
 
+    /// Starts `writers` clients, each scoring `per_writer` new customers (`{prefix}{w}-{i}`)
+    /// one call at a time; every score raises an alert under `ALERT_ON_EVERY_SCORE`.
+    fn spawn_writers(
+        &self,
+        writers: usize,
+        per_writer: usize,
+        prefix: &str,
+    ) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        (0..writers)
+            .map(|writer| {
+                let profiles: Vec<proto::Profile> = (0..per_writer)
+                    .map(|i| {
+                        self.profile(writer * per_writer + i, &format!("{prefix}{writer}-{i}"))
+                    })
+                    .collect();
+                let mut client = self.scoring.clone();
+                tokio::spawn(async move {
+                    for profile in profiles {
+                        let request = proto::ScoreRequest {
+                            profile: Some(profile),
+                            top_k: 2,
+                        };
+                        client.score(request).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect()
+    }
+
     async fn list(&self, filter: proto::AlertFilter) -> anyhow::Result<Vec<proto::Alert>> {
         let mut alerts = Vec::new();
         let mut token = String::new();
@@ -349,24 +379,7 @@ async fn streams_replay_then_follow_live_with_no_gap_and_no_duplicate() -> anyho
     const WRITERS: usize = 4;
     const PER_WRITER: usize = 150;
     const TOTAL: u64 = (WRITERS * PER_WRITER) as u64;
-    let producers: Vec<_> = (0..WRITERS)
-        .map(|writer| {
-            let profiles: Vec<proto::Profile> = (0..PER_WRITER)
-                .map(|i| server.profile(writer * PER_WRITER + i, &format!("w{writer}-{i}")))
-                .collect();
-            let mut client = server.scoring.clone();
-            tokio::spawn(async move {
-                for profile in profiles {
-                    let request = proto::ScoreRequest {
-                        profile: Some(profile),
-                        top_k: 2,
-                    };
-                    client.score(request).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
+    let producers = server.spawn_writers(WRITERS, PER_WRITER, "w");
     // Subscribers join while alerts are being raised: from the start, from a cursor, and live.
     let mut subscribers = Vec::new();
     for (delay_ms, after_cursor) in [(0, 0), (20, 0), (60, 0), (120, 100), (250, 0), (400, 50)] {
@@ -458,24 +471,7 @@ async fn a_stalled_stream_is_cut_off_with_its_cursor_and_holds_nothing_up() -> a
             .into_inner();
         take_events(&mut stream, TOTAL).await
     });
-    let writers: Vec<_> = (0..2)
-        .map(|writer| {
-            let profiles: Vec<proto::Profile> = (0..TOTAL / 2)
-                .map(|i| server.profile(i, &format!("s{writer}-{i}")))
-                .collect();
-            let mut client = server.scoring.clone();
-            tokio::spawn(async move {
-                for profile in profiles {
-                    let request = proto::ScoreRequest {
-                        profile: Some(profile),
-                        top_k: 1,
-                    };
-                    client.score(request).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
+    let writers = server.spawn_writers(2, TOTAL / 2, "s");
     for writer in writers {
         // Scoring finishes although one stream is stalled.
         tokio::time::timeout(Duration::from_secs(120), writer).await???;

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use churn_core::{AlertPolicy, CustomerHistory, RiskBand, ScoreEvent};
+use churn_core::{AlertPolicy, CustomerHistory, RiskBand};
 use churn_serve::alerts::{AlertStore, NewScore, SqliteStore, StoredReason, Synchronous};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -39,17 +39,7 @@ fn store_writes(c: &mut Criterion) {
     let store =
         SqliteStore::open(&dir.path().join("bench.sqlite"), Synchronous::Normal).expect("opens");
     let policy = AlertPolicy::default();
-    let decide = |score: &NewScore, history: &CustomerHistory| {
-        policy.evaluate(
-            &ScoreEvent {
-                probability: score.probability,
-                band: score.band,
-                customer_value: score.customer_value,
-                at: score.at,
-            },
-            history,
-        )
-    };
+    let decide = |score: &NewScore, history: &CustomerHistory| score.decide(&policy, history);
     // A store that already knows 200,000 customers, as after a day of traffic.
     for _ in 0..200 {
         let scores: Vec<NewScore> = (0..1000).map(|_| score(RiskBand::Low, 0.1)).collect();

@@ -82,14 +82,20 @@ impl Default for ServeConfig {
             max_top_k: 20,
             max_message_bytes: 4 * 1024 * 1024,
             watch_interval: Duration::from_secs(1),
-            alerts: Some(AlertsConfig {
-                db: PathBuf::from(DEFAULT_ALERTS_DB),
-                policy: AlertPolicy::default(),
-                policy_file: None,
-                synchronous: Synchronous::Normal,
-                escalation_interval: Duration::from_secs(30),
-                stream_buffer: 4096,
-            }),
+            alerts: Some(AlertsConfig::default()),
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            db: PathBuf::from(DEFAULT_ALERTS_DB),
+            policy: AlertPolicy::default(),
+            policy_file: None,
+            synchronous: Synchronous::Normal,
+            escalation_interval: Duration::from_secs(30),
+            stream_buffer: 4096,
         }
     }
 }
@@ -238,10 +244,8 @@ impl ServeOptions {
     /// Resolves the alert settings: the store, the policy (the configured file, else the model's
     /// own `alert-policy.toml`, else the built-in default) and the limits.
     fn resolve_alerts(&self, model: &Path) -> Result<Option<AlertsConfig>> {
-        let db = self
-            .alerts_db
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ALERTS_DB));
+        let defaults = AlertsConfig::default();
+        let db = self.alerts_db.clone().unwrap_or(defaults.db);
         if db == Path::new("off") {
             return Ok(None);
         }
@@ -260,7 +264,7 @@ impl ServeOptions {
         };
         let policy = match &policy_file {
             Some(file) => read_alert_policy(file)?,
-            None => AlertPolicy::default(),
+            None => defaults.policy,
         };
         let synchronous = match &self.alerts_sync {
             Some(text) => text.parse().map_err(|reason| ServeError::InvalidConfig {
@@ -268,9 +272,9 @@ impl ServeOptions {
                 value: text.clone(),
                 reason,
             })?,
-            None => Synchronous::Normal,
+            None => defaults.synchronous,
         };
-        let stream_buffer = self.alert_stream_buffer.unwrap_or(4096);
+        let stream_buffer = self.alert_stream_buffer.unwrap_or(defaults.stream_buffer);
         if stream_buffer == 0 {
             return Err(ServeError::InvalidConfig {
                 key: "alert_stream_buffer".into(),
@@ -283,9 +287,11 @@ impl ServeOptions {
             policy,
             policy_file,
             synchronous,
-            escalation_interval: Duration::from_millis(
-                self.escalation_interval_ms.unwrap_or(30_000).max(1),
-            ),
+            escalation_interval: self
+                .escalation_interval_ms
+                .map_or(defaults.escalation_interval, |ms| {
+                    Duration::from_millis(ms.max(1))
+                }),
             stream_buffer,
         }))
     }

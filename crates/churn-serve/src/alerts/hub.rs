@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use churn_core::{AlertPolicy, CustomerHistory, RiskBand, ScoreEvent, Timestamp};
+use churn_core::{AlertPolicy, CustomerHistory, RiskBand, Timestamp};
 use tokio::sync::broadcast;
 
 use super::{AlertChange, AlertEvent, AlertStore, NewScore, Outcome, StoreResult};
@@ -84,22 +84,11 @@ impl AlertHub {
         Ok(result)
     }
 
-    fn decide(&self, score: &NewScore, history: &CustomerHistory) -> churn_core::AlertDecision {
-        self.policy.evaluate(
-            &ScoreEvent {
-                probability: score.probability,
-                band: score.band,
-                customer_value: score.customer_value,
-                at: score.at,
-            },
-            history,
-        )
-    }
-
     /// Records scores that change no alert without writing now, when the store can tell at
     /// once (the usual case, and never blocking on a commit); `None` means call `record`.
     pub fn record_quiet(&self, scores: &[NewScore]) -> Option<Vec<Option<AlertChange>>> {
-        let decide = |score: &NewScore, history: &CustomerHistory| self.decide(score, history);
+        let decide =
+            |score: &NewScore, history: &CustomerHistory| score.decide(&self.policy, history);
         let recorded = self.store.record_quiet(scores, &decide)?;
         self.metrics.observe_quiet_scores(scores.len());
         Some(recorded.changes)
@@ -114,7 +103,8 @@ impl AlertHub {
             return Ok(changes);
         }
         let started = Instant::now();
-        let decide = |score: &NewScore, history: &CustomerHistory| self.decide(score, history);
+        let decide =
+            |score: &NewScore, history: &CustomerHistory| score.decide(&self.policy, history);
         let recorded = self.write(
             |store| store.record_scores(scores, &decide),
             |recorded| &recorded.events,
@@ -160,8 +150,8 @@ impl AlertHub {
     /// Escalates the open alerts past their time to acknowledge; each is due again one
     /// response-time target later.
     pub fn escalate_overdue(&self, now: Timestamp) -> StoreResult<Vec<AlertEvent>> {
-        let hours = self.policy.acknowledge_within_hours;
-        let window = |band: RiskBand| (hours.of(band) * 3_600.0).round() as i64;
+        // The band's time to acknowledge, as the policy reckons it.
+        let window = |band: RiskBand| self.policy.acknowledge_by(band, 0);
         self.write(
             |store| store.escalate_overdue(now, &window),
             |events| events.as_slice(),

@@ -12,7 +12,7 @@ mod sqlite;
 pub use hub::{AlertHub, HubSettings, Subscription};
 pub use sqlite::{SqliteStore, Synchronous};
 
-use churn_core::{AlertDecision, CustomerHistory, RiskBand, Timestamp};
+use churn_core::{AlertDecision, AlertPolicy, CustomerHistory, RiskBand, ScoreEvent, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Result alias of the alert store.
@@ -213,6 +213,19 @@ pub struct NewScore {
     pub reasons: Vec<StoredReason>,
     pub model_version: String,
     pub at: Timestamp,
+}
+
+impl NewScore {
+    /// Asks `policy` what this score does, given the customer's history.
+    pub fn decide(&self, policy: &AlertPolicy, history: &CustomerHistory) -> AlertDecision {
+        let event = ScoreEvent {
+            probability: self.probability,
+            band: self.band,
+            customer_value: self.customer_value,
+            at: self.at,
+        };
+        policy.evaluate(&event, history)
+    }
 }
 
 /// What recording one score did to the customer's alert.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use churn_core::{AlertDecision, AlertDraft, CustomerHistory, PastAlert, PastScore, RiskBand};
 use churn_core::{Timestamp, Trigger};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
     AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertState, AlertStats, AlertStore, Decide,
@@ -201,6 +201,32 @@ impl SqliteStore {
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-transaction rolls the transaction back, so the connection is sound.
         lock(&self.writer)
+    }
+
+    /// Moves alert `id` to a new state with `write`, if its state allows the transition, and
+    /// logs the event: acknowledging and resolving.
+    fn change_state(
+        &self,
+        id: i64,
+        transition: Transition,
+        now: Timestamp,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    ) -> StoreResult<AlertEvent> {
+        let connection = self.writer();
+        in_transaction(&connection, || {
+            let alert =
+                load_alert(&connection, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
+            if !(transition.allowed)(alert.state) {
+                return Err(StoreError::WrongState {
+                    id: id.to_string(),
+                    state: alert.state.as_str(),
+                    action: transition.action,
+                    expected: transition.expected,
+                });
+            }
+            write(&connection)?;
+            append_event(&connection, transition.kind, now, reload(&connection, id)?)
+        })
     }
 
     /// Runs `read` on a pooled read connection.
@@ -550,6 +576,22 @@ fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
+/// A change of state an agent makes, and the states it may start from.
+struct Transition {
+    kind: EventKind,
+    /// What the error calls the change ("acknowledging") and the states it needs ("open").
+    action: &'static str,
+    expected: &'static str,
+    allowed: fn(AlertState) -> bool,
+}
+
+/// Reads back an alert the current transaction has just written.
+fn reload(connection: &Connection, id: i64) -> StoreResult<AlertRecord> {
+    load_alert(connection, id)?.ok_or_else(|| StoreError::Backend {
+        reason: format!("alert {id} vanished while being written"),
+    })
+}
+
 fn load_alert(connection: &Connection, id: i64) -> StoreResult<Option<AlertRecord>> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1");
     Ok(connection
@@ -662,10 +704,7 @@ fn raise(
             score.at,
             draft.acknowledge_by,
         ])?;
-    let id = connection.last_insert_rowid();
-    let alert = load_alert(connection, id)?.ok_or_else(|| StoreError::Backend {
-        reason: format!("alert {id} vanished after insert"),
-    })?;
+    let alert = reload(connection, connection.last_insert_rowid())?;
     append_event(connection, EventKind::Raised, score.at, alert)
 }
 
@@ -719,10 +758,13 @@ fn update(
     if !material {
         return Ok(None);
     }
-    let updated = load_alert(connection, alert.id)?.ok_or_else(|| StoreError::Backend {
-        reason: format!("alert {} vanished during update", alert.id),
-    })?;
-    append_event(connection, EventKind::Updated, score.at, updated).map(Some)
+    append_event(
+        connection,
+        EventKind::Updated,
+        score.at,
+        reload(connection, alert.id)?,
+    )
+    .map(Some)
 }
 
 /// Builds the WHERE clause of `filter` over a table with `band`, `assignee`, `team`,
@@ -876,28 +918,20 @@ impl AlertStore for SqliteStore {
     }
 
     fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let alert =
-            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
-        if alert.state != AlertState::Open {
-            return Err(StoreError::WrongState {
-                id: id.to_string(),
-                state: alert.state.as_str(),
-                action: "acknowledging",
-                expected: "open",
-            });
-        }
-        transaction.execute(
-            "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ?2, acknowledged_by = ?3
-             WHERE id = ?1",
-            params![id, now, by],
-        )?;
-        let alert =
-            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
-        let event = append_event(&transaction, EventKind::Acknowledged, now, alert)?;
-        transaction.commit()?;
-        Ok(event)
+        let transition = Transition {
+            kind: EventKind::Acknowledged,
+            action: "acknowledging",
+            expected: "open",
+            allowed: |state| state == AlertState::Open,
+        };
+        self.change_state(id, transition, now, |connection| {
+            connection.execute(
+                "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ?2,
+                    acknowledged_by = ?3
+                 WHERE id = ?1",
+                params![id, now, by],
+            )
+        })
     }
 
     fn resolve(
@@ -908,29 +942,20 @@ impl AlertStore for SqliteStore {
         by: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<AlertEvent> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let alert =
-            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
-        if alert.state == AlertState::Resolved {
-            return Err(StoreError::WrongState {
-                id: id.to_string(),
-                state: alert.state.as_str(),
-                action: "resolving",
-                expected: "open or acknowledged",
-            });
-        }
-        transaction.execute(
-            "UPDATE alerts SET state = 'resolved', resolved_at = ?2, resolved_by = ?3,
-                outcome = ?4, note = ?5
-             WHERE id = ?1",
-            params![id, now, by, outcome.as_str(), note],
-        )?;
-        let alert =
-            load_alert(&transaction, id)?.ok_or(StoreError::NotFound { id: id.to_string() })?;
-        let event = append_event(&transaction, EventKind::Resolved, now, alert)?;
-        transaction.commit()?;
-        Ok(event)
+        let transition = Transition {
+            kind: EventKind::Resolved,
+            action: "resolving",
+            expected: "open or acknowledged",
+            allowed: |state| state != AlertState::Resolved,
+        };
+        self.change_state(id, transition, now, |connection| {
+            connection.execute(
+                "UPDATE alerts SET state = 'resolved', resolved_at = ?2, resolved_by = ?3,
+                    outcome = ?4, note = ?5
+                 WHERE id = ?1",
+                params![id, now, by, outcome.as_str(), note],
+            )
+        })
     }
 
     fn escalate_overdue(
@@ -938,35 +963,34 @@ impl AlertStore for SqliteStore {
         now: Timestamp,
         next_window: &dyn Fn(RiskBand) -> i64,
     ) -> StoreResult<Vec<AlertEvent>> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let due: Vec<AlertRecord> = transaction
-            .prepare_cached(&format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'open' AND escalate_at < ?1
-                 ORDER BY escalate_at, id"
-            ))?
-            .query_map([now], alert_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut events = Vec::with_capacity(due.len());
-        for alert in due {
-            transaction
-                .prepare_cached(
-                    "UPDATE alerts SET escalation_level = escalation_level + 1, escalate_at = ?2
-                     WHERE id = ?1",
-                )?
-                .execute(params![alert.id, now + next_window(alert.band).max(1)])?;
-            let escalated = load_alert(&transaction, alert.id)?.ok_or(StoreError::NotFound {
-                id: alert.id.to_string(),
-            })?;
-            events.push(append_event(
-                &transaction,
-                EventKind::Escalated,
-                now,
-                escalated,
-            )?);
-        }
-        transaction.commit()?;
-        Ok(events)
+        let connection = self.writer();
+        in_transaction(&connection, || {
+            let due: Vec<AlertRecord> = connection
+                .prepare_cached(&format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'open' AND escalate_at < ?1
+                     ORDER BY escalate_at, id"
+                ))?
+                .query_map([now], alert_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut events = Vec::with_capacity(due.len());
+            for alert in due {
+                connection
+                    .prepare_cached(
+                        "UPDATE alerts SET escalation_level = escalation_level + 1,
+                            escalate_at = ?2
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![alert.id, now + next_window(alert.band).max(1)])?;
+                let escalated = reload(&connection, alert.id)?;
+                events.push(append_event(
+                    &connection,
+                    EventKind::Escalated,
+                    now,
+                    escalated,
+                )?);
+            }
+            Ok(events)
+        })
     }
 
     fn get(&self, id: i64) -> StoreResult<Option<AlertRecord>> {
@@ -1130,7 +1154,7 @@ impl AlertStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use churn_core::{AlertPolicy, ScoreEvent};
+    use churn_core::AlertPolicy;
 
     use super::*;
 
@@ -1160,17 +1184,7 @@ mod tests {
 
     fn record(store: &SqliteStore, scores: &[NewScore]) -> Recorded {
         let policy = AlertPolicy::default();
-        let decide = |score: &NewScore, history: &CustomerHistory| {
-            policy.evaluate(
-                &ScoreEvent {
-                    probability: score.probability,
-                    band: score.band,
-                    customer_value: score.customer_value,
-                    at: score.at,
-                },
-                history,
-            )
-        };
+        let decide = |score: &NewScore, history: &CustomerHistory| score.decide(&policy, history);
         store.record_scores(scores, &decide).unwrap()
     }
 
