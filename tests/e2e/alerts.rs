@@ -16,22 +16,25 @@ use tonic::transport::Channel;
 use crate::serve::{channel, start};
 
 /// Every score alerts (band at least LOW), so tests control alerts through customer ids.
-const ALERT_ON_EVERY_SCORE: &str = "min_band = \"low\"\nmin_rise = 0.2\ncooldown_days = 14\n\
+pub(crate) const ALERT_ON_EVERY_SCORE: &str = "min_band = \"low\"\nmin_rise = 0.2\ncooldown_days = 14\n\
     value_feature = \"MonthlyCharges\"\nvalue_periods = 12\n";
 
 fn shipped_model() -> PathBuf {
     churn_e2e::repo_root().join("models/telco")
 }
 
-struct AlertServer {
-    server: RunningServer,
-    scoring: ChurnServiceClient<Channel>,
-    alerts: AlertServiceClient<Channel>,
+pub(crate) struct AlertServer {
+    pub(crate) server: RunningServer,
+    pub(crate) scoring: ChurnServiceClient<Channel>,
+    pub(crate) alerts: AlertServiceClient<Channel>,
     profiles: Vec<proto::Profile>,
     _dir: tempfile::TempDir,
 }
 
-async fn start_alerts(policy: &str, options: ServeOptions) -> anyhow::Result<AlertServer> {
+pub(crate) async fn start_alerts(
+    policy: &str,
+    options: ServeOptions,
+) -> anyhow::Result<AlertServer> {
     let dir = tempfile::tempdir()?;
     let policy_file = dir.path().join("policy.toml");
     std::fs::write(&policy_file, policy)?;
@@ -59,14 +62,17 @@ async fn start_alerts(policy: &str, options: ServeOptions) -> anyhow::Result<Ale
 
 impl AlertServer {
     /// The `index`-th fixture profile (cycled) as customer `id`.
-    fn profile(&self, index: usize, id: &str) -> proto::Profile {
+    pub(crate) fn profile(&self, index: usize, id: &str) -> proto::Profile {
         proto::Profile {
             customer_id: id.to_string(),
             ..self.profiles[index % self.profiles.len()].clone()
         }
     }
 
-    async fn score(&self, profile: proto::Profile) -> anyhow::Result<proto::ScoreResponse> {
+    pub(crate) async fn score(
+        &self,
+        profile: proto::Profile,
+    ) -> anyhow::Result<proto::ScoreResponse> {
         let request = proto::ScoreRequest {
             profile: Some(profile),
             top_k: 3,

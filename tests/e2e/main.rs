@@ -3,6 +3,8 @@
 mod alerts;
 mod artifact_compat;
 mod bad_input;
+mod browser;
+mod console;
 mod gbdt;
 mod parquet;
 mod rescore;

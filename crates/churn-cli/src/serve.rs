@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// [CHURN_ALERT_STREAM_BUFFER; default 4096].
     #[arg(long)]
     pub alert_stream_buffer: Option<usize>,
+    /// Serve the agent console at /console on the metrics port, `true` or `false`
+    /// [CHURN_CONSOLE; default true when alerts are on].
+    #[arg(long)]
+    pub console: Option<bool>,
+    /// Token the console requires (prefer CHURN_CONSOLE_TOKEN: flags show in `ps`); required
+    /// when --metrics-addr is not a loopback address [CHURN_CONSOLE_TOKEN].
+    #[arg(long)]
+    pub console_token: Option<String>,
 }
 
 /// Resolves the server settings: flags, then `CHURN_` variables, then the config file.
@@ -86,6 +94,8 @@ pub fn serve_config(
         alerts_sync: args.alerts_sync,
         escalation_interval_ms: args.escalation_interval_ms,
         alert_stream_buffer: args.alert_stream_buffer,
+        console: args.console,
+        console_token: args.console_token,
     };
     let from_file = match &config_file {
         Some(path) => ServeOptions::from_file(path)?,

@@ -42,7 +42,7 @@ fn band_or_off<'de, D: serde::Deserializer<'de>>(
 }
 
 /// When and how urgently to alert on a score; the `[alerts]` settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertPolicy {
     /// Alert when a score's band is at least this (`"low"`, `"medium"`, `"high"`); `"off"` (or

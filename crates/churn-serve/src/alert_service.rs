@@ -5,11 +5,11 @@
 use std::pin::Pin;
 use std::time::Instant;
 
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio_stream::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::alerts::{AlertFilter, AlertHub, StoreError};
+use crate::alerts::{AlertFilter, AlertHub, StoreError, StreamEnd};
 use crate::convert::{
     MAX_CUSTOMER_ID_BYTES, alert_to_proto, band_from_proto, event_to_proto, outcome_from_proto,
     state_from_proto,
@@ -19,8 +19,6 @@ use crate::metrics::Metrics;
 use crate::proto;
 use crate::service::now;
 
-/// Events read from the store per replay query.
-const REPLAY_PAGE: u64 = 500;
 /// Events queued for one stream's connection before its writer waits.
 const STREAM_QUEUE: usize = 64;
 /// Alerts per ListAlerts page by default, and at most.
@@ -83,7 +81,7 @@ impl AlertApi {
     }
 }
 
-fn store_error(error: StoreError) -> RequestError {
+pub(crate) fn store_error(error: StoreError) -> RequestError {
     match error {
         StoreError::NotFound { id } => RequestError::NotFound { id },
         StoreError::WrongState { .. } => RequestError::FailedPrecondition {
@@ -94,7 +92,7 @@ fn store_error(error: StoreError) -> RequestError {
 }
 
 /// Reads an alert id; anything but a stored id is NOT_FOUND, naming what was given.
-fn alert_id(text: &str) -> Result<i64, RequestError> {
+pub(crate) fn alert_id(text: &str) -> Result<i64, RequestError> {
     text.trim()
         .parse::<i64>()
         .ok()
@@ -105,7 +103,7 @@ fn alert_id(text: &str) -> Result<i64, RequestError> {
 }
 
 /// Reads a free-text field, blank meaning none, refusing one over `limit` bytes.
-fn optional_text(
+pub(crate) fn optional_text(
     field: &'static str,
     text: &str,
     limit: usize,
@@ -176,13 +174,19 @@ impl proto::alert_service_server::AlertService for AlertApi {
         let api = self.clone();
         tokio::spawn(async move {
             let _connected = api.metrics.alert_stream();
-            let end = api.follow(filter, start, &sender).await;
-            if let Err(status) = end {
+            let end = api
+                .hub
+                .follow(&filter, start, api.stopping.clone(), &sender)
+                .await;
+            if let Err(end) = end {
                 // The client may be gone already; nothing more to do then.
-                let _ = sender.send(Err(status)).await;
+                let _ = sender.send(Err(end)).await;
             }
         });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|item| {
+            item.map(|event| event_to_proto(&event))
+                .map_err(stream_end_status)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -332,87 +336,23 @@ impl proto::alert_service_server::AlertService for AlertApi {
     }
 }
 
-impl AlertApi {
-    /// Sends a stream's events: the stored ones after `cursor`, then live ones, each exactly
-    /// once. Returns when the client is gone (Ok) or with the status that ends the stream.
-    ///
-    /// No gap: the live feed is joined after a first replay and before a second one, so an
-    /// event committed before the join is in the second replay and one committed after it is
-    /// in the feed. No duplicate: an event at or below the last cursor sent is skipped.
-    async fn follow(
-        &self,
-        filter: AlertFilter,
-        cursor: u64,
-        sender: &mpsc::Sender<Result<proto::AlertEvent, Status>>,
-    ) -> Result<(), Status> {
-        let mut last = cursor;
-        if !self.replay(&filter, &mut last, sender).await? {
-            return Ok(());
-        }
-        let mut live = self.hub.subscribe();
-        if !self.replay(&filter, &mut last, sender).await? {
-            return Ok(());
-        }
-        let mut stopping = self.stopping.clone();
-        loop {
-            let event = tokio::select! {
-                event = live.recv() => event,
-                _ = stopping.wait_for(|stop| *stop) => {
-                    return Err(resume_status(
-                        Status::unavailable(format!(
-                            "the server is stopping; resume with after_cursor = {last}"
-                        )),
-                        last,
-                    ));
-                }
-            };
-            match event {
-                Ok(event) if event.cursor <= last => {}
-                Ok(event) => {
-                    last = event.cursor;
-                    if filter.matches(&event.alert)
-                        && sender.send(Ok(event_to_proto(&event))).await.is_err()
-                    {
-                        return Ok(());
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.metrics.observe_alert_stream_cut();
-                    return Err(resume_status(
-                        Status::resource_exhausted(format!(
-                            "this stream fell {missed} events behind the live feed; resume with \
-                             after_cursor = {last}"
-                        )),
-                        last,
-                    ));
-                }
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
-            }
-        }
-    }
-
-    /// Sends stored events after `last` until none are left; false when the client is gone.
-    async fn replay(
-        &self,
-        filter: &AlertFilter,
-        last: &mut u64,
-        sender: &mpsc::Sender<Result<proto::AlertEvent, Status>>,
-    ) -> Result<bool, Status> {
-        loop {
-            let (after, page_filter) = (*last, filter.clone());
-            let page = self
-                .read(move |hub| hub.store().events_after(after, &page_filter, REPLAY_PAGE))
-                .await?;
-            let Some(end) = page.last().map(|event| event.cursor) else {
-                return Ok(true);
-            };
-            for event in &page {
-                if sender.send(Ok(event_to_proto(event))).await.is_err() {
-                    return Ok(false);
-                }
-            }
-            *last = end;
-        }
+/// The status a stream ends with; a resumable end names its cursor in a trailer too.
+fn stream_end_status(end: StreamEnd) -> Status {
+    match end {
+        StreamEnd::Stopping { cursor } => resume_status(
+            Status::unavailable(format!(
+                "the server is stopping; resume with after_cursor = {cursor}"
+            )),
+            cursor,
+        ),
+        StreamEnd::Lagged { missed, cursor } => resume_status(
+            Status::resource_exhausted(format!(
+                "this stream fell {missed} events behind the live feed; resume with \
+                 after_cursor = {cursor}"
+            )),
+            cursor,
+        ),
+        StreamEnd::Store(error) => store_error(error).into(),
     }
 }
 

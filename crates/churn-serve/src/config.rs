@@ -33,7 +33,20 @@ pub struct ServeConfig {
     pub watch_interval: Duration,
     /// Alerts, unless turned off with `alerts_db = "off"`.
     pub alerts: Option<AlertsConfig>,
+    /// The agent console on the metrics port: on when alerts are, unless `console = false`.
+    pub console: Option<ConsoleConfig>,
 }
+
+/// Who may use the agent console.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConsoleConfig {
+    /// The token the page and its calls must carry; `None` (allowed on a loopback address only)
+    /// lets anyone who can reach the port in.
+    pub token: Option<String>,
+}
+
+/// The shortest console token accepted: a token is a secret, not a password to remember.
+pub const MIN_CONSOLE_TOKEN_BYTES: usize = 16;
 
 /// How the server raises and keeps alerts.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +96,7 @@ impl Default for ServeConfig {
             max_message_bytes: 4 * 1024 * 1024,
             watch_interval: Duration::from_secs(1),
             alerts: Some(AlertsConfig::default()),
+            console: Some(ConsoleConfig::default()),
         }
     }
 }
@@ -119,6 +133,10 @@ pub struct ServeOptions {
     pub alerts_sync: Option<String>,
     pub escalation_interval_ms: Option<u64>,
     pub alert_stream_buffer: Option<usize>,
+    /// Serve the agent console on the metrics port (default true when alerts are on).
+    pub console: Option<bool>,
+    /// The token the console requires; needed when `metrics_addr` is not a loopback address.
+    pub console_token: Option<String>,
 }
 
 /// The environment variable naming the config file.
@@ -150,7 +168,8 @@ impl ServeOptions {
     /// Reads `CHURN_MODEL`, `CHURN_ADDR`, `CHURN_METRICS_ADDR`, `CHURN_MAX_BATCH`,
     /// `CHURN_MAX_TOP_K`, `CHURN_MAX_MESSAGE_BYTES`, `CHURN_WATCH_INTERVAL_MS`,
     /// `CHURN_ALERTS_DB`, `CHURN_ALERT_POLICY`, `CHURN_ALERTS_SYNC`,
-    /// `CHURN_ESCALATION_INTERVAL_MS` and `CHURN_ALERT_STREAM_BUFFER`. Other
+    /// `CHURN_ESCALATION_INTERVAL_MS`, `CHURN_ALERT_STREAM_BUFFER`, `CHURN_CONSOLE` and
+    /// `CHURN_CONSOLE_TOKEN`. Other
     /// variables are left alone (they may belong to other commands).
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut options = ServeOptions::default();
@@ -176,6 +195,8 @@ impl ServeOptions {
                 "CHURN_ALERT_STREAM_BUFFER" => {
                     options.alert_stream_buffer = Some(parse(&key, &value)?);
                 }
+                "CHURN_CONSOLE" => options.console = Some(parse(&key, &value)?),
+                "CHURN_CONSOLE_TOKEN" => options.console_token = Some(value),
                 _ => {}
             }
         }
@@ -197,6 +218,8 @@ impl ServeOptions {
             alerts_sync: self.alerts_sync.or(lower.alerts_sync),
             escalation_interval_ms: self.escalation_interval_ms.or(lower.escalation_interval_ms),
             alert_stream_buffer: self.alert_stream_buffer.or(lower.alert_stream_buffer),
+            console: self.console.or(lower.console),
+            console_token: self.console_token.or(lower.console_token),
         }
     }
 
@@ -205,10 +228,12 @@ impl ServeOptions {
         let defaults = ServeConfig::default();
         let model = self.model.clone().unwrap_or(defaults.model.clone());
         let alerts = self.resolve_alerts(&model)?;
+        let metrics_addr = self.metrics_addr.unwrap_or(defaults.metrics_addr);
+        let console = self.resolve_console(alerts.is_some(), metrics_addr)?;
         let config = ServeConfig {
             model,
             addr: self.addr.unwrap_or(defaults.addr),
-            metrics_addr: self.metrics_addr.unwrap_or(defaults.metrics_addr),
+            metrics_addr,
             max_batch: self.max_batch.unwrap_or(defaults.max_batch),
             max_top_k: self.max_top_k.unwrap_or(defaults.max_top_k),
             max_message_bytes: self.max_message_bytes.unwrap_or(defaults.max_message_bytes),
@@ -216,6 +241,7 @@ impl ServeOptions {
                 .watch_interval_ms
                 .map_or(defaults.watch_interval, Duration::from_millis),
             alerts,
+            console,
         };
         let at_least_one = |key: &str, value: usize| {
             if value == 0 {
@@ -241,6 +267,53 @@ impl ServeOptions {
 }
 
 impl ServeOptions {
+    /// Resolves the console: served with alerts unless turned off; a token is required on any
+    /// address but the loopback, where anyone on the network could otherwise work the queue.
+    fn resolve_console(
+        &self,
+        alerts_on: bool,
+        metrics_addr: SocketAddr,
+    ) -> Result<Option<ConsoleConfig>> {
+        if !alerts_on || self.console == Some(false) {
+            return Ok(None);
+        }
+        let invalid = |value: &str, reason: String| ServeError::InvalidConfig {
+            key: "console_token".into(),
+            value: value.to_string(),
+            reason,
+        };
+        let token = match self.console_token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(token) if token.len() < MIN_CONSOLE_TOKEN_BYTES => {
+                return Err(invalid(
+                    "(hidden)",
+                    format!("must be at least {MIN_CONSOLE_TOKEN_BYTES} bytes"),
+                ));
+            }
+            Some(token)
+                if !token
+                    .bytes()
+                    .all(|byte| byte.is_ascii_graphic() && byte != b';') =>
+            {
+                return Err(invalid(
+                    "(hidden)",
+                    "may hold only printable ASCII without spaces or `;`".into(),
+                ));
+            }
+            Some(token) => Some(token.to_string()),
+        };
+        if token.is_none() && !metrics_addr.ip().is_loopback() {
+            return Err(invalid(
+                "",
+                format!(
+                    "required when the console is served on {metrics_addr}, which is not a \
+                     loopback address (or set console = false)"
+                ),
+            ));
+        }
+        Ok(Some(ConsoleConfig { token }))
+    }
+
     /// Resolves the alert settings: the store, the policy (the configured file, else the model's
     /// own `alert-policy.toml`, else the built-in default) and the limits.
     fn resolve_alerts(&self, model: &Path) -> Result<Option<AlertsConfig>> {
@@ -356,6 +429,47 @@ mod tests {
         assert_eq!(config.model, PathBuf::from("models/telco"));
         assert_eq!(config.addr.to_string(), "127.0.0.1:50051");
         assert_eq!(config.max_batch, 1000);
+        assert_eq!(config.console, Some(ConsoleConfig { token: None }));
+    }
+
+    #[test]
+    fn the_console_needs_a_token_off_the_loopback_and_follows_alerts() {
+        let everywhere = ServeOptions {
+            metrics_addr: Some("0.0.0.0:9464".parse().unwrap()),
+            ..ServeOptions::default()
+        };
+        let error = everywhere.clone().resolve().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "config `console_token` = ``: required when the console is served on 0.0.0.0:9464, \
+             which is not a loopback address (or set console = false)"
+        );
+        let with_token = ServeOptions {
+            console_token: Some("0123456789abcdef".into()),
+            ..everywhere.clone()
+        };
+        let console = with_token.resolve().unwrap().console.unwrap();
+        assert_eq!(console.token.as_deref(), Some("0123456789abcdef"));
+        let turned_off = ServeOptions {
+            console: Some(false),
+            ..everywhere.clone()
+        };
+        assert_eq!(turned_off.resolve().unwrap().console, None);
+        let short = ServeOptions {
+            console_token: Some("secret".into()),
+            ..everywhere.clone()
+        };
+        let error = short.resolve().unwrap_err().to_string();
+        assert!(error.contains("at least 16 bytes"), "{error}");
+        assert!(
+            !error.contains("secret"),
+            "a token never appears in an error: {error}"
+        );
+        let no_alerts = ServeOptions {
+            alerts_db: Some("off".into()),
+            ..everywhere
+        };
+        assert_eq!(no_alerts.resolve().unwrap().console, None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The gRPC scoring service behind `churn serve`: tonic services for `churn.v1` (Score,
 //! ScoreBatch, ScoreStream, Explain, GetModel, ReloadModel), `grpc.health.v1`, server reflection,
-//! model hot reload, Prometheus metrics, configuration, and a load generator.
+//! model hot reload, Prometheus metrics, the agent console, configuration, and a load generator.
 //!
 //! Scoring itself is `churn-core`'s [`churn_core::Scorer`], the same code as the batch path; this
 //! crate only moves profiles in and results out. It knows no polars and no training.
@@ -17,6 +17,7 @@
 pub mod alert_service;
 pub mod alerts;
 pub mod config;
+pub mod console;
 pub mod convert;
 pub mod error;
 pub mod loadtest;

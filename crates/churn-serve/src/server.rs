@@ -17,6 +17,7 @@ use tonic_health::ServingStatus;
 use crate::alert_service::AlertApi;
 use crate::alerts::{AlertHub, HubSettings, SqliteStore};
 use crate::config::{AlertsConfig, ServeConfig};
+use crate::console::Console;
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::model::{ModelSlot, Reloaded};
@@ -116,9 +117,19 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         Ok(())
     });
 
-    let router = axum::Router::new()
+    let mut router = axum::Router::new()
         .route("/metrics", axum::routing::get(render_metrics))
         .with_state(metrics.clone());
+    if let (Some(hub), Some(console)) = (alerts.clone(), &config.console) {
+        let console = Console::new(
+            hub,
+            slot.clone(),
+            metrics.clone(),
+            console.token.clone(),
+            stopped.clone(),
+        );
+        router = router.merge(console.router());
+    }
     let metrics_stopped = stopped.clone();
     let metrics_task = tokio::spawn(async move {
         axum::serve(metrics_listener, router)
@@ -146,6 +157,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
     tracing::info!(
         grpc = %grpc_addr,
         metrics = %metrics_addr,
+        console = %match (&alerts, &config.console) {
+            (Some(_), Some(_)) => format!("http://{metrics_addr}/console"),
+            _ => "off".to_string(),
+        },
         model = %slot.file().display(),
         version = %slot.current().version,
         "serving"

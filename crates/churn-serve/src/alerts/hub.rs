@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use churn_core::{AlertPolicy, CustomerHistory, RiskBand, Timestamp};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, watch};
 
-use super::{AlertChange, AlertEvent, AlertStore, NewScore, Outcome, StoreResult};
+use super::{
+    AlertChange, AlertEvent, AlertFilter, AlertStore, NewScore, Outcome, StoreError, StoreResult,
+};
 use crate::metrics::Metrics;
 
 /// How the hub runs.
@@ -27,6 +29,23 @@ pub struct HubSettings {
 
 /// The live side of a stream: events as they are committed.
 pub type Subscription = broadcast::Receiver<Arc<AlertEvent>>;
+
+/// Where a followed stream's events go, ended by why it stopped (if not because the client left).
+pub type StreamSender = mpsc::Sender<Result<Arc<AlertEvent>, StreamEnd>>;
+
+/// Events read from the store per replay query.
+const REPLAY_PAGE: u64 = 500;
+
+/// Why a followed stream ended while its client was still there.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StreamEnd {
+    #[error("the server is stopping; resume after cursor {cursor}")]
+    Stopping { cursor: u64 },
+    #[error("this stream fell {missed} events behind the live feed; resume after cursor {cursor}")]
+    Lagged { missed: u64, cursor: u64 },
+    #[error(transparent)]
+    Store(StoreError),
+}
 
 /// The store, the policy, and the live event feed; cheap to clone.
 #[derive(Debug, Clone)]
@@ -65,6 +84,86 @@ impl AlertHub {
     /// Follows events committed from now on.
     pub fn subscribe(&self) -> Subscription {
         self.live.subscribe()
+    }
+
+    /// Sends the events of alerts matching `filter`: the stored ones after `cursor`, then live
+    /// ones, each exactly once, until the client is gone (Ok) or the stream must end. Both
+    /// `StreamAlerts` and the console's live feed are this.
+    ///
+    /// No gap: the live feed is joined after a first replay and before a second one, so an
+    /// event committed before the join is in the second replay and one committed after it is
+    /// in the feed. No duplicate: an event at or below the last cursor sent is skipped.
+    pub async fn follow(
+        &self,
+        filter: &AlertFilter,
+        cursor: u64,
+        mut stopping: watch::Receiver<bool>,
+        sender: &StreamSender,
+    ) -> Result<(), StreamEnd> {
+        let mut last = cursor;
+        if !self.replay(filter, &mut last, sender).await? {
+            return Ok(());
+        }
+        let mut live = self.subscribe();
+        if !self.replay(filter, &mut last, sender).await? {
+            return Ok(());
+        }
+        loop {
+            let event = tokio::select! {
+                event = live.recv() => event,
+                _ = stopping.wait_for(|stop| *stop) => {
+                    return Err(StreamEnd::Stopping { cursor: last });
+                }
+            };
+            match event {
+                Ok(event) if event.cursor <= last => {}
+                Ok(event) => {
+                    last = event.cursor;
+                    if filter.matches(&event.alert) && sender.send(Ok(event)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.metrics.observe_alert_stream_cut();
+                    return Err(StreamEnd::Lagged {
+                        missed,
+                        cursor: last,
+                    });
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends stored events after `last` until none are left; false when the client is gone.
+    async fn replay(
+        &self,
+        filter: &AlertFilter,
+        last: &mut u64,
+        sender: &StreamSender,
+    ) -> Result<bool, StreamEnd> {
+        loop {
+            let (after, page_filter, hub) = (*last, filter.clone(), self.clone());
+            let page = tokio::task::spawn_blocking(move || {
+                hub.store.events_after(after, &page_filter, REPLAY_PAGE)
+            })
+            .await
+            .map_err(|error| {
+                StreamEnd::Store(StoreError::Backend {
+                    reason: format!("replay stopped: {error}"),
+                })
+            })?
+            .map_err(StreamEnd::Store)?;
+            let Some(end) = page.last().map(|event| event.cursor) else {
+                return Ok(true);
+            };
+            for event in page {
+                if sender.send(Ok(Arc::new(event))).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            *last = end;
+        }
     }
 
     /// Runs one write under the lock and publishes the events it committed, in order.
@@ -165,8 +264,8 @@ mod tests {
 
     use super::*;
     use crate::alerts::{
-        AlertFilter, AlertPage, AlertRecord, AlertStats, Decide, EventKind, Recorded, SqliteStore,
-        StoreError, Synchronous,
+        AlertFilter, AlertPage, AlertRecord, AlertStats, CustomerRecord, Decide, EventKind,
+        Recorded, SqliteStore, StoreError, Synchronous,
     };
 
     /// A SQLite store whose score writes fail while `failing` is set, as a full disk would.
@@ -232,6 +331,13 @@ mod tests {
         }
         fn stats(&self, now: Timestamp) -> StoreResult<AlertStats> {
             self.inner.stats(now)
+        }
+        fn customer(
+            &self,
+            customer_id: &str,
+            history_limit: u64,
+        ) -> StoreResult<Option<CustomerRecord>> {
+            self.inner.customer(customer_id, history_limit)
         }
     }
 

@@ -9,7 +9,7 @@
 mod hub;
 mod sqlite;
 
-pub use hub::{AlertHub, HubSettings, Subscription};
+pub use hub::{AlertHub, HubSettings, StreamEnd, Subscription};
 pub use sqlite::{SqliteStore, Synchronous};
 
 use churn_core::{AlertDecision, AlertPolicy, CustomerHistory, RiskBand, ScoreEvent, Timestamp};
@@ -67,7 +67,7 @@ impl AlertState {
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         AlertState::ALL
             .into_iter()
             .find(|state| state.as_str() == name)
@@ -102,7 +102,7 @@ impl Outcome {
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Outcome::ALL
             .into_iter()
             .find(|outcome| outcome.as_str() == name)
@@ -296,6 +296,27 @@ pub struct AlertStats {
     pub overdue: u64,
 }
 
+/// One score in a customer's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScorePoint {
+    pub at: Timestamp,
+    pub probability: f64,
+    pub band: RiskBand,
+    pub model_version: String,
+}
+
+/// What the store knows of one customer: the console's customer view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerRecord {
+    pub customer_id: String,
+    /// The latest score, which may not be written yet (it is kept in memory first).
+    pub last: Option<ScorePoint>,
+    /// Scores over time, oldest first, the latest included; one a second at most.
+    pub history: Vec<ScorePoint>,
+    /// The customer's alerts, newest first.
+    pub alerts: Vec<AlertRecord>,
+}
+
 /// Decides what a score does given the customer's history: the alert policy, bound to its
 /// settings.
 pub type Decide<'a> = &'a dyn Fn(&NewScore, &CustomerHistory) -> AlertDecision;
@@ -362,4 +383,12 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
 
     /// Counts alerts for `AlertStats`.
     fn stats(&self, now: Timestamp) -> StoreResult<AlertStats>;
+
+    /// Returns a customer's latest score, up to `history_limit` scores before it, and their
+    /// alerts; `None` for a customer never scored.
+    fn customer(
+        &self,
+        customer_id: &str,
+        history_limit: u64,
+    ) -> StoreResult<Option<CustomerRecord>>;
 }

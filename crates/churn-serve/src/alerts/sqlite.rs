@@ -12,8 +12,9 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertState, AlertStats, AlertStore, Decide,
-    EventKind, NewScore, Outcome, Recorded, StoreError, StoreResult,
+    AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertState, AlertStats, AlertStore,
+    CustomerRecord, Decide, EventKind, NewScore, Outcome, Recorded, ScorePoint, StoreError,
+    StoreResult,
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
@@ -70,6 +71,18 @@ const MIGRATIONS: &[&str] = &[
         team TEXT,
         alert TEXT NOT NULL
     );",
+    // 2: every written score, for the console's history chart, and a customer's alerts by key.
+    "CREATE TABLE score_history (
+        customer_id TEXT NOT NULL,
+        scored_at INTEGER NOT NULL,
+        probability REAL NOT NULL,
+        band INTEGER NOT NULL,
+        model_version TEXT NOT NULL,
+        PRIMARY KEY (customer_id, scored_at)
+    ) WITHOUT ROWID;
+    INSERT INTO score_history (customer_id, scored_at, probability, band, model_version)
+        SELECT customer_id, scored_at, probability, band, model_version FROM customers;
+    CREATE INDEX alerts_by_customer ON alerts (customer_id, id);",
 ];
 
 /// How hard a commit pushes to disk.
@@ -151,6 +164,9 @@ const TICKS_PER_CHECKPOINT: u32 = 10;
 /// keep up (SQLite's default is 1,000 pages, which would put an fsync on the writer every few
 /// dozen commits).
 const WRITER_CHECKPOINT_PAGES: u32 = 50_000;
+
+/// A customer's alerts the customer view lists, newest first.
+const CUSTOMER_ALERTS: u32 = 50;
 
 /// Readers kept open between calls; more are opened when needed.
 const POOLED_READERS: usize = 4;
@@ -395,6 +411,7 @@ fn last_score(score: &NewScore, last_alert_id: Option<i64>, version: &mut Arc<st
     }
 }
 
+/// Writes a customer's last score and adds it to their history.
 fn write_last_score(
     connection: &Connection,
     customer_id: &str,
@@ -417,6 +434,20 @@ fn write_last_score(
             last.score.at,
             &*last.model_version,
             last.last_alert_id,
+        ])?;
+    // One point a second at most: a later score in the same second replaces the earlier.
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO score_history
+                (customer_id, scored_at, probability, band, model_version)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            customer_id,
+            last.score.at,
+            last.score.probability,
+            band_code(last.score.band),
+            &*last.model_version,
         ])?;
     Ok(())
 }
@@ -1067,6 +1098,72 @@ impl AlertStore for SqliteStore {
                 |row| row.get(0),
             )?;
             Ok(cursor as u64)
+        })
+    }
+
+    fn customer(
+        &self,
+        customer_id: &str,
+        history_limit: u64,
+    ) -> StoreResult<Option<CustomerRecord>> {
+        let last = lock(&self.memory)
+            .known
+            .get(customer_id)
+            .map(|last| ScorePoint {
+                at: last.score.at,
+                probability: last.score.probability,
+                band: last.score.band,
+                model_version: last.model_version.to_string(),
+            });
+        let limit = history_limit.clamp(1, i64::MAX as u64) as i64;
+        self.read(|connection| {
+            let mut history: Vec<ScorePoint> = connection
+                .prepare_cached(
+                    "SELECT scored_at, probability, band, model_version FROM score_history
+                     WHERE customer_id = ?1 ORDER BY scored_at DESC LIMIT ?2",
+                )?
+                .query_map(params![customer_id, limit], |row| {
+                    Ok(ScorePoint {
+                        at: row.get(0)?,
+                        probability: row.get(1)?,
+                        band: band_of_code(row.get(2)?)?,
+                        model_version: row.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            history.reverse();
+            // The latest score may be in memory only, waiting for the background write.
+            if let Some(last) = &last {
+                match history.last() {
+                    Some(point) if point.at == last.at => {
+                        history.pop();
+                        history.push(last.clone());
+                    }
+                    Some(point) if point.at > last.at => {}
+                    _ => {
+                        history.push(last.clone());
+                        if history.len() as i64 > limit {
+                            history.remove(0);
+                        }
+                    }
+                }
+            }
+            let alerts: Vec<AlertRecord> = connection
+                .prepare_cached(&format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE customer_id = ?1
+                     ORDER BY id DESC LIMIT {CUSTOMER_ALERTS}"
+                ))?
+                .query_map([customer_id], alert_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            if last.is_none() && history.is_empty() && alerts.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(CustomerRecord {
+                customer_id: customer_id.to_string(),
+                last: last.clone().or_else(|| history.last().cloned()),
+                history,
+                alerts,
+            }))
         })
     }
 

@@ -1,0 +1,738 @@
+//! The agent console: one page, served on the metrics port at `/console`, where support agents
+//! work the alert queue, plus the small JSON and server-sent-events API behind it.
+//!
+//! Every action goes through the same [`AlertHub`] as the gRPC calls, so the store's rules (no
+//! resolving twice, unknown id → not found) hold whoever calls. The live feed is the same
+//! [`AlertHub::follow`] as `StreamAlerts`: replay after a cursor, then live, no gap.
+//!
+//! Safety: when a token is configured, the page and every call need it (a cookie set by
+//! `/console?token=…`, or `Authorization: Bearer …`). Without one (allowed on a loopback address
+//! only) a request must name a loopback host, so a web page elsewhere cannot reach the console
+//! by DNS rebinding. Actions need a JSON body (a cross-site form cannot send one without the
+//! browser asking first) and a same-origin `Origin`. The page builds every element with
+//! `textContent`, never HTML from data, and its CSP allows no inline script.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::{Stream, StreamExt};
+
+use crate::alert_service::{MAX_NOTE_BYTES, alert_id, optional_text, store_error};
+use crate::alerts::{AlertFilter, AlertHub, AlertState, Outcome, StoreError};
+use crate::convert::MAX_CUSTOMER_ID_BYTES;
+use crate::error::RequestError;
+use crate::metrics::Metrics;
+use crate::model::ModelSlot;
+use crate::service::now;
+
+const INDEX_HTML: &str = include_str!("../console/index.html");
+const CONSOLE_JS: &str = include_str!("../console/console.js");
+const CONSOLE_CSS: &str = include_str!("../console/console.css");
+
+/// The cookie holding the console token once `/console?token=…` has been opened.
+const TOKEN_COOKIE: &str = "churn_console_token";
+/// Alerts per page by default, and at most.
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 500;
+/// Scores shown in a customer's history chart.
+const HISTORY_POINTS: u64 = 500;
+/// Largest action body; an acknowledgement or resolution is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Events queued for one live page before its feed waits.
+const FEED_QUEUE: usize = 64;
+
+/// The page's Content-Security-Policy: its own script and style only, nothing inline.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'none'";
+/// The model card is our own generated HTML with inline style and SVG, and no script.
+const CARD_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'";
+
+/// What the console's handlers share; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Console {
+    hub: AlertHub,
+    slot: Arc<ModelSlot>,
+    metrics: Metrics,
+    token: Option<Arc<str>>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Console {
+    pub fn new(
+        hub: AlertHub,
+        slot: Arc<ModelSlot>,
+        metrics: Metrics,
+        token: Option<String>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Console {
+            hub,
+            slot,
+            metrics,
+            token: token.map(Arc::from),
+            stopping,
+        }
+    }
+
+    /// Returns the console's routes, to merge with `/metrics`.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(|| async { redirect("/console") }))
+            .route("/console", get(page))
+            .route("/console/console.js", get(script))
+            .route("/console/console.css", get(style))
+            .route("/console/model-card", get(model_card))
+            .route("/console/api/alerts", get(list_alerts))
+            .route("/console/api/alerts/{id}", get(get_alert))
+            .route("/console/api/alerts/{id}/acknowledge", post(acknowledge))
+            .route("/console/api/alerts/{id}/resolve", post(resolve))
+            .route("/console/api/customer", get(customer))
+            .route("/console/api/model", get(model))
+            .route("/console/api/stats", get(stats))
+            .route("/console/api/events", get(events))
+            .with_state(self)
+    }
+
+    /// Lets a request in if it carries the token, or, with no token configured, names a
+    /// loopback host.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.token else {
+            let host = header_text(headers, header::HOST).unwrap_or_default();
+            if is_loopback_host(host) {
+                return Ok(());
+            }
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "host `{host}` is not a loopback name; a console without a token answers \
+                     only to localhost"
+                ),
+            ));
+        };
+        let bearer = header_text(headers, header::AUTHORIZATION)
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let given = bearer.or_else(|| cookie(headers, TOKEN_COOKIE));
+        if given.is_some_and(|given| same_secret(given, token)) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this console needs its token: open /console?token=… once, or send \
+             `Authorization: Bearer …`",
+        ))
+    }
+
+    /// Checks an action: authorized, from this origin, with a JSON body.
+    fn authorize_action(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.authorize(headers)?;
+        let host = header_text(headers, header::HOST).unwrap_or_default();
+        if let Some(origin) = header_text(headers, header::ORIGIN) {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            if origin_host != host {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("origin `{origin}` is not this console's"),
+                ));
+            }
+        }
+        let json = header_text(headers, header::CONTENT_TYPE)
+            .is_some_and(|kind| kind.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "actions take a JSON body (`Content-Type: application/json`)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs a store call off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let hub = self.hub.clone();
+        tokio::task::spawn_blocking(move || call(&hub))
+            .await
+            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+            .map_err(|error| store_error(error).into())
+    }
+}
+
+/// An error as the console's API returns it: a status and `{"error": …, "field": …}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> Self {
+        let status = match error.code() {
+            tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            tonic::Code::NotFound => StatusCode::NOT_FOUND,
+            tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+            tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            field: error.field().map(str::to_string),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, error = %self.message, "console call failed");
+        }
+        let body = serde_json::json!({ "error": self.message, "field": self.field });
+        (self.status, json_headers(), body.to_string()).into_response()
+    }
+}
+
+fn json_headers() -> [(header::HeaderName, HeaderValue); 3] {
+    [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ]
+}
+
+fn json_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(value)
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    Ok((json_headers(), body).into_response())
+}
+
+fn redirect(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+}
+
+/// Tells whether a Host header names this machine's loopback: `localhost`, `127.x.x.x` or
+/// `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(name, _)| name),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn page(
+    State(console): State<Console>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let given = query
+        .iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.as_str());
+    if let (Some(token), Some(given)) = (&console.token, given) {
+        if !same_secret(given, token) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "that is not this console's token")
+                .into_response();
+        }
+        // Into a cookie the page's calls carry, and out of the address bar and history.
+        let cookie = format!("{TOKEN_COOKIE}={given}; Path=/console; HttpOnly; SameSite=Strict");
+        return match HeaderValue::from_str(&cookie) {
+            Ok(cookie) => (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::SET_COOKIE, cookie),
+                    (header::LOCATION, HeaderValue::from_static("/console")),
+                ],
+            )
+                .into_response(),
+            Err(_) => ApiError::new(StatusCode::BAD_REQUEST, "the token cannot be a cookie")
+                .into_response(),
+        };
+    }
+    if let Err(error) = console.authorize(&headers) {
+        return error.into_response();
+    }
+    asset(INDEX_HTML, "text/html; charset=utf-8", PAGE_CSP)
+}
+
+async fn script() -> Response {
+    asset(CONSOLE_JS, "text/javascript; charset=utf-8", PAGE_CSP)
+}
+
+async fn style() -> Response {
+    asset(CONSOLE_CSS, "text/css; charset=utf-8", PAGE_CSP)
+}
+
+fn asset(body: &'static str, kind: &'static str, csp: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The loaded model's `card.html`, written next to it by `churn train`.
+async fn model_card(
+    State(console): State<Console>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    console.authorize(&headers)?;
+    let model = console.slot.current();
+    let file = model.file.with_file_name("card.html");
+    let html = tokio::fs::read_to_string(&file).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no model card at `{}`: {error}", file.display()),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CARD_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// Query parameters, read by hand so a bad one is named like every other bad input.
+type Params = Query<Vec<(String, String)>>;
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.as_str())
+        .filter(|value| !value.trim().is_empty())
+}
+
+fn number_param(params: &[(String, String)], key: &'static str) -> Result<Option<u64>, ApiError> {
+    param(params, key)
+        .map(|text| {
+            text.trim().parse::<u64>().map_err(|_| {
+                RequestError::Invalid {
+                    field: key,
+                    reason: format!("`{text}` is not a whole number"),
+                }
+                .into()
+            })
+        })
+        .transpose()
+}
+
+/// Reads `band` (the least band), `assignee`, `team` and `state` (comma-separated, or `all`).
+fn filter_params(
+    params: &[(String, String)],
+    default_states: &[AlertState],
+) -> Result<AlertFilter, ApiError> {
+    let text = |key: &'static str| {
+        optional_text(key, param(params, key).unwrap_or(""), MAX_CUSTOMER_ID_BYTES)
+    };
+    let min_band = match param(params, "band") {
+        None => None,
+        Some(name) => Some(parse_band(name).ok_or_else(|| RequestError::Invalid {
+            field: "band",
+            reason: format!("`{name}` is not a risk band; expected LOW, MEDIUM or HIGH"),
+        })?),
+    };
+    let states = match param(params, "state") {
+        None => default_states.to_vec(),
+        Some("all") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                AlertState::parse(name.trim().to_ascii_lowercase().as_str()).ok_or_else(|| {
+                    RequestError::Invalid {
+                        field: "state",
+                        reason: format!(
+                            "`{name}` is not an alert state; expected open, acknowledged, \
+                             resolved or all"
+                        ),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(AlertFilter {
+        min_band,
+        assignee: text("assignee")?,
+        team: text("team")?,
+        customer_id: text("customer_id")?,
+        states,
+    })
+}
+
+fn parse_band(name: &str) -> Option<churn_core::RiskBand> {
+    use churn_core::RiskBand;
+    [RiskBand::Low, RiskBand::Medium, RiskBand::High]
+        .into_iter()
+        .find(|band| band.as_str().eq_ignore_ascii_case(name.trim()))
+}
+
+async fn list_alerts(
+    State(console): State<Console>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    console.authorize(&headers)?;
+    let filter = filter_params(&params, &[AlertState::Open, AlertState::Acknowledged])?;
+    let offset = number_param(&params, "offset")?.unwrap_or(0);
+    let limit = number_param(&params, "limit")?
+        .unwrap_or(DEFAULT_PAGE)
+        .clamp(1, MAX_PAGE);
+    // The cursor is read first: a feed started after it replays whatever the list missed.
+    let (cursor, page) = console
+        .blocking(move |hub| {
+            let cursor = hub.store().last_cursor()?;
+            Ok((cursor, hub.store().list(&filter, offset, limit)?))
+        })
+        .await?;
+    json_response(&serde_json::json!({
+        "alerts": page.alerts,
+        "total": page.total,
+        "cursor": cursor,
+    }))
+}
+
+async fn get_alert(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    console.authorize(&headers)?;
+    let alert_id = alert_id(&id)?;
+    match console
+        .blocking(move |hub| hub.store().get(alert_id))
+        .await?
+    {
+        Some(alert) => json_response(&alert),
+        None => Err(RequestError::NotFound { id }.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcknowledgeBody {
+    #[serde(default)]
+    by: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    outcome: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    by: String,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(RequestError::TooLong {
+            field: "body",
+            length: body.len(),
+            limit: MAX_BODY_BYTES,
+        }
+        .into());
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        RequestError::Invalid {
+            field: "body",
+            reason: error.to_string(),
+        }
+        .into()
+    })
+}
+
+async fn acknowledge(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    console.authorize_action(&headers)?;
+    let alert_id = alert_id(&id)?;
+    let request: AcknowledgeBody = parse_body(&body)?;
+    let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+    let event = console
+        .blocking(move |hub| hub.acknowledge(alert_id, by.as_deref(), now()))
+        .await?;
+    json_response(&event.alert)
+}
+
+async fn resolve(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    console.authorize_action(&headers)?;
+    let alert_id = alert_id(&id)?;
+    let request: ResolveBody = parse_body(&body)?;
+    let outcome = Outcome::parse(request.outcome.trim().to_ascii_lowercase().as_str()).ok_or_else(
+        || RequestError::Invalid {
+            field: "outcome",
+            reason: format!(
+                "`{}` is not an outcome; expected RETAINED, CHURNED, FALSE_ALARM or NOT_REACHED",
+                request.outcome
+            ),
+        },
+    )?;
+    let note = optional_text("note", &request.note, MAX_NOTE_BYTES)?;
+    let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+    let event = console
+        .blocking(move |hub| hub.resolve(alert_id, outcome, note.as_deref(), by.as_deref(), now()))
+        .await?;
+    json_response(&event.alert)
+}
+
+async fn customer(
+    State(console): State<Console>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    console.authorize(&headers)?;
+    let id = optional_text(
+        "id",
+        param(&params, "id").unwrap_or(""),
+        MAX_CUSTOMER_ID_BYTES,
+    )?
+    .ok_or(RequestError::Required { field: "id" })?;
+    let lookup = id.clone();
+    match console
+        .blocking(move |hub| hub.store().customer(&lookup, HISTORY_POINTS))
+        .await?
+    {
+        Some(record) => json_response(&record),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("customer `{id}` has never been scored here"),
+            field: Some("id".into()),
+        }),
+    }
+}
+
+async fn model(State(console): State<Console>, headers: HeaderMap) -> Result<Response, ApiError> {
+    console.authorize(&headers)?;
+    let info = console.slot.current().info();
+    let model = info.model.unwrap_or_default();
+    let bands = info.bands.unwrap_or_default();
+    let metrics: std::collections::BTreeMap<_, _> = info.metrics.into_iter().collect();
+    json_response(&serde_json::json!({
+        "name": model.name,
+        "version": model.version,
+        "kind": info.kind,
+        "features": info.features.len(),
+        "metrics": metrics,
+        "trained_at": info.trained_at,
+        "loaded_at": info.loaded_at,
+        "training_rows": info.training_rows,
+        "training_positives": info.training_positives,
+        "calibration": info.calibration,
+        "bands": { "medium": bands.medium, "high": bands.high },
+        "policy": console.hub.policy(),
+    }))
+}
+
+async fn stats(State(console): State<Console>, headers: HeaderMap) -> Result<Response, ApiError> {
+    console.authorize(&headers)?;
+    let at = now();
+    let stats = console.blocking(move |hub| hub.store().stats(at)).await?;
+    let counts = |pairs: Vec<(&str, u64)>| -> serde_json::Map<String, serde_json::Value> {
+        pairs
+            .into_iter()
+            .map(|(label, count)| (label.to_string(), count.into()))
+            .collect()
+    };
+    json_response(&serde_json::json!({
+        "total": stats.total,
+        "by_state": counts(stats.by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect()),
+        "by_band": counts(stats.by_band.iter().map(|(b, n)| (b.as_str(), *n)).collect()),
+        "by_outcome": counts(stats.by_outcome.iter().map(|(o, n)| (o.as_str(), *n)).collect()),
+        "median_seconds_to_acknowledge": stats.median_seconds_to_acknowledge,
+        "retained_share": stats.retained_share,
+        "churned_share": stats.churned_share,
+        "escalated": stats.escalated,
+        "overdue": stats.overdue,
+    }))
+}
+
+/// The live feed: `alert` events (id = cursor, data = the event as JSON) after `after` (or the
+/// `Last-Event-ID` a reconnecting browser sends), then live. A feed that falls behind, or a
+/// stopping server, ends it with an `end` event; the browser reconnects and resumes.
+async fn events(
+    State(console): State<Console>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    console.authorize(&headers)?;
+    let mut filter = filter_params(&params, &[])?;
+    filter.states.clear();
+    let resumed = header_text(&headers, header::HeaderName::from_static("last-event-id"))
+        .and_then(|id| id.trim().parse::<u64>().ok());
+    let after = match resumed.or(number_param(&params, "after")?) {
+        Some(cursor) => cursor,
+        None => console.blocking(|hub| hub.store().last_cursor()).await?,
+    };
+    let (sender, receiver) = mpsc::channel(FEED_QUEUE);
+    let feed = console.clone();
+    tokio::spawn(async move {
+        let _connected = feed.metrics.alert_stream();
+        let end = feed
+            .hub
+            .follow(&filter, after, feed.stopping.clone(), &sender)
+            .await;
+        if let Err(end) = end {
+            let _ = sender.send(Err(end)).await;
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|item| {
+        Ok(match item {
+            Ok(event) => match serde_json::to_string(&*event) {
+                Ok(data) => Event::default()
+                    .id(event.cursor.to_string())
+                    .event("alert")
+                    .data(data),
+                Err(error) => Event::default().event("end").data(error.to_string()),
+            },
+            Err(end) => Event::default().event("end").data(end.to_string()),
+        })
+    });
+    let hello = tokio_stream::once(Ok(Event::default()
+        .retry(Duration::from_secs(1))
+        .comment("connected")));
+    Ok(Sse::new(hello.chain(stream)).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_told_apart_from_other_names() {
+        for host in [
+            "localhost",
+            "localhost:9464",
+            "127.0.0.1:80",
+            "[::1]:9464",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:9464",
+            "10.0.0.1:9464",
+            "[::2]:1",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("0123456789abcdef", "0123456789abcdef"));
+        assert!(!same_secret("0123456789abcdeF", "0123456789abcdef"));
+        assert!(!same_secret("0123456789abcde", "0123456789abcdef"));
+        assert!(!same_secret("", "0123456789abcdef"));
+    }
+
+    #[test]
+    fn the_token_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; churn_console_token=xyz; b=2"),
+        );
+        assert_eq!(cookie(&headers, TOKEN_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn bad_filters_are_named() {
+        let params = vec![("band".to_string(), "URGENT".to_string())];
+        let error = filter_params(&params, &[]).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("band"));
+        assert_eq!(
+            error.message,
+            "`band`: `URGENT` is not a risk band; expected LOW, MEDIUM or HIGH"
+        );
+        let params = vec![("state".to_string(), "open,closed".to_string())];
+        let error = filter_params(&params, &[]).unwrap_err();
+        assert!(error.message.contains("`closed` is not an alert state"));
+        let params = vec![
+            ("band".to_string(), "medium".to_string()),
+            ("state".to_string(), "all".to_string()),
+        ];
+        let filter = filter_params(&params, &[AlertState::Open]).unwrap();
+        assert_eq!(filter.min_band, Some(churn_core::RiskBand::Medium));
+        assert!(filter.states.is_empty());
+    }
+}
