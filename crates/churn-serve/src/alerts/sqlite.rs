@@ -71,19 +71,20 @@ const MIGRATIONS: &[&str] = &[
         team TEXT,
         alert TEXT NOT NULL
     );",
-    // 2: every written score, for the console's history chart, and a customer's alerts by key.
-    "CREATE TABLE score_history (
+    // 2: a customer's alerts by key, for the console's customer view.
+    "CREATE INDEX alerts_by_customer ON alerts (customer_id, id);",
+];
+
+/// The score history's schema, in a file of its own beside the store (`NAME.history.sqlite`):
+/// its writes then never wait on, nor hold up, an alert commit.
+const HISTORY_MIGRATIONS: &[&str] = &["CREATE TABLE score_history (
         customer_id TEXT NOT NULL,
         scored_at INTEGER NOT NULL,
         probability REAL NOT NULL,
         band INTEGER NOT NULL,
         model_version TEXT NOT NULL,
         PRIMARY KEY (customer_id, scored_at)
-    ) WITHOUT ROWID;
-    INSERT INTO score_history (customer_id, scored_at, probability, band, model_version)
-        SELECT customer_id, scored_at, probability, band, model_version FROM customers;
-    CREATE INDEX alerts_by_customer ON alerts (customer_id, id);",
-];
+    ) WITHOUT ROWID;"];
 
 /// How hard a commit pushes to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,6 +118,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     /// Every customer's last score; see [`Memory`].
     memory: Arc<Mutex<Memory>>,
+    /// Every written score over time, in a file of its own.
+    history: Arc<ScoreHistory>,
     readers: Mutex<Vec<Connection>>,
     /// Dropped with the store, which stops its thread once pending scores are written.
     _stop_checkpoints: std::sync::mpsc::Sender<()>,
@@ -141,6 +144,122 @@ struct Memory {
     /// Customers whose scores are being committed right now: their scores wait for that
     /// commit (the memory lock is not held during it, so other scores go on).
     busy: std::collections::HashSet<String>,
+    /// Scores not yet added to the history file, oldest first.
+    history: Vec<HistoryPoint>,
+}
+
+/// One score on its way to the history file.
+#[derive(Debug, Clone)]
+struct HistoryPoint {
+    customer_id: String,
+    score: PastScore,
+    model_version: Arc<str>,
+}
+
+/// Scores waiting for the history file beyond which new ones are dropped (and counted in the
+/// log): the history is for charts, and must never hold up scoring.
+const MAX_PENDING_HISTORY: usize = 200_000;
+
+/// The score history: every last score the store keeps, one a second per customer at most, in
+/// `NAME.history.sqlite` beside the store. A file of its own has a writer of its own, so adding
+/// to it (on the store's thread, sorted by customer, in one transaction per tick) never waits on
+/// an alert commit nor makes one wait. Like pending last scores, the points of the last tick may
+/// be lost to a crash; never an alert.
+#[derive(Debug)]
+struct ScoreHistory {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+/// Returns where the history of the store at `path` lives: `NAME.history.sqlite`.
+fn history_path(path: &Path) -> PathBuf {
+    path.with_extension("history.sqlite")
+}
+
+impl ScoreHistory {
+    fn open(path: &Path) -> StoreResult<Self> {
+        let mut writer = connect(path)?;
+        use_wal(&writer, path)?;
+        writer.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        migrate(&mut writer, path, HISTORY_MIGRATIONS)?;
+        Ok(ScoreHistory {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(connect(path)?),
+        })
+    }
+
+    /// Adds the pending points to the file in one transaction; returns how many.
+    fn write_pending(&self, memory: &Mutex<Memory>) -> StoreResult<usize> {
+        let mut points = std::mem::take(&mut lock(memory).history);
+        if points.is_empty() {
+            return Ok(0);
+        }
+        // In key order the inserts touch each page once (a stable sort keeps a customer's
+        // scores in time order, so the later of two in one second wins).
+        points.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        let connection = lock(&self.writer);
+        let written = in_transaction(&connection, || {
+            let mut insert = connection.prepare_cached(
+                "INSERT OR REPLACE INTO score_history
+                    (customer_id, scored_at, probability, band, model_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for point in &points {
+                insert.execute(params![
+                    point.customer_id,
+                    point.score.at,
+                    point.score.probability,
+                    band_code(point.score.band),
+                    &*point.model_version,
+                ])?;
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
+            tracing::warn!(
+                %error,
+                history = %self.path.display(),
+                points = points.len(),
+                "cannot add scores to the history; they are dropped"
+            );
+            return Err(error);
+        }
+        Ok(points.len())
+    }
+
+    /// Returns up to `limit` of a customer's scores, oldest first.
+    fn scores(&self, customer_id: &str, limit: i64) -> StoreResult<Vec<ScorePoint>> {
+        let connection = lock(&self.reader);
+        let mut history: Vec<ScorePoint> = connection
+            .prepare_cached(
+                "SELECT scored_at, probability, band, model_version FROM score_history
+                 WHERE customer_id = ?1 ORDER BY scored_at DESC LIMIT ?2",
+            )?
+            .query_map(params![customer_id, limit], |row| {
+                Ok(ScorePoint {
+                    at: row.get(0)?,
+                    probability: row.get(1)?,
+                    band: band_of_code(row.get(2)?)?,
+                    model_version: row.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        history.reverse();
+        Ok(history)
+    }
+}
+
+/// Puts a connection's file in WAL mode, so readers never wait on the writer.
+fn use_wal(connection: &Connection, path: &Path) -> StoreResult<()> {
+    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend {
+            reason: format!("`{}` cannot use WAL mode (got {mode})", path.display()),
+        });
+    }
+    Ok(())
 }
 
 /// A customer's last score as the `customers` table keeps it.
@@ -183,12 +302,7 @@ impl SqliteStore {
             })?;
         }
         let mut writer = connect(path)?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend {
-                reason: format!("`{}` cannot use WAL mode (got {mode})", path.display()),
-            });
-        }
+        use_wal(&writer, path)?;
         let level = match synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -196,19 +310,27 @@ impl SqliteStore {
         writer.execute_batch(&format!(
             "PRAGMA synchronous = {level}; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
         ))?;
-        migrate(&mut writer, path)?;
+        migrate(&mut writer, path, MIGRATIONS)?;
+        let history = Arc::new(ScoreHistory::open(&history_path(path))?);
         let memory = Arc::new(Mutex::new(Memory {
             known: load_customers(&writer)?,
             dirty: std::collections::HashSet::new(),
             model_version: Arc::from(""),
             busy: std::collections::HashSet::new(),
+            history: Vec::new(),
         }));
         let writer = Arc::new(Mutex::new(writer));
-        let stop_checkpoints = start_maintenance(connect(path)?, writer.clone(), memory.clone())?;
+        let stop_checkpoints = start_maintenance(
+            connect(path)?,
+            writer.clone(),
+            memory.clone(),
+            history.clone(),
+        )?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer,
             memory,
+            history,
             readers: Mutex::new(Vec::new()),
             _stop_checkpoints: stop_checkpoints,
         })
@@ -277,6 +399,7 @@ fn start_maintenance(
     connection: Connection,
     writer: Arc<Mutex<Connection>>,
     memory: Arc<Mutex<Memory>>,
+    history: Arc<ScoreHistory>,
 ) -> StoreResult<std::sync::mpsc::Sender<()>> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let checkpoint = move || connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -300,6 +423,8 @@ fn start_maintenance(
                         }
                     }
                 }
+                // Logged inside; the history is best effort.
+                let _ = history.write_pending(&memory);
                 if stopping {
                     return;
                 }
@@ -390,8 +515,22 @@ impl Memory {
     fn keep(&mut self, quiet: HashMap<String, LastScore>) {
         for (customer, last) in quiet {
             self.dirty.insert(customer.clone());
-            self.known.insert(customer, last);
+            self.remember(customer, last);
         }
+    }
+
+    /// Makes `last` the customer's last score and queues it for the history.
+    fn remember(&mut self, customer: String, last: LastScore) {
+        if self.history.len() < MAX_PENDING_HISTORY {
+            self.history.push(HistoryPoint {
+                customer_id: customer.clone(),
+                score: last.score,
+                model_version: last.model_version.clone(),
+            });
+        } else if self.history.len() == MAX_PENDING_HISTORY {
+            tracing::warn!("the score history is behind; scores are left out of it");
+        }
+        self.known.insert(customer, last);
     }
 }
 
@@ -411,7 +550,6 @@ fn last_score(score: &NewScore, last_alert_id: Option<i64>, version: &mut Arc<st
     }
 }
 
-/// Writes a customer's last score and adds it to their history.
 fn write_last_score(
     connection: &Connection,
     customer_id: &str,
@@ -434,20 +572,6 @@ fn write_last_score(
             last.score.at,
             &*last.model_version,
             last.last_alert_id,
-        ])?;
-    // One point a second at most: a later score in the same second replaces the earlier.
-    connection
-        .prepare_cached(
-            "INSERT OR REPLACE INTO score_history
-                (customer_id, scored_at, probability, band, model_version)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            customer_id,
-            last.score.at,
-            last.score.probability,
-            band_code(last.score.band),
-            &*last.model_version,
         ])?;
     Ok(())
 }
@@ -500,7 +624,7 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 }
 
 /// Applies the migrations the file has not seen, each in its own transaction.
-fn migrate(connection: &mut Connection, path: &Path) -> StoreResult<()> {
+fn migrate(connection: &mut Connection, path: &Path, migrations: &[&str]) -> StoreResult<()> {
     let applied: usize = connection
         .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
         .map_err(|error| StoreError::Backend {
@@ -511,16 +635,16 @@ fn migrate(connection: &mut Connection, path: &Path) -> StoreResult<()> {
         })?
         .try_into()
         .unwrap_or(usize::MAX);
-    if applied > MIGRATIONS.len() {
+    if applied > migrations.len() {
         return Err(StoreError::Backend {
             reason: format!(
                 "`{}` has schema version {applied}, newer than this churn's {}",
                 path.display(),
-                MIGRATIONS.len()
+                migrations.len()
             ),
         });
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+    for (index, migration) in migrations.iter().enumerate().skip(applied) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(migration)?;
         transaction.execute_batch(&format!("PRAGMA user_version = {};", index + 1))?;
@@ -896,7 +1020,7 @@ impl AlertStore for SqliteStore {
         for customer in &written {
             if let Some(last) = latest.remove(customer) {
                 memory.dirty.remove(customer);
-                memory.known.insert(customer.clone(), last);
+                memory.remember(customer.clone(), last);
             }
         }
         memory.keep(latest);
@@ -945,6 +1069,8 @@ impl AlertStore for SqliteStore {
     fn flush(&self) -> StoreResult<()> {
         let connection = self.writer();
         while flush(&connection, &self.memory, FLUSH_CHUNK * 16)? > 0 {}
+        drop(connection);
+        self.history.write_pending(&self.memory)?;
         Ok(())
     }
 
@@ -1116,22 +1242,8 @@ impl AlertStore for SqliteStore {
                 model_version: last.model_version.to_string(),
             });
         let limit = history_limit.clamp(1, i64::MAX as u64) as i64;
+        let mut history = self.history.scores(customer_id, limit)?;
         self.read(|connection| {
-            let mut history: Vec<ScorePoint> = connection
-                .prepare_cached(
-                    "SELECT scored_at, probability, band, model_version FROM score_history
-                     WHERE customer_id = ?1 ORDER BY scored_at DESC LIMIT ?2",
-                )?
-                .query_map(params![customer_id, limit], |row| {
-                    Ok(ScorePoint {
-                        at: row.get(0)?,
-                        probability: row.get(1)?,
-                        band: band_of_code(row.get(2)?)?,
-                        model_version: row.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            history.reverse();
             // The latest score may be in memory only, waiting for the background write.
             if let Some(last) = &last {
                 match history.last() {
@@ -1355,6 +1467,46 @@ mod tests {
             record(&store, &[score("q3", 0.1, RiskBand::Low, 0)]);
         }
         assert_eq!(stored(&path), 3, "written when the store closed");
+    }
+
+    #[test]
+    fn a_customer_keeps_every_score_in_its_history_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.sqlite");
+        let probabilities = |record: &CustomerRecord| -> Vec<(Timestamp, f64)> {
+            record
+                .history
+                .iter()
+                .map(|point| (point.at, point.probability))
+                .collect()
+        };
+        {
+            let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+            // Quiet, then raising (committed at once), then updating, then a second score in
+            // the same second, which replaces the first.
+            record(&store, &[score("h1", 0.2, RiskBand::Low, 100)]);
+            record(&store, &[score("h1", 0.8, RiskBand::High, 200)]);
+            record(&store, &[score("h1", 0.7, RiskBand::High, 300)]);
+            record(&store, &[score("h1", 0.75, RiskBand::High, 300)]);
+            record(&store, &[score("other", 0.1, RiskBand::Low, 150)]);
+            // Seen at once, whether or not the history file has it yet.
+            let now = store.customer("h1", 10).unwrap().unwrap();
+            assert_eq!(now.last.as_ref().map(|last| last.probability), Some(0.75));
+            assert_eq!(now.history.last(), now.last.as_ref());
+            assert_eq!(now.alerts.len(), 1);
+            assert_eq!(store.customer("nobody", 10).unwrap(), None);
+        }
+        let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+        let reopened = store.customer("h1", 10).unwrap().unwrap();
+        assert_eq!(
+            probabilities(&reopened),
+            [(100, 0.2), (200, 0.8), (300, 0.75)]
+        );
+        assert_eq!(reopened.alerts[0].probability, 0.75);
+        // The limit keeps the latest scores.
+        let latest = store.customer("h1", 2).unwrap().unwrap();
+        assert_eq!(probabilities(&latest), [(200, 0.8), (300, 0.75)]);
+        assert!(dir.path().join("alerts.history.sqlite").is_file());
     }
 
     #[test]
