@@ -5,7 +5,9 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const view = document.getElementById("view");
-const queue = { alerts: new Map(), fresh: new Set(), source: null, filter: { band: "", assignee: "" } };
+// The queue shows the most urgent alerts first, this many at most (the count says how many exist).
+const MAX_ROWS = 500;
+const queue = { alerts: new Map(), total: 0, fresh: new Set(), source: null, filter: { band: "", assignee: "" } };
 
 /** Builds an element; string children become text nodes. */
 function h(tag, attrs, ...children) {
@@ -108,10 +110,11 @@ function filterQuery() {
 async function loadQueue() {
   const params = filterQuery();
   params.set("state", "open,acknowledged");
-  params.set("limit", "500");
+  params.set("limit", String(MAX_ROWS));
   try {
     const page = await call("alerts?" + params);
     queue.alerts = new Map(page.alerts.map((alert) => [alert.id, alert]));
+    queue.total = page.total;
     renderQueue();
     follow(page.cursor);
   } catch (error) {
@@ -134,6 +137,10 @@ function follow(cursor) {
 
 function apply(event) {
   const alert = event.alert;
+  // The total counts alerts beyond the rows shown; the list and the feed may both carry an alert.
+  const shown = queue.alerts.has(alert.id);
+  if (event.kind === "raised" && !shown) queue.total += 1;
+  if (alert.state === "resolved" && (shown || queue.total > queue.alerts.size)) queue.total = Math.max(0, queue.total - 1);
   if (alert.state === "resolved") queue.alerts.delete(alert.id);
   else queue.alerts.set(alert.id, alert);
   if (event.kind === "raised" || event.kind === "escalated") queue.fresh.add(alert.id);
@@ -149,8 +156,12 @@ function urgency(a, b) {
 
 function renderQueue() {
   const body = document.getElementById("queue-body");
-  const alerts = [...queue.alerts.values()].sort(urgency);
-  document.getElementById("queue-count").textContent = "(" + alerts.length + ")";
+  const alerts = [...queue.alerts.values()].sort(urgency).slice(0, MAX_ROWS);
+  for (const alert of [...queue.alerts.values()]) {
+    if (queue.alerts.size > MAX_ROWS && !alerts.includes(alert)) queue.alerts.delete(alert.id);
+  }
+  const total = Math.max(queue.total, alerts.length);
+  document.getElementById("queue-count").textContent = "(" + (total > alerts.length ? alerts.length + " most urgent of " + total : alerts.length) + ")";
   body.replaceChildren(...alerts.map(alertRow));
   if (!alerts.length) body.append(h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No open alerts. New ones appear here as they are raised.")));
   queue.fresh.clear();
