@@ -142,7 +142,9 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
         "http://{addr}/console#/customer/{}",
         encoded.as_str().unwrap_or_default()
     ))?;
+    // Raising risk and lowering it, both drawn.
     browser.wait_for("document.querySelector('svg.contributions rect.raising') !== null")?;
+    browser.wait_for("document.querySelector('svg.contributions rect.lowering') !== null")?;
     browser.screenshot("customer")?;
     assert_eq!(
         browser.run("return document.querySelector('h2 .customer-id').textContent;")?,

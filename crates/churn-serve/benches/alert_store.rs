@@ -13,6 +13,16 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 fn score(band: RiskBand, probability: f64) -> NewScore {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let reasons = |sign: f64| -> Vec<StoredReason> {
+        (0..5)
+            .map(|i| StoredReason {
+                feature: format!("feature_{i}"),
+                value: "Month-to-month".into(),
+                contribution: sign * 0.5 / f64::from(i + 1),
+                message: "Contract is Month-to-month; customers like this churn more".into(),
+            })
+            .collect()
+    };
     NewScore {
         customer_id: format!("{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         probability,
@@ -21,14 +31,8 @@ fn score(band: RiskBand, probability: f64) -> NewScore {
         customer_value: Some(70.0),
         assignee: None,
         team: None,
-        reasons: (0..5)
-            .map(|i| StoredReason {
-                feature: format!("feature_{i}"),
-                value: "Month-to-month".into(),
-                contribution: 0.5 / f64::from(i + 1),
-                message: "Contract is Month-to-month; customers like this churn more".into(),
-            })
-            .collect(),
+        reasons: reasons(1.0),
+        lowering: reasons(-1.0),
         model_version: "3dd5ca2e26a8d0fa".into(),
         at: 1_764_000_000,
     }

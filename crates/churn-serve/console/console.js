@@ -263,7 +263,7 @@ async function customerView(id) {
       h("div", { class: "chart" }, h("h3", {}, "Risk over time"), historyChart(record.history, info.bands)),
       h("div", { class: "chart" },
         h("h3", {}, "Why: contributions to the latest score"),
-        latest ? contributionChart(latest.reasons) : h("p", { class: "muted" }, "No alert, so no reasons kept."),
+        latest ? contributionChart(latest.reasons.concat(latest.lowering || [])) : h("p", { class: "muted" }, "No alert, so no reasons kept."),
         latest ? h("p", { class: "muted" }, "Reasons of the score at " + utc(latest.updated_at) + " (log-odds; right raises risk, left lowers it).") : null)),
     h("h3", {}, "Alerts"),
     alertsTable(record.alerts));

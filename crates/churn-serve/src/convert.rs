@@ -6,7 +6,7 @@ use churn_core::{
 
 use churn_core::Timestamp;
 
-use crate::alerts::{AlertEvent, AlertRecord, AlertState, EventKind, Outcome};
+use crate::alerts::{AlertEvent, AlertRecord, AlertState, EventKind, Outcome, StoredReason};
 use crate::error::RequestError;
 use crate::model::LoadedModel;
 use crate::proto;
@@ -233,6 +233,15 @@ pub fn event_kind_to_proto(kind: EventKind) -> proto::AlertEventKind {
 
 /// Returns a stored alert as a protobuf message.
 pub fn alert_to_proto(alert: &AlertRecord) -> proto::Alert {
+    let stored_reason_to_proto = |reason: &StoredReason| proto::Reason {
+        feature: reason.feature.clone(),
+        value: Some(proto::Value {
+            kind: (!reason.value.is_empty())
+                .then(|| proto::value::Kind::Text(reason.value.clone())),
+        }),
+        contribution: reason.contribution,
+        message: reason.message.clone(),
+    };
     proto::Alert {
         id: alert.id.to_string(),
         customer_id: alert.customer_id.clone(),
@@ -243,19 +252,8 @@ pub fn alert_to_proto(alert: &AlertRecord) -> proto::Alert {
         percentile: alert.percentile,
         revenue_at_risk: alert.revenue_at_risk,
         triggers: alert.triggers.clone(),
-        reasons: alert
-            .reasons
-            .iter()
-            .map(|reason| proto::Reason {
-                feature: reason.feature.clone(),
-                value: Some(proto::Value {
-                    kind: (!reason.value.is_empty())
-                        .then(|| proto::value::Kind::Text(reason.value.clone())),
-                }),
-                contribution: reason.contribution,
-                message: reason.message.clone(),
-            })
-            .collect(),
+        reasons: alert.reasons.iter().map(stored_reason_to_proto).collect(),
+        lowering: alert.lowering.iter().map(stored_reason_to_proto).collect(),
         assignee: alert.assignee.clone().unwrap_or_default(),
         team: alert.team.clone().unwrap_or_default(),
         model_version: alert.model_version.clone(),

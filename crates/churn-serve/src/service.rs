@@ -238,6 +238,15 @@ fn mark_alerts(scored: &mut [&mut Scored], changes: Vec<Option<crate::alerts::Al
     }
 }
 
+fn stored_reason(reason: &proto::Reason) -> StoredReason {
+    StoredReason {
+        feature: reason.feature.clone(),
+        value: value_text(reason.value.as_ref()),
+        contribution: reason.contribution,
+        message: reason.message.clone(),
+    }
+}
+
 /// Returns what the alert store keeps of a score.
 fn new_score(scored: &Scored, at: churn_core::Timestamp) -> NewScore {
     let response = &scored.response;
@@ -249,16 +258,8 @@ fn new_score(scored: &Scored, at: churn_core::Timestamp) -> NewScore {
         customer_value: scored.customer_value,
         assignee: scored.assignee.clone(),
         team: scored.team.clone(),
-        reasons: response
-            .raising
-            .iter()
-            .map(|reason| StoredReason {
-                feature: reason.feature.clone(),
-                value: value_text(reason.value.as_ref()),
-                contribution: reason.contribution,
-                message: reason.message.clone(),
-            })
-            .collect(),
+        reasons: response.raising.iter().map(stored_reason).collect(),
+        lowering: response.lowering.iter().map(stored_reason).collect(),
         model_version: response
             .model
             .as_ref()

@@ -351,6 +351,7 @@ mod tests {
             assignee: None,
             team: None,
             reasons: vec![],
+            lowering: vec![],
             model_version: "v1".into(),
             at: 0,
         }

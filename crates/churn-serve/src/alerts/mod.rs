@@ -169,7 +169,12 @@ pub struct AlertRecord {
     pub percentile: f64,
     pub revenue_at_risk: Option<f64>,
     pub triggers: Vec<String>,
+    /// The reasons raising risk at the latest score, strongest first.
     pub reasons: Vec<StoredReason>,
+    /// The reasons lowering risk at the latest score, strongest first (none in events logged
+    /// before the store kept them).
+    #[serde(default)]
+    pub lowering: Vec<StoredReason>,
     pub assignee: Option<String>,
     pub team: Option<String>,
     pub model_version: String,
@@ -210,7 +215,9 @@ pub struct NewScore {
     pub customer_value: Option<f64>,
     pub assignee: Option<String>,
     pub team: Option<String>,
+    /// The strongest reasons raising risk, then those lowering it.
     pub reasons: Vec<StoredReason>,
+    pub lowering: Vec<StoredReason>,
     pub model_version: String,
     pub at: Timestamp,
 }

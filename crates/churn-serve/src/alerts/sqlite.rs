@@ -72,7 +72,8 @@ const MIGRATIONS: &[&str] = &[
         alert TEXT NOT NULL
     );",
     // 2: a customer's alerts by key, for the console's customer view.
-    "CREATE INDEX alerts_by_customer ON alerts (customer_id, id);",
+    "CREATE INDEX alerts_by_customer ON alerts (customer_id, id);
+    ALTER TABLE alerts ADD COLUMN lowering TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// The score history's schema, in a file of its own beside the store (`NAME.history.sqlite`):
@@ -692,7 +693,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> 
 const ALERT_COLUMNS: &str = "id, customer_id, state, band, probability, previous_probability, \
     percentile, revenue_at_risk, triggers, reasons, assignee, team, model_version, raised_at, \
     updated_at, acknowledge_by, escalate_at, escalation_level, acknowledged_at, acknowledged_by, \
-    resolved_at, resolved_by, outcome, note, score_count";
+    resolved_at, resolved_by, outcome, note, score_count, lowering";
 
 fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     let state: String = row.get(2)?;
@@ -728,6 +729,7 @@ fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
         },
         note: row.get(23)?,
         score_count: row.get(24)?,
+        lowering: from_json(&row.get::<_, String>(25)?)?,
     })
 }
 
@@ -841,8 +843,9 @@ fn raise(
         .prepare_cached(
             "INSERT INTO alerts (customer_id, state, band, probability, previous_probability,
                 percentile, revenue_at_risk, triggers, reasons, assignee, team, model_version,
-                raised_at, updated_at, acknowledge_by, escalate_at)
-             VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13)",
+                raised_at, updated_at, acknowledge_by, escalate_at, lowering)
+             VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13,
+                ?14)",
         )?
         .execute(params![
             score.customer_id,
@@ -858,6 +861,7 @@ fn raise(
             score.model_version,
             score.at,
             draft.acknowledge_by,
+            json(&score.lowering)?,
         ])?;
     let alert = reload(connection, connection.last_insert_rowid())?;
     append_event(connection, EventKind::Raised, score.at, alert)
@@ -889,7 +893,7 @@ fn update(
                 percentile = ?5, revenue_at_risk = ?6, triggers = ?7, reasons = ?8,
                 assignee = COALESCE(?9, assignee), team = COALESCE(?10, team),
                 model_version = ?11, updated_at = ?12, acknowledge_by = ?13, escalate_at = ?14,
-                score_count = score_count + 1
+                score_count = score_count + 1, lowering = ?15
              WHERE id = ?1",
         )?
         .execute(params![
@@ -907,6 +911,7 @@ fn update(
             score.at,
             draft.acknowledge_by,
             escalate_at,
+            json(&score.lowering)?,
         ])?;
     let material = draft.band != alert.band
         || (draft.probability - alert.probability).abs() >= MATERIAL_CHANGE;
@@ -1386,6 +1391,7 @@ mod tests {
             assignee: Some("ana".into()),
             team: None,
             reasons: vec![],
+            lowering: vec![],
             model_version: "v1".into(),
             at,
         }
