@@ -217,7 +217,7 @@ async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Resu
     assert_eq!(link.status, 303);
     let cookie = link.header("set-cookie").unwrap_or("").to_string();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
     let cookie_pair = cookie.split(';').next().unwrap_or("");

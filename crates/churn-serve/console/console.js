@@ -7,7 +7,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const view = document.getElementById("view");
 // The queue shows the most urgent alerts first, this many at most (the count says how many exist).
 const MAX_ROWS = 500;
-const queue = { alerts: new Map(), total: 0, fresh: new Set(), source: null, filter: { band: "", assignee: "" } };
+const queue = { alerts: new Map(), total: 0, fresh: new Set(), gone: new Set(), source: null, cursor: 0, filter: { band: "", assignee: "" } };
+const BAND_RANK = { low: 1, medium: 2, high: 3 };
 
 /** Builds an element; string children become text nodes. */
 function h(tag, attrs, ...children) {
@@ -115,6 +116,7 @@ async function loadQueue() {
     const page = await call("alerts?" + params);
     queue.alerts = new Map(page.alerts.map((alert) => [alert.id, alert]));
     queue.total = page.total;
+    queue.gone = new Set();
     renderQueue();
     follow(page.cursor);
   } catch (error) {
@@ -122,27 +124,51 @@ async function loadQueue() {
   }
 }
 
-/** Follows the alert stream from `cursor`: the browser reconnects by itself, resuming from the last event id. */
+/**
+ * Follows every alert event after `cursor`, unfiltered: an alert that leaves the filter (its
+ * band drops, it is reassigned) must leave the queue too. The browser reconnects by itself,
+ * resuming from the last event id; if it gives up (the server refused it), try again shortly.
+ */
 function follow(cursor) {
   if (queue.source) queue.source.close();
-  const params = filterQuery();
-  params.set("after", String(cursor));
-  const source = new EventSource("/console/api/events?" + params);
+  queue.cursor = cursor;
+  const source = new EventSource("/console/api/events?after=" + cursor);
   source.onopen = () => setLive("connected");
-  source.onerror = () => setLive("reconnecting");
-  source.addEventListener("alert", (message) => apply(JSON.parse(message.data)));
+  source.onerror = () => {
+    setLive("reconnecting");
+    if (source.readyState === EventSource.CLOSED && queue.source === source) {
+      setTimeout(() => { if (queue.source === source) follow(queue.cursor); }, 5000);
+    }
+  };
+  source.addEventListener("alert", (message) => {
+    queue.cursor = Number(message.lastEventId) || queue.cursor;
+    apply(JSON.parse(message.data));
+  });
   source.addEventListener("end", () => setLive("reconnecting"));
   queue.source = source;
 }
 
+function inQueue(alert) {
+  return alert.state !== "resolved"
+    && (!queue.filter.band || BAND_RANK[alert.band] >= BAND_RANK[queue.filter.band])
+    && (!queue.filter.assignee || alert.assignee === queue.filter.assignee);
+}
+
 function apply(event) {
   const alert = event.alert;
-  // The total counts alerts beyond the rows shown; the list and the feed may both carry an alert.
+  // The total counts alerts beyond the rows shown. The list and the feed may both bring the
+  // same change, and an action's answer comes before its event: count each arrival and each
+  // departure once.
   const shown = queue.alerts.has(alert.id);
-  if (event.kind === "raised" && !shown) queue.total += 1;
-  if (alert.state === "resolved" && (shown || queue.total > queue.alerts.size)) queue.total = Math.max(0, queue.total - 1);
-  if (alert.state === "resolved") queue.alerts.delete(alert.id);
-  else queue.alerts.set(alert.id, alert);
+  if (inQueue(alert)) {
+    // New to the queue: raised, or now matching the filter (unless it was only hidden by the row limit).
+    if (!shown && !queue.gone.has(alert.id) && (event.kind === "raised" || queue.total <= queue.alerts.size)) queue.total += 1;
+    if (!queue.gone.has(alert.id)) queue.alerts.set(alert.id, alert);
+  } else if (shown || (alert.state === "resolved" && !queue.gone.has(alert.id) && queue.total > queue.alerts.size)) {
+    queue.total = Math.max(0, queue.total - 1);
+    queue.alerts.delete(alert.id);
+    if (alert.state === "resolved") queue.gone.add(alert.id);
+  }
   if (event.kind === "raised" || event.kind === "escalated") queue.fresh.add(alert.id);
   if (document.getElementById("queue-body")) renderQueue();
 }
@@ -364,7 +390,7 @@ async function modelView() {
       h("tbody", {}, ["retained", "churned", "false_alarm", "not_reached"].map((o) => h("tr", {}, h("td", {}, o.replace("_", " ")), h("td", { class: "number" }, String(stats.by_outcome[o] ?? 0)))))),
     h("h2", {}, "Model ", h("span", { class: "muted" }, info.name + " · " + info.kind + " · version " + info.version)),
     h("div", { class: "cards" },
-      ...Object.entries(info.metrics).map(([name, value]) => card(value.toFixed(3), name)),
+      ...Object.entries(info.metrics).map(([name, value]) => card(typeof value === "number" ? value.toFixed(3) : "–", name)),
       card(String(info.training_rows), "training rows"),
       card(info.calibration, "calibration"),
       card(percent(info.bands.medium) + " / " + percent(info.bands.high), "MEDIUM / HIGH from")),
@@ -378,7 +404,11 @@ function route() {
   const hash = location.hash || "#/";
   document.getElementById("nav-queue").classList.toggle("current", hash === "#/");
   document.getElementById("nav-model").classList.toggle("current", hash === "#/model");
-  if (hash.startsWith("#/customer/")) customerView(decodeURIComponent(hash.slice("#/customer/".length)));
+  if (hash.startsWith("#/customer/")) {
+    let id = hash.slice("#/customer/".length);
+    try { id = decodeURIComponent(id); } catch (_) { /* shown as typed */ }
+    customerView(id);
+  }
   else if (hash === "#/model") modelView();
   else queueView();
 }

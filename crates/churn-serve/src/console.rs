@@ -293,7 +293,10 @@ async fn page(
                 .into_response();
         }
         // Into a cookie the page's calls carry, and out of the address bar and history.
-        let cookie = format!("{TOKEN_COOKIE}={given}; Path=/console; HttpOnly; SameSite=Strict");
+        // Lax, not Strict: a token link clicked in a chat or a wiki is a cross-site navigation,
+        // whose redirect would not carry a Strict cookie. Actions are guarded by their JSON body
+        // and Origin instead.
+        let cookie = format!("{TOKEN_COOKIE}={given}; Path=/console; HttpOnly; SameSite=Lax");
         return match HeaderValue::from_str(&cookie) {
             Ok(cookie) => (
                 StatusCode::SEE_OTHER,

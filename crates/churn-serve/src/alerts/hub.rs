@@ -47,6 +47,20 @@ pub enum StreamEnd {
     Store(StoreError),
 }
 
+/// Sends one event; false when the client is gone. A client that stops reading fills its queue
+/// and would hold the send, and so the server's stop, forever: the stop wins.
+async fn deliver(
+    sender: &StreamSender,
+    event: Arc<AlertEvent>,
+    last_sent: u64,
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<bool, StreamEnd> {
+    tokio::select! {
+        sent = sender.send(Ok(event)) => Ok(sent.is_ok()),
+        _ = stopping.wait_for(|stop| *stop) => Err(StreamEnd::Stopping { cursor: last_sent }),
+    }
+}
+
 /// The store, the policy, and the live event feed; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AlertHub {
@@ -101,16 +115,24 @@ impl AlertHub {
         sender: &StreamSender,
     ) -> Result<(), StreamEnd> {
         let mut last = cursor;
-        if !self.replay(filter, &mut last, sender).await? {
+        if !self
+            .replay(filter, &mut last, &mut stopping, sender)
+            .await?
+        {
             return Ok(());
         }
         let mut live = self.subscribe();
-        if !self.replay(filter, &mut last, sender).await? {
+        if !self
+            .replay(filter, &mut last, &mut stopping, sender)
+            .await?
+        {
             return Ok(());
         }
         loop {
             let event = tokio::select! {
                 event = live.recv() => event,
+                // Gone while no event matched its filter: end now, not at the next match.
+                () = sender.closed() => return Ok(()),
                 _ = stopping.wait_for(|stop| *stop) => {
                     return Err(StreamEnd::Stopping { cursor: last });
                 }
@@ -118,10 +140,13 @@ impl AlertHub {
             match event {
                 Ok(event) if event.cursor <= last => {}
                 Ok(event) => {
-                    last = event.cursor;
-                    if filter.matches(&event.alert) && sender.send(Ok(event)).await.is_err() {
+                    let cursor = event.cursor;
+                    if filter.matches(&event.alert)
+                        && !deliver(sender, event, last, &mut stopping).await?
+                    {
                         return Ok(());
                     }
+                    last = cursor;
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     self.metrics.observe_alert_stream_cut();
@@ -140,6 +165,7 @@ impl AlertHub {
         &self,
         filter: &AlertFilter,
         last: &mut u64,
+        stopping: &mut watch::Receiver<bool>,
         sender: &StreamSender,
     ) -> Result<bool, StreamEnd> {
         loop {
@@ -154,15 +180,16 @@ impl AlertHub {
                 })
             })?
             .map_err(StreamEnd::Store)?;
-            let Some(end) = page.last().map(|event| event.cursor) else {
+            if page.is_empty() {
                 return Ok(true);
-            };
+            }
             for event in page {
-                if sender.send(Ok(Arc::new(event))).await.is_err() {
+                let cursor = event.cursor;
+                if !deliver(sender, Arc::new(event), *last, stopping).await? {
                     return Ok(false);
                 }
+                *last = cursor;
             }
-            *last = end;
         }
     }
 

@@ -147,6 +147,8 @@ struct Memory {
     busy: std::collections::HashSet<String>,
     /// Scores not yet added to the history file, oldest first.
     history: Vec<HistoryPoint>,
+    /// Scores left out of the history since it was last written (it was full).
+    history_dropped: u64,
 }
 
 /// One score on its way to the history file.
@@ -193,7 +195,17 @@ impl ScoreHistory {
 
     /// Adds the pending points to the file in one transaction; returns how many.
     fn write_pending(&self, memory: &Mutex<Memory>) -> StoreResult<usize> {
-        let mut points = std::mem::take(&mut lock(memory).history);
+        let (mut points, dropped) = {
+            let mut memory = lock(memory);
+            let dropped = std::mem::take(&mut memory.history_dropped);
+            (std::mem::take(&mut memory.history), dropped)
+        };
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "the score history fell behind; scores were left out of it"
+            );
+        }
         if points.is_empty() {
             return Ok(0);
         }
@@ -319,6 +331,7 @@ impl SqliteStore {
             model_version: Arc::from(""),
             busy: std::collections::HashSet::new(),
             history: Vec::new(),
+            history_dropped: 0,
         }));
         let writer = Arc::new(Mutex::new(writer));
         let stop_checkpoints = start_maintenance(
@@ -528,8 +541,8 @@ impl Memory {
                 score: last.score,
                 model_version: last.model_version.clone(),
             });
-        } else if self.history.len() == MAX_PENDING_HISTORY {
-            tracing::warn!("the score history is behind; scores are left out of it");
+        } else {
+            self.history_dropped += 1;
         }
         self.known.insert(customer, last);
     }
