@@ -885,7 +885,7 @@ fn raise(
 const MATERIAL_CHANGE: f64 = 0.01;
 
 /// Updates the customer's alert with a new score; returns the event when the change is
-/// material (the band moved, or the probability by at least [`MATERIAL_CHANGE`]).
+/// material (the band moved, the probability by at least [`MATERIAL_CHANGE`], or the owner).
 fn update(
     connection: &Connection,
     score: &NewScore,
@@ -926,8 +926,16 @@ fn update(
             escalate_at,
             json(&score.lowering)?,
         ])?;
+    // A new owner is material too: consoles filtered by assignee or team must hear of it.
+    let reassigned = |given: &Option<String>, stored: &Option<String>| {
+        given
+            .as_ref()
+            .is_some_and(|given| stored.as_ref() != Some(given))
+    };
     let material = draft.band != alert.band
-        || (draft.probability - alert.probability).abs() >= MATERIAL_CHANGE;
+        || (draft.probability - alert.probability).abs() >= MATERIAL_CHANGE
+        || reassigned(&score.assignee, &alert.assignee)
+        || reassigned(&score.team, &alert.team);
     if !material {
         return Ok(None);
     }
@@ -1526,6 +1534,24 @@ mod tests {
         let latest = store.customer("h1", 2).unwrap().unwrap();
         assert_eq!(probabilities(&latest), [(200, 0.8), (300, 0.75)]);
         assert!(dir.path().join("alerts.history.sqlite").is_file());
+    }
+
+    #[test]
+    fn a_rescore_that_changes_nothing_but_the_owner_is_an_event() {
+        let (_dir, store) = store();
+        record(&store, &[score("o1", 0.9, RiskBand::High, 0)]);
+        let same = record(&store, &[score("o1", 0.9, RiskBand::High, 10)]);
+        assert!(same.events.is_empty(), "nothing material changed");
+        let mut moved = score("o1", 0.9, RiskBand::High, 20);
+        moved.assignee = Some("bo".into());
+        let reassigned = record(&store, &[moved]);
+        let events: Vec<EventKind> = reassigned.events.iter().map(|event| event.kind).collect();
+        assert_eq!(events, [EventKind::Updated]);
+        assert_eq!(reassigned.events[0].alert.assignee.as_deref(), Some("bo"));
+        // A profile without an owner keeps the alert's.
+        let mut unowned = score("o1", 0.9, RiskBand::High, 30);
+        unowned.assignee = None;
+        assert!(record(&store, &[unowned]).events.is_empty());
     }
 
     #[test]
