@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -71,14 +71,22 @@ impl AlertApi {
         &self,
         read: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, RequestError> {
-        let hub = self.hub.clone();
-        tokio::task::spawn_blocking(move || read(&hub))
-            .await
-            .map_err(|error| RequestError::Internal {
-                reason: format!("alert read stopped: {error}"),
-            })?
-            .map_err(store_error)
+        off_the_runtime(&self.hub, read).await
     }
+}
+
+/// Runs a call of the alert store on the blocking pool (SQLite blocks the thread it runs on).
+pub(crate) async fn off_the_runtime<T: Send + 'static>(
+    hub: &AlertHub,
+    call: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RequestError> {
+    let hub = hub.clone();
+    tokio::task::spawn_blocking(move || call(&hub))
+        .await
+        .map_err(|error| RequestError::Internal {
+            reason: format!("alert store call stopped: {error}"),
+        })?
+        .map_err(store_error)
 }
 
 pub(crate) fn store_error(error: StoreError) -> RequestError {
@@ -170,19 +178,9 @@ impl proto::alert_service_server::AlertService for AlertApi {
         } else {
             request.after_cursor
         };
-        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
-        let api = self.clone();
-        tokio::spawn(async move {
-            let _connected = api.metrics.alert_stream();
-            let end = api
-                .hub
-                .follow(&filter, start, api.stopping.clone(), &sender)
-                .await;
-            if let Err(end) = end {
-                // The client may be gone already; nothing more to do then.
-                let _ = sender.send(Err(end)).await;
-            }
-        });
+        let receiver = self
+            .hub
+            .open_feed(filter, start, self.stopping.clone(), STREAM_QUEUE);
         let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|item| {
             item.map(|event| event_to_proto(&event))
                 .map_err(stream_end_status)

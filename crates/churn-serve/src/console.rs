@@ -24,14 +24,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 
-use crate::alert_service::{MAX_NOTE_BYTES, alert_id, optional_text, store_error};
+use crate::alert_service::{MAX_NOTE_BYTES, alert_id, off_the_runtime, optional_text};
 use crate::alerts::{AlertFilter, AlertHub, AlertState, Outcome, StoreError};
 use crate::convert::MAX_CUSTOMER_ID_BYTES;
 use crate::error::RequestError;
-use crate::metrics::Metrics;
 use crate::model::ModelSlot;
 use crate::service::now;
 
@@ -64,7 +63,6 @@ const CARD_CSP: &str =
 pub struct Console {
     hub: AlertHub,
     slot: Arc<ModelSlot>,
-    metrics: Metrics,
     token: Option<Arc<str>>,
     stopping: watch::Receiver<bool>,
 }
@@ -73,14 +71,12 @@ impl Console {
     pub fn new(
         hub: AlertHub,
         slot: Arc<ModelSlot>,
-        metrics: Metrics,
         token: Option<String>,
         stopping: watch::Receiver<bool>,
     ) -> Self {
         Console {
             hub,
             slot,
-            metrics,
             token: token.map(Arc::from),
             stopping,
         }
@@ -163,11 +159,7 @@ impl Console {
         &self,
         call: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let hub = self.hub.clone();
-        tokio::task::spawn_blocking(move || call(&hub))
-            .await
-            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-            .map_err(|error| store_error(error).into())
+        Ok(off_the_runtime(&self.hub, call).await?)
     }
 }
 
@@ -643,18 +635,9 @@ async fn events(
         Some(cursor) => cursor,
         None => console.blocking(|hub| hub.store().last_cursor()).await?,
     };
-    let (sender, receiver) = mpsc::channel(FEED_QUEUE);
-    let feed = console.clone();
-    tokio::spawn(async move {
-        let _connected = feed.metrics.alert_stream();
-        let end = feed
-            .hub
-            .follow(&filter, after, feed.stopping.clone(), &sender)
-            .await;
-        if let Err(end) = end {
-            let _ = sender.send(Err(end)).await;
-        }
-    });
+    let receiver = console
+        .hub
+        .open_feed(filter, after, console.stopping.clone(), FEED_QUEUE);
     let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|item| {
         Ok(match item {
             Ok(event) => match serde_json::to_string(&*event) {

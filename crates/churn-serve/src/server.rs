@@ -121,13 +121,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         .route("/metrics", axum::routing::get(render_metrics))
         .with_state(metrics.clone());
     if let (Some(hub), Some(console)) = (alerts.clone(), &config.console) {
-        let console = Console::new(
-            hub,
-            slot.clone(),
-            metrics.clone(),
-            console.token.clone(),
-            stopped.clone(),
-        );
+        let console = Console::new(hub, slot.clone(), console.token.clone(), stopped.clone());
         router = router.merge(console.router());
     }
     let metrics_stopped = stopped.clone();

@@ -31,7 +31,7 @@ pub struct HubSettings {
 pub type Subscription = broadcast::Receiver<Arc<AlertEvent>>;
 
 /// Where a followed stream's events go, ended by why it stopped (if not because the client left).
-pub type StreamSender = mpsc::Sender<Result<Arc<AlertEvent>, StreamEnd>>;
+type StreamSender = mpsc::Sender<Result<Arc<AlertEvent>, StreamEnd>>;
 
 /// Events read from the store per replay query.
 const REPLAY_PAGE: u64 = 500;
@@ -100,14 +100,35 @@ impl AlertHub {
         self.live.subscribe()
     }
 
+    /// Follows the events of alerts matching `filter` after `cursor` in a task of its own (see
+    /// [`AlertHub::follow`]) and returns them, ended by why the feed stopped if the client was
+    /// still there. Both `StreamAlerts` and the console's live feed are this.
+    pub fn open_feed(
+        &self,
+        filter: AlertFilter,
+        cursor: u64,
+        stopping: watch::Receiver<bool>,
+        queue: usize,
+    ) -> mpsc::Receiver<Result<Arc<AlertEvent>, StreamEnd>> {
+        let (sender, receiver) = mpsc::channel(queue);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let _connected = hub.metrics.alert_stream();
+            if let Err(end) = hub.follow(&filter, cursor, stopping, &sender).await {
+                // The client may be gone already; nothing more to do then.
+                let _ = sender.send(Err(end)).await;
+            }
+        });
+        receiver
+    }
+
     /// Sends the events of alerts matching `filter`: the stored ones after `cursor`, then live
-    /// ones, each exactly once, until the client is gone (Ok) or the stream must end. Both
-    /// `StreamAlerts` and the console's live feed are this.
+    /// ones, each exactly once, until the client is gone (Ok) or the stream must end.
     ///
     /// No gap: the live feed is joined after a first replay and before a second one, so an
     /// event committed before the join is in the second replay and one committed after it is
     /// in the feed. No duplicate: an event at or below the last cursor sent is skipped.
-    pub async fn follow(
+    async fn follow(
         &self,
         filter: &AlertFilter,
         cursor: u64,
