@@ -39,48 +39,15 @@ pub(crate) fn http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> anyhow::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers
-        .iter()
-        .any(|(key, _)| key.eq_ignore_ascii_case("host"))
-    {
-        request.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (key, value) in headers {
-        request.push_str(&format!("{key}: {value}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes())?;
-    // Read by the framing, not to the end: chromedriver says `Connection: close` but keeps
-    // the connection open.
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("no status line in {status_line:?}"))?;
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((key, value)) = line.split_once(':') {
-            headers.push((key.trim().to_string(), value.trim().to_string()));
-        }
-    }
+    let (status, headers, mut reader) =
+        send(addr, method, path, headers, body, Duration::from_secs(60))?;
     let mut response = HttpResponse {
         status,
         headers,
         body: String::new(),
     };
+    // Read by the framing, not to the end: chromedriver says `Connection: close` but keeps
+    // the connection open.
     let mut body = Vec::new();
     if let Some(length) = response.header("content-length") {
         body.resize(length.parse()?, 0);
@@ -113,13 +80,36 @@ pub(crate) fn open_stream(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<(u16, BufReader<TcpStream>)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    let (status, _, reader) = send(addr, "GET", path, headers, None, Duration::from_secs(30))?;
+    Ok((status, reader))
+}
+
+/// An answer's status and headers, and the reader positioned at its body.
+type Head = (u16, Vec<(String, String)>, BufReader<TcpStream>);
+
+/// Sends a request and reads the answer's status and headers, leaving the body to the caller.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<Head> {
+    let mut stream = TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(key, _)| key.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (key, value) in headers {
         request.push_str(&format!("{key}: {value}\r\n"));
     }
-    request.push_str("\r\n");
+    let body = body.unwrap_or("");
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(request.as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
@@ -128,12 +118,17 @@ pub(crate) fn open_stream(
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .context("no status")?;
+        .with_context(|| format!("no status line in {status_line:?}"))?;
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         reader.read_line(&mut line)?;
-        if line.trim().is_empty() {
-            return Ok((status, reader));
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Ok((status, headers, reader));
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            headers.push((key.trim().to_string(), value.trim().to_string()));
         }
     }
 }
