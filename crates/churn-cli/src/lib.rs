@@ -1,6 +1,8 @@
-//! The `churn` command line: `train`, `score`, `rescore`, `serve`, `client` and `loadtest`, over the library crates. All logic lives here
+//! The `churn` command line: `train`, `score`, `rescore`, `serve`, `client`, `loadtest`,
+//! `generate` and `profiles`, over the library crates. All logic lives here
 //! rather than in `main.rs`, so tests can run commands in-process.
 
+pub mod events;
 pub mod rescore;
 pub mod serve;
 
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use churn_core::{FeatureKind, ModelArtifact, Reason, Scorer};
-use churn_train::{CalibrationMethod, ModelChoice, TrainConfig};
+use churn_train::{CalibrationMethod, EventsConfig, ModelChoice, TrainConfig};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
@@ -38,6 +40,12 @@ pub enum Command {
     Client(serve::ClientArgs),
     /// Puts Score load on a running server and reports throughput and latency percentiles.
     Loadtest(serve::LoadtestArgs),
+    /// Writes a seeded synthetic company as event tables: customers, subscriptions, surveys,
+    /// tickets, usage and billing.
+    Generate(events::GenerateArgs),
+    /// Builds one profile per active customer as of a date from event tables, with the churn
+    /// label over a horizon.
+    Profiles(events::ProfilesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,8 +54,24 @@ pub struct TrainArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Training data (.csv or .parquet).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub data: Option<PathBuf>,
+    /// A directory of event tables (as `churn generate` writes) to build snapshot profiles
+    /// from; the model is tested on the latest snapshot.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// With --events: churn is a subscription ending within this long after a snapshot.
+    #[arg(long, value_parser = parse_days)]
+    pub horizon: Option<i32>,
+    /// With --events: how many monthly snapshots to stack (default 6).
+    #[arg(long)]
+    pub snapshots: Option<usize>,
+    /// With --events: explicit snapshot dates instead, comma-separated YYYY-MM-DD.
+    #[arg(long, value_delimiter = ',', conflicts_with = "snapshots")]
+    pub as_of: Vec<String>,
+    /// With --events: leave out survey and support features (the operational baseline).
+    #[arg(long)]
+    pub operational_only: bool,
     /// Column holding the churn label.
     #[arg(long)]
     pub target: Option<String>,
@@ -122,7 +146,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Loadtest(args) => {
             serve::loadtest(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
         }
+        Command::Generate(args) => {
+            events::generate(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Profiles(args) => {
+            events::profiles(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Parses a duration of whole days: `90d`, `12w`, `90` (days).
+pub fn parse_days(text: &str) -> Result<i32, String> {
+    let text = text.trim();
+    let days = match text.parse::<i32>() {
+        Ok(days) => days,
+        Err(_) => {
+            let duration = humantime::parse_duration(text)
+                .map_err(|error| format!("`{text}`: {error} (e.g. 90d)"))?;
+            if duration.as_secs() % 86_400 != 0 {
+                return Err(format!("`{text}`: not a whole number of days"));
+            }
+            i32::try_from(duration.as_secs() / 86_400).map_err(|_| format!("`{text}`: too long"))?
+        }
+    };
+    if days < 1 {
+        return Err(format!("`{text}`: must be at least one day"));
+    }
+    Ok(days)
 }
 
 fn parse_kind_override(text: &str) -> Result<(String, FeatureKind), String> {
@@ -155,13 +205,41 @@ pub fn train_config(args: TrainArgs) -> anyhow::Result<TrainConfig> {
             config.out = config.out.map(|out| base.join(out));
             config
         }
-        None => {
-            let (Some(data), Some(target)) = (&args.data, &args.target) else {
-                bail!("`churn train` needs --data and --target, or --config");
-            };
-            TrainConfig::new(data.clone(), target.clone())
-        }
+        None => match (&args.events, &args.data, &args.target) {
+            (Some(events), _, _) => {
+                TrainConfig::new(events.clone(), churn_data::profiles::LABEL.to_string())
+            }
+            (None, Some(data), Some(target)) => TrainConfig::new(data.clone(), target.clone()),
+            _ => bail!("`churn train` needs --data and --target, --events, or --config"),
+        },
     };
+    if let Some(events) = args.events {
+        config.data = events;
+        config.target = churn_data::profiles::LABEL.to_string();
+        config.events.get_or_insert_with(EventsConfig::default);
+    }
+    let event_flags = args.horizon.is_some()
+        || args.snapshots.is_some()
+        || !args.as_of.is_empty()
+        || args.operational_only;
+    match &mut config.events {
+        Some(events) => {
+            if let Some(horizon) = args.horizon {
+                events.horizon_days = horizon;
+            }
+            if let Some(count) = args.snapshots {
+                events.snapshot_count = count;
+            }
+            if !args.as_of.is_empty() {
+                events.snapshots = args.as_of;
+            }
+            events.operational_only |= args.operational_only;
+        }
+        None if event_flags => {
+            bail!("--horizon, --snapshots, --as-of and --operational-only need --events")
+        }
+        None => {}
+    }
     if let Some(data) = args.data {
         config.data = data;
     }

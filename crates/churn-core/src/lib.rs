@@ -25,6 +25,7 @@ pub mod calibration;
 pub mod compiled;
 pub mod encoding;
 pub mod error;
+pub mod experience;
 pub mod model;
 pub mod risk;
 pub mod schema;

@@ -7,6 +7,7 @@ use crate::artifact::ModelArtifact;
 use crate::compiled::CompiledTrees;
 use crate::encoding::{Encoder, FeatureEncoding};
 use crate::error::{CoreError, Result};
+use crate::experience;
 use crate::model::{Model, sigmoid};
 use crate::risk::{RiskBand, RiskBands};
 use crate::value::{Profile, RawValue, Value};
@@ -345,26 +346,55 @@ impl Scorer {
         index: usize,
         contribution: f64,
     ) -> Reason {
-        let encoding = &self.encoder.features()[index];
+        let features = self.encoder.features();
+        let encoding = &features[index];
         let value = value_of(index).map_or(RawValue::Missing, Value::to_raw);
+        // Event-built features speak the language of customer experience.
+        let other = |name: &str| {
+            let other = features.iter().position(|feature| feature.name() == name)?;
+            value_of(other).and_then(number_of)
+        };
+        let sentence = match encoding {
+            FeatureEncoding::Categorical { .. } => None,
+            _ => experience::sentence(encoding.name(), number_of(value.as_value()), &other),
+        };
+        let text = match sentence {
+            Some(sentence) => format!("{sentence}; {}", direction_text(contribution)),
+            None => reason_text(encoding, &value, contribution),
+        };
         Reason {
             feature: encoding.name().to_string(),
-            text: reason_text(encoding, &value, contribution),
+            text,
             value,
             contribution,
         }
     }
 }
 
-/// Writes a reason as a sentence: "Contract is Month-to-month; customers like this churn more".
-fn reason_text(encoding: &FeatureEncoding, value: &RawValue, contribution: f64) -> String {
-    let direction = if contribution > 0.0 {
+/// Reads a numeric or boolean value as a number (booleans as 0/1); `None` when missing.
+fn number_of(value: Value<'_>) -> Option<f64> {
+    match value {
+        Value::Missing => None,
+        Value::Number(number) => Some(number).filter(|number| number.is_finite()),
+        Value::Bool(flag) => Some(f64::from(u8::from(flag))),
+        Value::Text(text) => crate::value::parse_number_token(text)
+            .or_else(|| crate::value::parse_bool_token(text).map(|flag| f64::from(u8::from(flag)))),
+    }
+}
+
+fn direction_text(contribution: f64) -> &'static str {
+    if contribution > 0.0 {
         "customers like this churn more"
     } else if contribution < 0.0 {
         "customers like this churn less"
     } else {
         "no effect on risk"
-    };
+    }
+}
+
+/// Writes a reason as a sentence: "Contract is Month-to-month; customers like this churn more".
+fn reason_text(encoding: &FeatureEncoding, value: &RawValue, contribution: f64) -> String {
+    let direction = direction_text(contribution);
     let name = encoding.name();
     let missing = matches!(value, RawValue::Missing)
         || matches!(value, RawValue::Text(text) if crate::value::is_missing_token(text));

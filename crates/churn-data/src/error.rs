@@ -80,6 +80,14 @@ pub enum DataError {
     NoIdColumn,
     #[error("cannot write `{path}`: {reason}")]
     Write { path: PathBuf, reason: String },
+    #[error("`{dir}`: no `{table}` table (expected {table}.parquet or {table}.csv)")]
+    MissingTable { dir: PathBuf, table: &'static str },
+    #[error("`{name}` = {value}: {reason}")]
+    InvalidOption {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("cannot split {rows} rows: {reason}")]
     Split { rows: usize, reason: String },
 }

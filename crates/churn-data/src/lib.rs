@@ -19,11 +19,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod calendar;
 pub mod chunks;
 pub mod dataset;
 pub mod error;
+pub mod generate;
 pub mod infer;
 pub mod labels;
+pub mod profiles;
 pub mod rescore;
 pub mod scoring;
 pub mod split;
@@ -32,7 +35,11 @@ pub mod table;
 pub use chunks::{Chunk, ChunkedReader, MalformedRow};
 pub use dataset::{DataSource, Dataset, TrainingSpec, load_training_data, prepare_dataset};
 pub use error::{DataError, Result};
+pub use generate::{GenerateOptions, GenerateSummary, generate};
 pub use labels::Labels;
+pub use profiles::{
+    EventTables, SnapshotData, load_snapshot_training_data, profiles_table, write_profiles,
+};
 pub use rescore::{OutputFormat, Progress, RescoreOptions, RescoreSummary, expand_inputs, rescore};
 pub use scoring::{ScoredRow, score_table, table_profiles};
 pub use split::{Split, stratified_k_fold, stratified_split};

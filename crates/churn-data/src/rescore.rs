@@ -660,7 +660,7 @@ fn timestamp_column(name: &str, micros: Vec<i64>) -> Column {
 
 /// A file written under `NAME.partial` and given its name only when the run commits it, so a
 /// failed run leaves neither a half-written file nor a clobbered previous one.
-struct PartialFile {
+pub(crate) struct PartialFile {
     partial: PathBuf,
     path: PathBuf,
     committed: bool,
@@ -668,7 +668,7 @@ struct PartialFile {
 
 impl PartialFile {
     /// Creates `path.partial`; returns it with the open file.
-    fn create(path: &Path) -> Result<(Self, File)> {
+    pub(crate) fn create(path: &Path) -> Result<(Self, File)> {
         let mut partial = path.to_path_buf().into_os_string();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
@@ -686,8 +686,13 @@ impl PartialFile {
         ))
     }
 
+    /// Returns the name the file gets when committed.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Gives the complete file its name.
-    fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         std::fs::rename(&self.partial, &self.path).map_err(|source| DataError::Io {
             path: self.path.clone(),
             source,
@@ -696,7 +701,7 @@ impl PartialFile {
         Ok(())
     }
 
-    fn write_error(&self, error: impl std::fmt::Display) -> DataError {
+    pub(crate) fn write_error(&self, error: impl std::fmt::Display) -> DataError {
         DataError::Write {
             path: self.path.clone(),
             reason: error.to_string(),
@@ -719,10 +724,42 @@ struct OutputFile {
     columns: OutputColumns,
 }
 
-enum OutputWriter {
+pub(crate) enum OutputWriter {
     // Boxed: the Parquet writer is several times the CSV one's size.
     Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
     Csv(polars::io::csv::write::BatchedWriter<File>),
+}
+
+impl OutputWriter {
+    /// Starts a Parquet or CSV file of frames with this schema.
+    pub(crate) fn create(
+        format: OutputFormat,
+        handle: File,
+        schema: &Schema,
+    ) -> PolarsResult<Self> {
+        Ok(match format {
+            OutputFormat::Parquet => {
+                OutputWriter::Parquet(Box::new(ParquetWriter::new(handle).batched(schema)?))
+            }
+            OutputFormat::Csv => OutputWriter::Csv(CsvWriter::new(handle).batched(schema)?),
+        })
+    }
+
+    /// Appends a frame.
+    pub(crate) fn write_batch(&mut self, frame: &DataFrame) -> PolarsResult<()> {
+        match self {
+            OutputWriter::Parquet(writer) => writer.write_batch(frame),
+            OutputWriter::Csv(writer) => writer.write_batch(frame),
+        }
+    }
+
+    /// Completes the file.
+    pub(crate) fn finish(&mut self) -> PolarsResult<()> {
+        match self {
+            OutputWriter::Parquet(writer) => writer.finish().map(drop),
+            OutputWriter::Csv(writer) => writer.finish(),
+        }
+    }
 }
 
 impl OutputFile {
@@ -736,18 +773,7 @@ impl OutputFile {
         let (file, handle) = PartialFile::create(&options.output)?;
         let write_error = |error: PolarsError| file.write_error(error);
         let schema = columns.frame(&[]).map_err(write_error)?.schema().clone();
-        let writer = match options.format {
-            OutputFormat::Parquet => OutputWriter::Parquet(Box::new(
-                ParquetWriter::new(handle)
-                    .batched(&schema)
-                    .map_err(write_error)?,
-            )),
-            OutputFormat::Csv => OutputWriter::Csv(
-                CsvWriter::new(handle)
-                    .batched(&schema)
-                    .map_err(write_error)?,
-            ),
-        };
+        let writer = OutputWriter::create(options.format, handle, &schema).map_err(write_error)?;
         Ok(OutputFile {
             writer,
             file,
@@ -763,20 +789,16 @@ impl OutputFile {
             .columns
             .frame(rows)
             .map_err(|error| self.file.write_error(error))?;
-        match &mut self.writer {
-            OutputWriter::Parquet(writer) => writer.write_batch(&frame),
-            OutputWriter::Csv(writer) => writer.write_batch(&frame),
-        }
-        .map_err(|error| self.file.write_error(error))
+        self.writer
+            .write_batch(&frame)
+            .map_err(|error| self.file.write_error(error))
     }
 
     /// Completes the file; returns it, not yet renamed.
     fn finish(mut self) -> Result<PartialFile> {
-        match &mut self.writer {
-            OutputWriter::Parquet(writer) => writer.finish().map(drop),
-            OutputWriter::Csv(writer) => writer.finish(),
-        }
-        .map_err(|error| self.file.write_error(error))?;
+        self.writer
+            .finish()
+            .map_err(|error| self.file.write_error(error))?;
         Ok(self.file)
     }
 }

@@ -217,6 +217,16 @@ pub(crate) fn to_table_column(path: &Path, series: &Series) -> Result<TableColum
     } else if dtype.is_primitive_numeric() {
         let floats = series.cast(&DataType::Float64).map_err(cast_error)?;
         Cells::Number(floats.f64().map_err(cast_error)?.iter().collect())
+    } else if dtype == &DataType::Date {
+        // Dates (such as a profile's snapshot) read as ISO text, as they would from CSV.
+        let days = series.cast(&DataType::Int32).map_err(cast_error)?;
+        Cells::Text(
+            days.i32()
+                .map_err(cast_error)?
+                .iter()
+                .map(|day| day.map(crate::calendar::format_date))
+                .collect(),
+        )
     } else if dtype == &DataType::String {
         Cells::Text(
             series

@@ -53,6 +53,19 @@ pub fn model_card(outcome: &TrainOutcome, dataset: &Dataset) -> String {
         outcome.train_rows,
         outcome.test_rows
     );
+    if let Some(snapshots) = metadata.params["events"]["snapshots"].as_array() {
+        let dates: Vec<&str> = snapshots.iter().filter_map(|date| date.as_str()).collect();
+        let _ = writeln!(
+            card,
+            "- Profiles built from event tables as of {} snapshots ({}), churn = subscription \
+             ended within {} days; trained on the earlier snapshots and tested on the latest \
+             ({}), so the metrics below are what scoring at a new date sees",
+            dates.len(),
+            dates.join(", "),
+            metadata.params["events"]["horizon_days"],
+            dates.last().unwrap_or(&"")
+        );
+    }
     for kind in [
         FeatureKind::Numeric,
         FeatureKind::Boolean,

@@ -35,5 +35,6 @@ pub use gbdt::{FittedGbdt, GbdtParams, ValidGbdtParams};
 pub use logistic::{LogisticParams, ValidLogisticParams};
 pub use metrics::Metrics;
 pub use train::{
-    CvReport, Driver, ModelChoice, ModelKind, Selection, TrainConfig, TrainOutcome, train,
+    CvReport, Driver, EventsConfig, ModelChoice, ModelKind, Selection, TrainConfig, TrainOutcome,
+    train,
 };

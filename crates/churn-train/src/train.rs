@@ -8,7 +8,11 @@ use churn_core::{
     Calibration, EncodingStyle, Explanation, FeatureKind, Model, ModelArtifact, Preprocessor,
     RiskBands, Scorer, TrainingMetadata, sigmoid,
 };
-use churn_data::{Dataset, TrainingSpec, load_training_data, stratified_k_fold, stratified_split};
+use churn_data::calendar::{format_date, parse_date};
+use churn_data::{
+    Dataset, EventTables, Split, TrainingSpec, load_snapshot_training_data, load_training_data,
+    stratified_k_fold, stratified_split,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{CalibrationMethod, fit_isotonic, fit_platt};
@@ -93,6 +97,82 @@ pub struct TrainConfig {
     /// Output folder.
     #[serde(default)]
     pub out: Option<PathBuf>,
+    /// When set, `data` is a directory of event tables: profiles are built at snapshots and
+    /// the model is tested on the latest one.
+    #[serde(default)]
+    pub events: Option<EventsConfig>,
+}
+
+/// How to turn event tables into a training set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// A subscription that ends within this many days after a snapshot is churn.
+    #[serde(default = "default_horizon_days")]
+    pub horizon_days: i32,
+    /// Snapshot dates (YYYY-MM-DD). By default, `snapshot_count` monthly snapshots ending
+    /// where the horizon reaches the last event.
+    #[serde(default)]
+    pub snapshots: Vec<String>,
+    #[serde(default = "default_snapshot_count")]
+    pub snapshot_count: usize,
+    /// Leaves out what customers said and lived with support (surveys, tickets, complaints,
+    /// response times): the operational baseline that experience data is measured against.
+    #[serde(default)]
+    pub operational_only: bool,
+}
+
+fn default_horizon_days() -> i32 {
+    90
+}
+
+fn default_snapshot_count() -> usize {
+    6
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            horizon_days: default_horizon_days(),
+            snapshots: Vec::new(),
+            snapshot_count: default_snapshot_count(),
+            operational_only: false,
+        }
+    }
+}
+
+/// Days of history a snapshot needs before it (the longest feature window).
+const SNAPSHOT_HISTORY_DAYS: i32 = 90;
+
+impl EventsConfig {
+    /// Builds the stacked training set from the event tables in `dir`, split by time.
+    fn load(&self, dir: &Path, ignore: &[String]) -> Result<(Dataset, Split, Vec<i32>)> {
+        let tables = EventTables::open(dir)?;
+        let snapshots = if self.snapshots.is_empty() {
+            tables.monthly_snapshots(
+                self.snapshot_count,
+                self.horizon_days,
+                SNAPSHOT_HISTORY_DAYS,
+            )?
+        } else {
+            self.snapshots
+                .iter()
+                .map(|text| {
+                    parse_date(text).ok_or_else(|| TrainError::InvalidParam {
+                        name: "snapshots",
+                        value: text.clone(),
+                        reason: "not a date (YYYY-MM-DD)",
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut left_out = ignore.to_vec();
+        if self.operational_only {
+            left_out.extend(churn_core::experience::EXPERIENCE_FEATURES.map(String::from));
+        }
+        let data = load_snapshot_training_data(&tables, &snapshots, self.horizon_days, &left_out)?;
+        Ok((data.dataset, data.split, data.snapshots))
+    }
 }
 
 fn default_seed() -> u64 {
@@ -124,6 +204,7 @@ impl TrainConfig {
             calibration: CalibrationMethod::default(),
             bands: None,
             out: None,
+            events: None,
         }
     }
 
@@ -297,8 +378,24 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
             return Err(invalid("needs validation rows: turn early stopping on"));
         }
     }
-    let dataset = load_training_data(&config.data, &config.spec())?;
+    let (dataset, time_split, snapshots) = match &config.events {
+        None => (
+            load_training_data(&config.data, &config.spec())?,
+            None,
+            Vec::new(),
+        ),
+        Some(events) => {
+            let (dataset, split, snapshots) = events.load(&config.data, &config.ignore)?;
+            (dataset, Some(split), snapshots)
+        }
+    };
     let labels = &dataset.labels.churned;
+    // Cross-validation sees the training rows only: with snapshots, never the latest one.
+    let cv_rows: Vec<usize> = match &time_split {
+        Some(split) => split.train.clone(),
+        None => (0..dataset.n_rows()).collect(),
+    };
+    let cv_labels: Vec<bool> = cv_rows.iter().map(|&row| labels[row]).collect();
     tracing::info!(
         rows = dataset.n_rows(),
         features = dataset.schema.features.len(),
@@ -307,12 +404,15 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
     );
 
     let cross_validate = |kind: ModelKind, k: usize| -> Result<CvReport> {
-        let folds = stratified_k_fold(labels, k, config.seed)?
+        let rows_of = |indices: &[usize]| -> Vec<usize> {
+            indices.iter().map(|&index| cv_rows[index]).collect()
+        };
+        let folds = stratified_k_fold(&cv_labels, k, config.seed)?
             .iter()
             .enumerate()
             .map(|(fold, split)| {
-                let fitted = fit_model(kind, &dataset, &split.train, &params)?;
-                let metrics = fitted.evaluate(&dataset, &split.test)?;
+                let fitted = fit_model(kind, &dataset, &rows_of(&split.train), &params)?;
+                let metrics = fitted.evaluate(&dataset, &rows_of(&split.test))?;
                 tracing::info!(
                     model = kind.name(),
                     fold,
@@ -359,7 +459,10 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         }
     };
 
-    let split = stratified_split(labels, config.test_fraction, config.seed)?;
+    let split = match time_split {
+        Some(split) => split,
+        None => stratified_split(labels, config.test_fraction, config.seed)?,
+    };
     let fitted = fit_model(kind, &dataset, &split.train, &params)?;
     let train_probabilities = fitted.probabilities(&dataset, &split.train)?;
     let score_quantiles = quantiles(&train_probabilities, 100);
@@ -389,6 +492,12 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
                 "calibration": fitted.calibration.as_ref().map(Calibration::method_name),
                 "trees_grown": fitted.trees_grown,
                 "test_fraction": config.test_fraction,
+                "events": config.events.as_ref().map(|events| serde_json::json!({
+                    "snapshots": snapshots.iter().copied().map(format_date).collect::<Vec<_>>(),
+                    "horizon_days": events.horizon_days,
+                    "operational_only": events.operational_only,
+                    "test": "latest snapshot",
+                })),
             }),
             metrics: BTreeMap::new(),
             excluded_columns: dataset.excluded.clone(),
