@@ -26,7 +26,7 @@ fn models_learn_from_event_tables_and_explain_in_cx_terms() -> anyhow::Result<()
     run(&[
         "generate",
         "--customers",
-        "4000",
+        "8000",
         "--seed",
         "3",
         "--start",
@@ -57,7 +57,7 @@ fn models_learn_from_event_tables_and_explain_in_cx_terms() -> anyhow::Result<()
     let full_metrics = metrics(&full)?;
     let operational_metrics = metrics(&operational)?;
     let auc = |metrics: &serde_json::Value| metrics["roc_auc"].as_f64().unwrap_or(0.0);
-    // Tested on the latest snapshot, trained on the five before it.
+    // Tested on the latest snapshot, trained on four ending a horizon before it.
     assert!(auc(&full_metrics) > 0.7, "{full_metrics}");
     assert!(
         auc(&full_metrics) > auc(&operational_metrics) + 0.02,
@@ -73,9 +73,18 @@ fn models_learn_from_event_tables_and_explain_in_cx_terms() -> anyhow::Result<()
         .as_array()
         .expect("snapshots recorded")
         .clone();
-    assert_eq!(snapshots.len(), 6);
-    // Twelve months from 2025-01-01, 90-day horizon: the last snapshot is 2025-10-03.
-    assert_eq!(snapshots[5], "2025-10-03");
+    // Twelve months from 2025-01-01, 90-day horizon: the test snapshot is 2025-10-03, and the
+    // training ones end a horizon before it, back to where 90 days of history exist.
+    assert_eq!(
+        snapshots,
+        [
+            "2025-04-05",
+            "2025-05-05",
+            "2025-06-05",
+            "2025-07-05",
+            "2025-10-03"
+        ]
+    );
     let operational_features = churn_cli::load_model(&operational)?.schema.feature_names();
     assert!(
         !operational_features
@@ -157,6 +166,24 @@ fn bad_event_options_are_refused_by_name() -> anyhow::Result<()> {
     .unwrap_err();
     assert!(
         format!("{error:#}").contains("2025-03-01") && format!("{error:#}").contains("horizon"),
+        "{error:#}"
+    );
+    // A training snapshot whose labels are not known by the test snapshot is refused.
+    let error = run(&[
+        "train",
+        "--events",
+        events_arg,
+        "--as-of",
+        "2025-01-20,2025-02-01",
+        "--horizon",
+        "30d",
+        "--out",
+        out_arg,
+    ])
+    .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("2025-01-20")
+            && format!("{error:#}").contains("at least a horizon before the latest"),
         "{error:#}"
     );
     let error = run(&[

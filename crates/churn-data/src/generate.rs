@@ -426,12 +426,12 @@ fn simulate_customer(options: &GenerateOptions, end: i32, index: usize, events: 
         if sent_ms >= i64::from(end) * DAY_MS {
             return;
         }
-        let respond = sigmoid(-0.2 + 0.5 * satisfaction + survey_propensity);
+        let respond = sigmoid(0.2 + 0.5 * satisfaction + survey_propensity);
         let answered = rng.gen_bool(respond.clamp(0.0, 1.0));
         let answered_ms = sent_ms + rng.gen_range(360_000..259_200_000);
         let noise = normal(rng);
         let (score, low, high) = match kind {
-            "NPS" => (7.2 + 2.0 * satisfaction + shift + 1.1 * noise, 0.0, 10.0),
+            "NPS" => (7.2 + 2.0 * satisfaction + shift + 0.9 * noise, 0.0, 10.0),
             "CSAT" => (
                 3.9 + 0.8 * satisfaction + 0.4 * shift + 0.7 * noise,
                 1.0,
@@ -467,7 +467,7 @@ fn simulate_customer(options: &GenerateOptions, end: i32, index: usize, events: 
                 true
             }
         });
-        satisfaction += 0.015 * (baseline - satisfaction) + 0.04 * normal(&mut rng);
+        satisfaction += 0.008 * (baseline - satisfaction) + 0.025 * normal(&mut rng);
         let tenure = day - signup;
 
         if tenure == 14 {
@@ -603,15 +603,15 @@ fn simulate_customer(options: &GenerateOptions, end: i32, index: usize, events: 
                 .then(|| closed + rng.gen_range(DAY_MS..6 * DAY_MS));
             let day_of = |ms: i64| ms.div_euclid(DAY_MS) as i32;
             if complaint {
-                satisfaction -= 0.1;
+                satisfaction -= 0.15;
             }
             pending.push(Pending {
                 day: day_of(first_response).max(day + 1),
-                delta: -0.06 * (1.0 + response_hours / 2.0).ln(),
+                delta: -0.1 * (1.0 + response_hours / 2.0).ln(),
             });
             pending.push(Pending {
                 day: day_of(closed).max(day + 1),
-                delta: if good { 0.12 } else { -0.2 },
+                delta: if good { 0.12 } else { -0.3 },
             });
             if let Some(reopened) = reopened {
                 pending.push(Pending {
@@ -676,9 +676,9 @@ fn simulate_customer(options: &GenerateOptions, end: i32, index: usize, events: 
             "one_year" => -2.2,
             _ => -2.7,
         };
-        let hazard = -7.4
+        let hazard = -7.6
             + contract_hold
-            + 2.0 * (0.2 - satisfaction)
+            + 2.4 * (0.2 - satisfaction)
             + if day - last_failure < 30 { 0.5 } else { 0.0 }
             + if tenure < 120 { 0.4 } else { 0.0 }
             + 0.004 * (charge / segment_factor - 55.0)

@@ -42,5 +42,5 @@ pub use profiles::{
 };
 pub use rescore::{OutputFormat, Progress, RescoreOptions, RescoreSummary, expand_inputs, rescore};
 pub use scoring::{ScoredRow, score_table, table_profiles};
-pub use split::{Split, stratified_k_fold, stratified_split};
+pub use split::{Split, grouped_k_fold, grouped_split, stratified_k_fold, stratified_split};
 pub use table::{Cells, Table, TableColumn, read_table};

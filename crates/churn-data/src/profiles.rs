@@ -462,8 +462,11 @@ impl EventTables {
             })
     }
 
-    /// Returns monthly snapshots, latest first back `count` months, whose horizon ends within
-    /// the data and that leave `warm_up_days` of history before them. Oldest first.
+    /// Returns snapshots for training and testing, oldest first: the latest whose horizon ends
+    /// with the data (the test snapshot), and up to `count - 1` monthly ones ending a horizon
+    /// before it (the training snapshots), each with `warm_up_days` of history. Training
+    /// labels must be complete at the test date, as they are in production, or a customer's
+    /// churn would be learned from an earlier snapshot and "predicted" at the later one.
     pub fn monthly_snapshots(
         &self,
         count: usize,
@@ -473,22 +476,25 @@ impl EventTables {
         let end = self.data_end()?;
         let start = self.data_start()?;
         let latest = end - horizon_days;
-        let mut snapshots: Vec<i32> = (0..count as i32)
-            .map(|back| add_months(latest, -back))
+        let last_training = latest - horizon_days;
+        let mut snapshots: Vec<i32> = (0..count.saturating_sub(1) as i32)
+            .map(|back| add_months(last_training, -back))
             .take_while(|&snapshot| snapshot - warm_up_days >= start)
             .collect();
-        snapshots.reverse();
         if snapshots.is_empty() {
             return Err(DataError::InvalidOption {
                 name: "snapshots",
                 value: format!(
                     "data from {} to {}, horizon {horizon_days} days",
                     format_date(start),
-                    format_date(end)
+                    format_date(end - 1)
                 ),
-                reason: "the data is too short for one snapshot with its history and horizon",
+                reason: "the data is too short for a training and a test snapshot, each with \
+                         its history and horizon",
             });
         }
+        snapshots.reverse();
+        snapshots.push(latest);
         Ok(snapshots)
     }
 
@@ -573,12 +579,14 @@ pub struct SnapshotData {
     /// The snapshots, oldest first.
     pub snapshots: Vec<i32>,
     /// Training rows are the earlier snapshots', test rows the latest's: the accuracy measured
-    /// is the one production sees, scoring customers at a date the model has not seen.
+    /// is the one production sees, scoring customers at a date the model has not seen with
+    /// labels known by then.
     pub split: Split,
 }
 
 /// Builds profiles at each snapshot (at least two, each with its whole horizon inside the
-/// data), stacks them into a training set and splits it by time. `ignore` leaves features out.
+/// data, the earlier ones a horizon or more before the latest), stacks them into a training
+/// set and splits it by time. `ignore` leaves features out.
 pub fn load_snapshot_training_data(
     tables: &EventTables,
     snapshots: &[i32],
@@ -615,6 +623,18 @@ pub fn load_snapshot_training_data(
             reason: "its horizon runs past the last event, so its labels are not known yet",
         });
     }
+    let latest = snapshots[snapshots.len() - 1];
+    if let Some(&overlapping) = snapshots[..snapshots.len() - 1]
+        .iter()
+        .find(|&&as_of| as_of + horizon_days > latest)
+    {
+        return Err(DataError::InvalidOption {
+            name: "snapshot",
+            value: format_date(overlapping),
+            reason: "a training snapshot must be at least a horizon before the latest (the test \
+                     snapshot): its labels would not be known yet when scoring at the latest",
+        });
+    }
     let frame = tables.stacked_profiles(&snapshots, horizon_days)?;
     let mut table = profiles_table(&frame, &tables.dir)?;
     table.sha256 = tables.fingerprint()?;
@@ -647,7 +667,7 @@ pub fn load_snapshot_training_data(
         .collect(),
     };
     let dataset = prepare_dataset(&table, &spec)?;
-    let latest = format_date(snapshots[snapshots.len() - 1]);
+    let latest = format_date(latest);
     let (test, train): (Vec<usize>, Vec<usize>) =
         (0..dataset.n_rows()).partition(|&row| snapshot_of_row[row] == latest);
     if test.is_empty() || train.is_empty() {

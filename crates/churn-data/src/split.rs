@@ -88,6 +88,66 @@ pub fn stratified_k_fold(labels: &[bool], k: usize, seed: u64) -> Result<Vec<Spl
         .collect())
 }
 
+/// Holds out about `test_fraction` of the groups (customers seen at several snapshots) with all
+/// their rows, stratified by whether the group ever churned.
+pub fn grouped_split(
+    groups: &[String],
+    labels: &[bool],
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Split> {
+    let (group_of_row, group_churned) = index_groups(groups, labels);
+    let by_group = stratified_split(&group_churned, test_fraction, seed)?;
+    let mut in_test = vec![false; group_churned.len()];
+    for &group in &by_group.test {
+        in_test[group] = true;
+    }
+    let (test, train): (Vec<usize>, Vec<usize>) =
+        (0..groups.len()).partition(|&row| in_test[group_of_row[row]]);
+    Ok(Split { train, test })
+}
+
+/// Numbers groups in order of first appearance; returns each row's group and whether each
+/// group has a churned row.
+fn index_groups(groups: &[String], labels: &[bool]) -> (Vec<usize>, Vec<bool>) {
+    let mut index_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut group_of_row = Vec::with_capacity(groups.len());
+    let mut group_churned: Vec<bool> = Vec::new();
+    for (row, group) in groups.iter().enumerate() {
+        let index = *index_of.entry(group.as_str()).or_insert_with(|| {
+            group_churned.push(false);
+            group_churned.len() - 1
+        });
+        group_churned[index] |= labels[row];
+        group_of_row.push(index);
+    }
+    (group_of_row, group_churned)
+}
+
+/// Splits rows into `k` folds that keep each group (a customer seen at several snapshots)
+/// whole, so no fold is tested on a customer it trained on; folds are stratified by whether the
+/// group ever churned.
+pub fn grouped_k_fold(
+    groups: &[String],
+    labels: &[bool],
+    k: usize,
+    seed: u64,
+) -> Result<Vec<Split>> {
+    let (group_of_row, group_churned) = index_groups(groups, labels);
+    Ok(stratified_k_fold(&group_churned, k, seed)?
+        .into_iter()
+        .map(|fold| {
+            let mut in_test = vec![false; group_churned.len()];
+            for &group in &fold.test {
+                in_test[group] = true;
+            }
+            let (test, train): (Vec<usize>, Vec<usize>) =
+                (0..groups.len()).partition(|&row| in_test[group_of_row[row]]);
+            Split { train, test }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +185,34 @@ mod tests {
             assert_eq!(fold.train.len() + fold.test.len(), labels.len());
         }
         assert!(seen.iter().all(|&count| count == 1));
+    }
+
+    #[test]
+    fn grouped_folds_keep_each_customer_on_one_side() {
+        let groups: Vec<String> = (0..300).map(|row| format!("C{}", row % 100)).collect();
+        let labels: Vec<bool> = (0..300).map(|row| row % 100 < 20 && row >= 200).collect();
+        let folds = grouped_k_fold(&groups, &labels, 5, 3).unwrap();
+        let mut tested = vec![0; 300];
+        for fold in &folds {
+            let test_groups: std::collections::HashSet<&str> =
+                fold.test.iter().map(|&row| groups[row].as_str()).collect();
+            assert!(
+                fold.train
+                    .iter()
+                    .all(|&row| !test_groups.contains(groups[row].as_str()))
+            );
+            assert_eq!(test_groups.len(), 20);
+            // 20 of the 100 customers churn at some snapshot: 4 per fold.
+            let churners = test_groups
+                .iter()
+                .filter(|group| group[1..].parse::<usize>().unwrap() < 20)
+                .count();
+            assert_eq!(churners, 4);
+            for &row in &fold.test {
+                tested[row] += 1;
+            }
+        }
+        assert!(tested.iter().all(|&count| count == 1));
     }
 
     #[test]

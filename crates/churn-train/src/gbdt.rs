@@ -597,6 +597,20 @@ impl ValidGbdtParams {
         y: &[bool],
         seed: u64,
     ) -> Result<FittedGbdt> {
+        self.fit_grouped(x, categorical, y, None, seed)
+    }
+
+    /// Fits like [`fit`](Self::fit); with `groups` (a customer id per row, when customers recur
+    /// across snapshots) the early-stopping validation rows are whole customers, so stopping
+    /// measures customers the trees have not seen rather than rewarding memorised ones.
+    pub fn fit_grouped(
+        &self,
+        x: &Array2<f64>,
+        categorical: &[bool],
+        y: &[bool],
+        groups: Option<&[String]>,
+        seed: u64,
+    ) -> Result<FittedGbdt> {
         let params = &self.0;
         let fit_error = |reason: String| TrainError::Fit {
             model: "gbdt",
@@ -615,7 +629,12 @@ impl ValidGbdtParams {
             return Err(fit_error("infinite value in the encoded rows".into()));
         }
         let (train_rows, validation_rows) = if params.early_stopping_rounds > 0 {
-            let split = churn_data::stratified_split(y, params.validation_fraction, seed)?;
+            let split = match groups {
+                Some(groups) => {
+                    churn_data::grouped_split(groups, y, params.validation_fraction, seed)?
+                }
+                None => churn_data::stratified_split(y, params.validation_fraction, seed)?,
+            };
             (split.train, split.test)
         } else {
             ((0..y.len()).collect(), Vec::new())

@@ -10,8 +10,8 @@ use churn_core::{
 };
 use churn_data::calendar::{format_date, parse_date};
 use churn_data::{
-    Dataset, EventTables, Split, TrainingSpec, load_snapshot_training_data, load_training_data,
-    stratified_k_fold, stratified_split,
+    Dataset, EventTables, Split, TrainingSpec, grouped_k_fold, load_snapshot_training_data,
+    load_training_data, stratified_k_fold, stratified_split,
 };
 use serde::{Deserialize, Serialize};
 
@@ -337,6 +337,8 @@ struct Params {
     gbdt: ValidGbdtParams,
     calibration: CalibrationMethod,
     seed: u64,
+    /// Customers recur across snapshots: validation rows are whole customers.
+    group_by_customer: bool,
 }
 
 /// Trains a model as configured. `name` is the model's name in the artifact.
@@ -346,6 +348,7 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         gbdt: config.gbdt.clone().check()?,
         calibration: config.calibration,
         seed: config.seed,
+        group_by_customer: config.events.is_some(),
     };
     if let Some(bands) = config.bands
         && bands.validate().is_err()
@@ -407,7 +410,16 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         let rows_of = |indices: &[usize]| -> Vec<usize> {
             indices.iter().map(|&index| cv_rows[index]).collect()
         };
-        let folds = stratified_k_fold(&cv_labels, k, config.seed)?
+        // Snapshots repeat customers: folds keep each customer whole, or CV would be tested
+        // on customers it trained on.
+        let folds = match (&time_split, &dataset.ids) {
+            (Some(_), Some(ids)) => {
+                let groups: Vec<String> = cv_rows.iter().map(|&row| ids[row].clone()).collect();
+                grouped_k_fold(&groups, &cv_labels, k, config.seed)?
+            }
+            _ => stratified_k_fold(&cv_labels, k, config.seed)?,
+        };
+        let folds = folds
             .iter()
             .enumerate()
             .map(|(fold, split)| {
@@ -591,9 +603,18 @@ fn fit_model(
     let (model, calibration, trees_grown) = match kind {
         ModelKind::Logistic => (Model::Logistic(params.logistic.fit(&x, &y)?), None, None),
         ModelKind::Gbdt => {
-            let fitted = params
-                .gbdt
-                .fit(&x, &encoder.categorical_columns(), &y, params.seed)?;
+            let groups: Option<Vec<String>> = params
+                .group_by_customer
+                .then_some(dataset.ids.as_ref())
+                .flatten()
+                .map(|ids| rows.iter().map(|&row| ids[row].clone()).collect());
+            let fitted = params.gbdt.fit_grouped(
+                &x,
+                &encoder.categorical_columns(),
+                &y,
+                groups.as_deref(),
+                params.seed,
+            )?;
             let margins = &fitted.validation_margins;
             let validation_labels = &fitted.validation_labels;
             let calibration = match params.calibration {
