@@ -35,6 +35,8 @@ pub const OPEN_TICKETS: &str = "open_tickets";
 pub const USAGE_MINUTES_30D: &str = "usage_minutes_30d";
 pub const USAGE_MINUTES_PRIOR_60D: &str = "usage_minutes_prior_60d";
 pub const USAGE_CHANGE_PCT: &str = "usage_change_pct";
+/// The most `usage_change_pct` says: from almost no use, any use is thousands of percent.
+pub const USAGE_CHANGE_CAP_PCT: f64 = 200.0;
 pub const SESSIONS_30D: &str = "sessions_30d";
 pub const DAYS_SINCE_LAST_USE: &str = "days_since_last_use";
 pub const PAYMENT_FAILURES_90D: &str = "payment_failures_90d";
@@ -149,6 +151,9 @@ pub fn sentence(
         USAGE_MINUTES_PRIOR_60D => format!("{:.0} minutes of use in the 60 days before", value),
         USAGE_CHANGE_PCT if value.round() == 0.0 => {
             "usage steady (last 30 days vs the 60 before)".into()
+        }
+        USAGE_CHANGE_PCT if value >= USAGE_CHANGE_CAP_PCT => {
+            format!("usage up {USAGE_CHANGE_CAP_PCT:.0}% or more (last 30 days vs the 60 before)")
         }
         USAGE_CHANGE_PCT => format!(
             "usage {} {:.0}% (last 30 days vs the 60 before)",

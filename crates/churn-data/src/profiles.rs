@@ -395,6 +395,7 @@ impl EventTables {
         }
         let zero_if_none = |name: &str| col(name).fill_null(lit(0)).cast(DataType::Float64);
         let prior_half = col(USAGE_MINUTES_PRIOR_60D).fill_null(lit(0.0)) / lit(2.0);
+        let change = lit(100.0) * (zero_if_none(USAGE_MINUTES_30D) / prior_half.clone() - lit(1.0));
         Ok(joined
             .select([
                 col(CUSTOMER_ID),
@@ -425,8 +426,13 @@ impl EventTables {
                 zero_if_none(OPEN_TICKETS),
                 zero_if_none(USAGE_MINUTES_30D),
                 zero_if_none(USAGE_MINUTES_PRIOR_60D),
+                // Capped: from almost no use, any use is a rise of thousands of percent.
                 when(prior_half.clone().gt(lit(0.0)))
-                    .then(lit(100.0) * (zero_if_none(USAGE_MINUTES_30D) / prior_half - lit(1.0)))
+                    .then(
+                        when(change.clone().gt(lit(USAGE_CHANGE_CAP_PCT)))
+                            .then(lit(USAGE_CHANGE_CAP_PCT))
+                            .otherwise(change),
+                    )
                     .otherwise(lit(NULL).cast(DataType::Float64))
                     .alias(USAGE_CHANGE_PCT),
                 zero_if_none(SESSIONS_30D),
@@ -889,7 +895,7 @@ mod tests {
             dir,
             "usage",
             vec![
-                Column::new("customer_id".into(), ["A", "A", "A", "A", "B"]),
+                Column::new("customer_id".into(), ["A", "A", "A", "A", "B", "B"]),
                 date(
                     "day",
                     vec![
@@ -898,10 +904,11 @@ mod tests {
                         Some(day("2025-05-20")),
                         Some(day("2025-06-01")),
                         Some(day("2025-05-31")),
+                        Some(day("2025-04-15")),
                     ],
                 ),
-                Column::new("sessions".into(), [2, 3, 1, 9, 4]),
-                Column::new("minutes".into(), [100.0, 100.0, 40.0, 500.0, 60.0]),
+                Column::new("sessions".into(), [2, 3, 1, 9, 4, 1]),
+                Column::new("minutes".into(), [100.0, 100.0, 40.0, 500.0, 60.0, 1.0]),
             ],
         );
         write(
@@ -991,7 +998,8 @@ mod tests {
         assert_eq!(a(USAGE_CHANGE_PCT), Some(-60.0));
         assert_eq!(a(SESSIONS_30D), Some(1.0));
         assert_eq!(a(DAYS_SINCE_LAST_USE), Some(12.0));
-        assert_eq!(b(USAGE_CHANGE_PCT), None);
+        // 60 minutes against half a minute a month before: +11,900%, capped.
+        assert_eq!(b(USAGE_CHANGE_PCT), Some(USAGE_CHANGE_CAP_PCT));
         assert_eq!(b(DAYS_SINCE_LAST_USE), Some(1.0));
         // The failure in February is outside 90 days, the one in June after the snapshot.
         assert_eq!(a(PAYMENT_FAILURES_90D), Some(1.0));
