@@ -156,7 +156,24 @@ impl EventTables {
     fn error(&self, table: &str, error: PolarsError) -> DataError {
         DataError::Parse {
             path: self.file(table).to_path_buf(),
-            reason: error.to_string(),
+            reason: polars_reason(&error),
+        }
+    }
+
+    /// Turns a failed profile query into an error naming the table file at fault: each table
+    /// is read on its own until one fails (only on this error path).
+    fn query_error(&self, context: String, error: PolarsError) -> DataError {
+        for table in TABLES {
+            if let Err(table_error) = self
+                .scan(table)
+                .and_then(|scan| scan.collect().map_err(|error| self.error(table, error)))
+            {
+                return table_error;
+            }
+        }
+        DataError::Parse {
+            path: self.dir.clone(),
+            reason: format!("{context}: {}", polars_reason(&error)),
         }
     }
 
@@ -448,9 +465,8 @@ impl EventTables {
     pub fn profiles(&self, as_of: i32, horizon_days: i32) -> Result<DataFrame> {
         self.profiles_plan(as_of, horizon_days)?
             .collect()
-            .map_err(|error| DataError::Parse {
-                path: self.dir.clone(),
-                reason: format!("profiles as of {}: {error}", format_date(as_of)),
+            .map_err(|error| {
+                self.query_error(format!("profiles as of {}", format_date(as_of)), error)
             })
     }
 
@@ -462,10 +478,7 @@ impl EventTables {
             .collect::<Result<Vec<_>>>()?;
         concat(plans, UnionArgs::default())
             .and_then(LazyFrame::collect)
-            .map_err(|error| DataError::Parse {
-                path: self.dir.clone(),
-                reason: format!("stacking snapshots: {error}"),
-            })
+            .map_err(|error| self.query_error("stacking snapshots".into(), error))
     }
 
     /// Returns snapshots for training and testing, oldest first: the latest whose horizon ends
@@ -532,6 +545,17 @@ impl EventTables {
                 reason: "no usage or billing events".into(),
             })
     }
+}
+
+/// Returns the first paragraph of a polars error: the rest is advice for its Python API
+/// (`infer_schema_length=…`), which does not apply here.
+fn polars_reason(error: &PolarsError) -> String {
+    let text = error.to_string();
+    text.split("\n\n")
+        .next()
+        .unwrap_or(&text)
+        .trim()
+        .to_string()
 }
 
 /// Converts profiles to a [`Table`] for training and scoring; the snapshot date reads as text.
@@ -1240,6 +1264,39 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_value_in_a_csv_table_names_the_file_column_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GenerateOptions {
+            customers: 50,
+            seed: 1,
+            start: day("2025-01-01"),
+            months: 5,
+            format: OutputFormat::Csv,
+        };
+        generate(&options, dir.path()).unwrap();
+        let path = dir.path().join("surveys.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let (row, _) = lines
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, line)| !line.ends_with(','))
+            .unwrap();
+        let cut = lines[row].rfind(',').unwrap();
+        lines[row].replace_range(cut + 1.., "abc");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let tables = EventTables::open(dir.path()).unwrap();
+        let error = tables
+            .profiles(day("2025-04-01"), 30)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("surveys.csv"), "{error}");
+        assert!(error.contains("abc") && error.contains("score"), "{error}");
+        assert!(!error.contains("infer_schema_length"), "{error}");
+    }
+
+    #[test]
     fn missing_tables_and_broken_files_name_themselves() {
         let dir = tempfile::tempdir().unwrap();
         hand_made_company(dir.path());
@@ -1252,9 +1309,6 @@ mod tests {
             .profiles(day("2025-06-01"), 90)
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains("usage.parquet") || error.contains("profiles as of 2025-06-01"),
-            "{error}"
-        );
+        assert!(error.contains("usage.parquet"), "{error}");
     }
 }
