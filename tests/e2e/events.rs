@@ -225,6 +225,31 @@ fn bad_event_options_are_refused_by_name() -> anyhow::Result<()> {
         format!("{error:#}").contains("no `customers` table"),
         "{error:#}"
     );
+    let error = run(&[
+        "train", "--events", events_arg, "--target", "Churn", "--out", out_arg,
+    ])
+    .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("--target applies to a flat file"),
+        "{error:#}"
+    );
+    // The same settings from a TOML file, paths relative to it.
+    let config = dir.path().join("train.toml");
+    std::fs::write(
+        &config,
+        "data = \"events\"\nout = \"model\"\n[events]\nsnapshot_count = 1\n",
+    )?;
+    let error = run(&["train", "--config", config.to_str().expect("utf-8 path")]).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("snapshot_count") && format!("{error:#}").contains("= 1"),
+        "{error:#}"
+    );
+    std::fs::write(
+        &config,
+        "data = \"events\"\nid = \"who\"\nout = \"model\"\n[events]\n",
+    )?;
+    let error = run(&["train", "--config", config.to_str().expect("utf-8 path")]).unwrap_err();
+    assert!(format!("{error:#}").contains("`id`"), "{error:#}");
     assert!(!out.exists(), "nothing written on failure");
     Ok(())
 }

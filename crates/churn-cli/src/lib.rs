@@ -155,6 +155,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The longest label horizon: ten years.
+pub const MAX_HORIZON_DAYS: i32 = 3_650;
+
 /// Parses a duration of whole days: `90d`, `12w`, `90` (days).
 pub fn parse_days(text: &str) -> Result<i32, String> {
     let text = text.trim();
@@ -169,8 +172,10 @@ pub fn parse_days(text: &str) -> Result<i32, String> {
             i32::try_from(duration.as_secs() / 86_400).map_err(|_| format!("`{text}`: too long"))?
         }
     };
-    if days < 1 {
-        return Err(format!("`{text}`: must be at least one day"));
+    if !(1..=MAX_HORIZON_DAYS).contains(&days) {
+        return Err(format!(
+            "`{text}`: must be at least one day and at most {MAX_HORIZON_DAYS}"
+        ));
     }
     Ok(days)
 }
@@ -213,6 +218,20 @@ pub fn train_config(args: TrainArgs) -> anyhow::Result<TrainConfig> {
             _ => bail!("`churn train` needs --data and --target, --events, or --config"),
         },
     };
+    if args.events.is_some() {
+        let flat_only = [
+            ("--target", args.target.is_some()),
+            ("--positive", args.positive.is_some()),
+            ("--id", args.id.is_some()),
+            ("--kind", !args.kinds.is_empty()),
+        ];
+        if let Some((flag, _)) = flat_only.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} applies to a flat file; with --events the target is `churned` and the id \
+                 `customer_id`"
+            );
+        }
+    }
     if let Some(events) = args.events {
         config.data = events;
         config.target = churn_data::profiles::LABEL.to_string();
@@ -227,8 +246,10 @@ pub fn train_config(args: TrainArgs) -> anyhow::Result<TrainConfig> {
             if let Some(horizon) = args.horizon {
                 events.horizon_days = horizon;
             }
+            // A count on the command line replaces dates from the config, and dates a count.
             if let Some(count) = args.snapshots {
                 events.snapshot_count = count;
+                events.snapshots.clear();
             }
             if !args.as_of.is_empty() {
                 events.snapshots = args.as_of;

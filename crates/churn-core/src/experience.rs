@@ -78,10 +78,9 @@ pub fn sentence(
             CES_LAST | CES_CHANGE => Some("no effort score (CES) answer on record".into()),
             SURVEY_NONRESPONSE_180D => Some("no surveys sent in 180 days".into()),
             USAGE_CHANGE_PCT => Some("no usage in the 60 days before the last 30".into()),
-            DAYS_SINCE_LAST_USE => Some("never used the product".into()),
-            FIRST_RESPONSE_MEDIAN_HOURS_90D | FIRST_RESPONSE_WORST_HOURS_90D => {
-                Some("no support tickets answered in 90 days".into())
-            }
+            DAYS_SINCE_LAST_USE => Some("no product use on record".into()),
+            FIRST_RESPONSE_MEDIAN_HOURS_90D => Some("no support ticket answered in 90 days".into()),
+            FIRST_RESPONSE_WORST_HOURS_90D => Some("no support tickets in 90 days".into()),
             _ => None,
         };
     };

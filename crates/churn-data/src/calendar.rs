@@ -35,13 +35,17 @@ pub fn civil_from_days(days: i32) -> (i32, u32, u32) {
     (year, month, day)
 }
 
-/// Parses `YYYY-MM-DD`; `None` when the text is not a real date.
+/// Parses `YYYY-MM-DD` (years 1000 to 9999); `None` when the text is not a real date.
 pub fn parse_date(text: &str) -> Option<i32> {
     let mut parts = text.trim().splitn(3, '-');
     let year: i32 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
     let day: u32 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+    if !(1000..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+    {
         return None;
     }
     Some(days_from_civil(year, month, day))
@@ -105,6 +109,7 @@ mod tests {
         assert_eq!(parse_date("2025-02-29"), None);
         assert_eq!(parse_date("2025-13-01"), None);
         assert_eq!(parse_date("yesterday"), None);
+        assert_eq!(parse_date("9999999-01-01"), None);
         let january_31 = parse_date("2024-01-31").unwrap();
         assert_eq!(format_date(add_months(january_31, 1)), "2024-02-29");
         assert_eq!(format_date(add_months(january_31, 13)), "2025-02-28");

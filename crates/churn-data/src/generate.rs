@@ -413,6 +413,7 @@ fn simulate_customer(options: &GenerateOptions, end: i32, index: usize, events: 
     let mut pending: Vec<Pending> = Vec::new();
     let mut retry: Option<(i32, u32)> = None;
     let mut last_failure = i32::MIN / 2;
+    let mut last_ticket = i32::MIN / 2;
     let mut churned = None;
 
     let survey = |events: &mut Events,
@@ -588,9 +589,13 @@ fn simulate_customer(options: &GenerateOptions, end: i32, index: usize, events: 
             let handling_hours = 20.0 * normal(&mut rng).exp();
             let closed = first_response + (handling_hours * 3_600_000.0) as i64;
             let slow = response_hours > 24.0;
+            // Known when the ticket opens (its slow answer is still to come): a repeat contact
+            // within 30 days and an unhappy customer complain more.
+            let repeat_contact = day - last_ticket < 30;
+            last_ticket = day;
             let complaint = rng.gen_bool(
                 (0.08
-                    + 0.25 * f64::from(u8::from(slow))
+                    + 0.25 * f64::from(u8::from(repeat_contact))
                     + 0.15 * f64::from(u8::from(satisfaction < -0.3))
                     + if category == "billing" { 0.1 } else { 0.0 })
                 .min(1.0),

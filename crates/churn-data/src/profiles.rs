@@ -225,11 +225,27 @@ impl EventTables {
         let before = |column: &str| col(column).lt(lit(at_ms));
         let count_if = |predicate: Expr| predicate.cast(DataType::UInt32).sum();
 
-        // The subscription in force: the latest one started before the snapshot.
+        // When the customer's last subscription ends (null while one is open): a plan change
+        // (one subscription ending, the next starting) is not churn. This reads the future, as
+        // a label must; no feature uses it.
+        let customer_end = self
+            .scan("subscriptions")?
+            .group_by([col(CUSTOMER_ID)])
+            .agg([when(col("end_date").null_count().gt(lit(0)))
+                .then(lit(NULL).cast(DataType::Int32))
+                .otherwise(col("end_date").max())
+                .alias("customer_end")]);
+        // The subscription in force: the latest one started before the snapshot (ties broken
+        // by the later end, an open one last).
         let subscriptions = self
             .scan("subscriptions")?
             .filter(col("start_date").lt(lit(as_of)))
-            .sort(["start_date"], SortMultipleOptions::default())
+            .sort(
+                ["start_date", "end_date"],
+                SortMultipleOptions::default()
+                    .with_nulls_last(true)
+                    .with_maintain_order(true),
+            )
             .group_by([col(CUSTOMER_ID)])
             .agg([
                 col("start_date").min().alias("first_start"),
@@ -262,11 +278,17 @@ impl EventTables {
                 .alias(TENURE_MONTHS),
                 whole(term_days.clone() - (since_start - terms_done * term_days))
                     .alias(DAYS_TO_RENEWAL),
-                col("end_date")
-                    .lt(lit(as_of + horizon_days))
-                    .fill_null(lit(false))
-                    .alias(LABEL),
             ])
+            .join(
+                customer_end,
+                [col(CUSTOMER_ID)],
+                [col(CUSTOMER_ID)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_columns([col("customer_end")
+                .lt(lit(as_of + horizon_days))
+                .fill_null(lit(false))
+                .alias(LABEL)])
             .join(
                 self.scan("customers")?.select([
                     col(CUSTOMER_ID),
@@ -346,11 +368,12 @@ impl EventTables {
                 .alias(FIRST_RESPONSE_WORST_HOURS_90D),
                 count_if(before("reopened_at").and(col("reopened_at").gt_eq(days_ago_ms(90))))
                     .alias(REOPENED_TICKETS_90D),
+                // `closed_at` is the first close: a ticket closed before the snapshot is not
+                // open there, whatever happens to it later.
                 count_if(
                     col("closed_at")
                         .is_null()
-                        .or(col("closed_at").gt_eq(lit(at_ms)))
-                        .or(before("reopened_at")),
+                        .or(col("closed_at").gt_eq(lit(at_ms))),
                 )
                 .alias(OPEN_TICKETS),
             ]);
@@ -444,14 +467,21 @@ impl EventTables {
                 zero_if_none(USAGE_MINUTES_30D),
                 zero_if_none(USAGE_MINUTES_PRIOR_60D),
                 // Capped: from almost no use, any use is a rise of thousands of percent.
-                when(prior_half.clone().gt(lit(0.0)))
-                    .then(
-                        when(change.clone().gt(lit(USAGE_CHANGE_CAP_PCT)))
-                            .then(lit(USAGE_CHANGE_CAP_PCT))
-                            .otherwise(change),
-                    )
-                    .otherwise(lit(NULL).cast(DataType::Float64))
-                    .alias(USAGE_CHANGE_PCT),
+                // Before signup is no use, not low use: customers newer than the 90 days
+                // have no trend.
+                when(
+                    prior_half
+                        .clone()
+                        .gt(lit(0.0))
+                        .and(col("first_start").lt_eq(lit(as_of - 90))),
+                )
+                .then(
+                    when(change.clone().gt(lit(USAGE_CHANGE_CAP_PCT)))
+                        .then(lit(USAGE_CHANGE_CAP_PCT))
+                        .otherwise(change),
+                )
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias(USAGE_CHANGE_PCT),
                 zero_if_none(SESSIONS_30D),
                 col(DAYS_SINCE_LAST_USE),
                 zero_if_none(PAYMENT_FAILURES_90D),
@@ -673,7 +703,12 @@ pub fn load_snapshot_training_data(
             .iter()
             .map(|cell| cell.clone().unwrap_or_default())
             .collect(),
-        _ => Vec::new(),
+        _ => {
+            return Err(DataError::Parse {
+                path: tables.dir.clone(),
+                reason: "the profiles' snapshot column is not a date".into(),
+            });
+        }
     };
     let spec = TrainingSpec {
         target: LABEL.into(),
@@ -794,26 +829,33 @@ mod tests {
             dir,
             "subscriptions",
             vec![
-                Column::new("customer_id".into(), ["A", "B", "C"]),
-                Column::new("plan".into(), ["basic", "premium", "basic"]),
+                Column::new("customer_id".into(), ["A", "B", "C", "B"]),
+                Column::new("plan".into(), ["basic", "premium", "basic", "business"]),
                 Column::new(
                     "contract".into(),
-                    ["month-to-month", "one_year", "month-to-month"],
+                    ["month-to-month", "one_year", "month-to-month", "two_year"],
                 ),
-                Column::new("monthly_charge".into(), [30.0, 270.0, 25.0]),
-                Column::new("autopay".into(), [false, true, true]),
+                Column::new("monthly_charge".into(), [30.0, 270.0, 25.0, 400.0]),
+                Column::new("autopay".into(), [false, true, true, true]),
                 date(
                     "start_date",
                     vec![
                         Some(day("2024-01-10")),
                         Some(day("2025-03-01")),
                         Some(day("2024-05-01")),
+                        Some(day("2025-06-20")),
                     ],
                 ),
-                // A leaves within 90 days of the snapshot; C left before it.
+                // A leaves within 90 days of the snapshot; C left before it; B moves to a
+                // new plan within 90 days, which is not churn.
                 date(
                     "end_date",
-                    vec![Some(day("2025-07-15")), None, Some(day("2025-05-20"))],
+                    vec![
+                        Some(day("2025-07-15")),
+                        Some(day("2025-06-20")),
+                        Some(day("2025-05-20")),
+                        None,
+                    ],
                 ),
             ],
         );
@@ -1013,8 +1055,8 @@ mod tests {
         assert_eq!(a(FIRST_RESPONSE_WORST_HOURS_90D), Some(36.0));
         // Reopened 2025-05-20 counts; the reopening on 2025-06-02 has not happened yet.
         assert_eq!(a(REOPENED_TICKETS_90D), Some(1.0));
-        // The reopened ticket and the one still waiting.
-        assert_eq!(a(OPEN_TICKETS), Some(2.0));
+        // The one still waiting; the reopened ones were closed (first) before the snapshot.
+        assert_eq!(a(OPEN_TICKETS), Some(1.0));
         assert_eq!(b(TICKETS_90D), Some(0.0));
         assert_eq!(b(FIRST_RESPONSE_WORST_HOURS_90D), None);
         assert_eq!(a(USAGE_MINUTES_30D), Some(40.0));
@@ -1030,6 +1072,15 @@ mod tests {
         assert_eq!(a(REFUNDS_90D), Some(1.0));
         assert_eq!(a(LABEL), Some(1.0));
         assert_eq!(b(LABEL), Some(0.0));
+        // B's plan at the snapshot is the one in force then, not the next.
+        let plans = frame
+            .column(PLAN)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(1)
+            .map(str::to_string);
+        assert_eq!(plans.as_deref(), Some("premium"));
         // A 30-day horizon ends before A leaves.
         let short = tables.profiles(day("2025-06-01"), 30).unwrap();
         assert_eq!(number(&short, LABEL, 0), Some(0.0));

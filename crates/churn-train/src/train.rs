@@ -58,8 +58,10 @@ pub struct TrainConfig {
     /// Model name written into the artifact; defaults to the output folder's name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Training data, CSV or Parquet.
+    /// Training data, CSV or Parquet (or, with `events`, a directory of event tables).
     pub data: PathBuf,
+    /// The churn label column of a flat file (with `events`, always `churned`).
+    #[serde(default)]
     pub target: String,
     #[serde(default)]
     pub positive: Option<String>,
@@ -147,6 +149,20 @@ const SNAPSHOT_HISTORY_DAYS: i32 = 90;
 impl EventsConfig {
     /// Builds the stacked training set from the event tables in `dir`, split by time.
     fn load(&self, dir: &Path, ignore: &[String]) -> Result<(Dataset, Split, Vec<i32>)> {
+        if !(1..=3_650).contains(&self.horizon_days) {
+            return Err(TrainError::InvalidParam {
+                name: "horizon_days",
+                value: self.horizon_days.to_string(),
+                reason: "must be between 1 and 3650 days",
+            });
+        }
+        if self.snapshots.is_empty() && !(2..=120).contains(&self.snapshot_count) {
+            return Err(TrainError::InvalidParam {
+                name: "snapshot_count",
+                value: self.snapshot_count.to_string(),
+                reason: "must be between 2 (one to train on, one to test on) and 120",
+            });
+        }
         let tables = EventTables::open(dir)?;
         let snapshots = if self.snapshots.is_empty() {
             tables.monthly_snapshots(
@@ -380,6 +396,27 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         if config.gbdt.early_stopping_rounds == 0 {
             return Err(invalid("needs validation rows: turn early stopping on"));
         }
+    }
+    if let Some(events) = &config.events {
+        let flat_only = [
+            ("positive", config.positive.is_some()),
+            ("id", config.id.is_some()),
+            ("features", config.features.is_some()),
+            ("kinds", !config.kinds.is_empty()),
+        ];
+        if let Some((name, _)) = flat_only.iter().find(|(_, given)| *given) {
+            return Err(TrainError::InvalidParam {
+                name,
+                value: format!("set with events (horizon {} days)", events.horizon_days),
+                reason: "applies to a flat file; event profiles have `churned` and `customer_id`",
+            });
+        }
+    } else if config.target.is_empty() {
+        return Err(TrainError::InvalidParam {
+            name: "target",
+            value: String::new(),
+            reason: "a flat file needs the churn label column named",
+        });
     }
     let (dataset, time_split, snapshots) = match &config.events {
         None => (
