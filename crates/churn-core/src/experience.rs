@@ -77,7 +77,10 @@ pub fn sentence(
             CSAT_LAST | CSAT_CHANGE => Some("no CSAT answer on record".into()),
             CES_LAST | CES_CHANGE => Some("no effort score (CES) answer on record".into()),
             SURVEY_NONRESPONSE_180D => Some("no surveys sent in 180 days".into()),
-            USAGE_CHANGE_PCT => Some("no usage in the 60 days before the last 30".into()),
+            USAGE_CHANGE_PCT => Some(
+                "no usage trend (under 90 days a customer, or no use before the last 30 days)"
+                    .into(),
+            ),
             DAYS_SINCE_LAST_USE => Some("no product use on record".into()),
             FIRST_RESPONSE_MEDIAN_HOURS_90D => Some("no support ticket answered in 90 days".into()),
             FIRST_RESPONSE_WORST_HOURS_90D => Some("no support tickets in 90 days".into()),
