@@ -534,20 +534,26 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
             rows: dataset.n_rows(),
             positives: dataset.labels.positives(),
             seed: config.seed,
-            params: serde_json::json!({
-                "model": kind.name(),
-                "logistic": params.logistic.params(),
-                "gbdt": params.gbdt.params(),
-                "calibration": fitted.calibration.as_ref().map(Calibration::method_name),
-                "trees_grown": fitted.trees_grown,
-                "test_fraction": config.test_fraction,
-                "events": config.events.as_ref().map(|events| serde_json::json!({
-                    "snapshots": snapshots.iter().copied().map(format_date).collect::<Vec<_>>(),
-                    "horizon_days": events.horizon_days,
-                    "operational_only": events.operational_only,
-                    "test": "latest snapshot",
-                })),
-            }),
+            params: {
+                let mut params = serde_json::json!({
+                    "model": kind.name(),
+                    "logistic": params.logistic.params(),
+                    "gbdt": params.gbdt.params(),
+                    "calibration": fitted.calibration.as_ref().map(Calibration::method_name),
+                    "trees_grown": fitted.trees_grown,
+                    "test_fraction": config.test_fraction,
+                });
+                // Only when trained on events, so flat-file artifacts keep their bytes.
+                if let Some(events) = &config.events {
+                    params["events"] = serde_json::json!({
+                        "snapshots": snapshots.iter().copied().map(format_date).collect::<Vec<_>>(),
+                        "horizon_days": events.horizon_days,
+                        "operational_only": events.operational_only,
+                        "test": "latest snapshot",
+                    });
+                }
+                params
+            },
             metrics: BTreeMap::new(),
             excluded_columns: dataset.excluded.clone(),
         },
