@@ -18,6 +18,24 @@
 //! the path's product at those points, a child's leaves sum up as a vector, and a split's
 //! contribution is read off at the split: O(nodes × depth / 2) per tree instead of Algorithm 2's
 //! O(leaves × depth²), and no unwinding.
+//!
+//! # Reasons by table
+//! Because `o_j` is 0 or 1, a leaf's contributions depend on the customer only through the set
+//! `O ⊆ U` of path features whose branches they take all of. With
+//! `A(O) = Σ_{S ⊆ O} |S|! (|U|−|S|−1)! / |U|! Π_{j∈U∖S} z_j`, the sum above gives
+//!
+//! ```text
+//! φ_i = −v A(O)                          for i ∉ O
+//! φ_i = v (1 − z_i) / z_i · A(O ∖ i)     for i ∈ O
+//! ```
+//!
+//! So a tree whose paths run through few distinct features keeps `v A(O)` for every leaf and
+//! every `O` (Fast TreeSHAP v2, Yang 2021, tabulates the same sums), computed once by quadrature
+//! when the model loads. A pass then carries `O` as a bit pattern down the tree: a split's
+//! branch not taken reports its leaves' summed `v A(O)` against the split's feature, and each
+//! leaf adds only the terms of the features the customer satisfies, usually few. That is one
+//! visit per node and no arithmetic per quadrature point; deeper trees, or a model whose tables
+//! would outgrow [`TABLE_BUDGET`], use quadrature.
 
 use crate::error::{CoreError, Result};
 use crate::tree::{Tree, TreeEnsemble};
@@ -31,6 +49,19 @@ const MAX_DISTINCT_FEATURES: usize = 128;
 /// Quadrature sizes compiled in; a tree uses the smallest that is exact for it.
 const RULE_SIZES: [usize; 11] = [1, 2, 3, 4, 5, 6, 8, 11, 16, 32, 64];
 
+/// Most distinct features on a path for a tree's reasons to be tabulated: a leaf's table holds
+/// `2^distinct` sums.
+const MAX_TABLE_FEATURES: usize = 12;
+
+/// Most table entries over the whole ensemble (16 MiB); trees past it use quadrature.
+const TABLE_BUDGET: usize = 1 << 21;
+
+/// In `roots`: the tree's reasons are tabulated rather than computed by a quadrature rule.
+const TABULATED: u8 = u8::MAX;
+
+/// In `shap_slot`: the split is the first on its column along the path.
+const FIRST_ON_PATH: u8 = 1 << 7;
+
 /// A validated [`TreeEnsemble`] laid out for fast margins and exact SHAP values.
 #[derive(Debug, Clone)]
 pub struct CompiledTrees {
@@ -39,8 +70,20 @@ pub struct CompiledTrees {
     leaf_value: Vec<f64>,
     /// Per node: its cover over its parent's, the share of training rows that took this branch.
     branch_share: Vec<f64>,
-    /// Per tree: the root's index in `nodes` and the quadrature rule its reasons use.
+    /// Per tree: the root's index in `nodes` and the quadrature rule its reasons use, or
+    /// [`TABULATED`].
     roots: Vec<(u32, u8)>,
+    /// Per split of a tabulated tree: its column's position among the path's distinct
+    /// features, with [`FIRST_ON_PATH`].
+    shap_slot: Vec<u8>,
+    /// Per leaf of a tabulated tree: where its table starts in `tables` and where its path's
+    /// features start in `path_columns` and `path_ratios`.
+    leaf_table: Vec<(u32, u32)>,
+    /// Per leaf, `v A(O)` for every pattern `O` of satisfied path features (0 for all of them).
+    tables: Vec<f64>,
+    /// Per leaf and position on its path: the column and `(1 − z) / z`.
+    path_columns: Vec<u32>,
+    path_ratios: Vec<f64>,
     /// Tree indices from shallowest to deepest, walked [`LANES`] at a time.
     walk_order: Vec<u32>,
     /// Per group of [`LANES`] trees in `walk_order`: the depth of the deepest among them.
@@ -54,7 +97,7 @@ pub struct CompiledTrees {
 }
 
 /// Trees walked side by side, so that one tree's memory loads overlap the others'.
-const LANES: usize = 4;
+const LANES: usize = 8;
 
 /// One node in 16 bytes. A split sends a value to `left` or `left + 1`. A leaf points back at
 /// itself (a numeric split at +∞ with missing values going left), so a walk can take more steps
@@ -185,6 +228,11 @@ impl CompiledTrees {
     /// Validates `ensemble` against the encoded columns (`categorical[k]` tells whether column `k`
     /// holds codes) and compiles it.
     pub fn new(ensemble: &TreeEnsemble, categorical: &[bool]) -> Result<Self> {
+        Self::compile(ensemble, categorical, TABLE_BUDGET)
+    }
+
+    /// Compiles with at most `table_budget` table entries; tests pass 0 to check quadrature.
+    fn compile(ensemble: &TreeEnsemble, categorical: &[bool], table_budget: usize) -> Result<Self> {
         ensemble.validate(categorical)?;
         if categorical.is_empty() || categorical.len() > COLUMN as usize {
             return Err(CoreError::InvalidArtifact {
@@ -199,6 +247,11 @@ impl CompiledTrees {
             leaf_value: Vec::new(),
             branch_share: Vec::new(),
             roots: Vec::with_capacity(ensemble.trees.len()),
+            shap_slot: Vec::new(),
+            leaf_table: Vec::new(),
+            tables: Vec::new(),
+            path_columns: Vec::new(),
+            path_ratios: Vec::new(),
             walk_order: Vec::new(),
             group_depth: Vec::new(),
             rules: RULE_SIZES
@@ -237,9 +290,17 @@ impl CompiledTrees {
                 u32::try_from(compiled.nodes.len()).map_err(|_| CoreError::InvalidArtifact {
                     reason: "the ensemble has more than 2^32 nodes".into(),
                 })?;
-            compiled.push_tree(tree);
-            compiled.roots.push((root, rule as u8));
-            compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
+            let slots = compiled.push_tree(tree);
+            let entries = table_entries(tree);
+            if distinct <= MAX_TABLE_FEATURES
+                && entries.is_some_and(|entries| compiled.tables.len() + entries <= table_budget)
+            {
+                compiled.push_tables(tree, &slots);
+                compiled.roots.push((root, TABULATED));
+            } else {
+                compiled.roots.push((root, rule as u8));
+                compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
+            }
         }
         compiled.walk_order = (0..ensemble.trees.len() as u32).collect();
         compiled
@@ -259,10 +320,11 @@ impl CompiledTrees {
         Ok(compiled)
     }
 
-    /// Appends a tree.
-    fn push_tree(&mut self, tree: &Tree) {
+    /// Appends a tree; returns each of its nodes' index in `nodes`.
+    fn push_tree(&mut self, tree: &Tree) -> Vec<usize> {
         let root = self.nodes.len();
         self.push_node(1.0);
+        let mut slots = vec![0; tree.len()];
         // Per node: whether its column is split on again below it.
         let mut parent = vec![usize::MAX; tree.len()];
         let mut splits_below = vec![false; tree.len()];
@@ -281,6 +343,7 @@ impl CompiledTrees {
         // then reads the nodes nearly in memory order. Pairs are (node in `tree`, its slot).
         let mut pending = vec![(0usize, root)];
         while let Some((node, slot)) = pending.pop() {
+            slots[node] = slot;
             if tree.left[node] == 0 {
                 self.leaf_value[slot] = tree.value[node];
                 continue;
@@ -312,6 +375,47 @@ impl CompiledTrees {
                 feature,
             };
         }
+        slots
+    }
+
+    /// Tabulates a tree's reasons; `slots` maps its nodes to their index in `nodes`.
+    fn push_tables(&mut self, tree: &Tree, slots: &[usize]) {
+        self.tabulate(tree, slots, 0, &mut Vec::new());
+    }
+
+    /// Tabulates the subtree at `node`, reached through `path`: the distinct columns split on
+    /// above it, in order of first split, each with its share `z` so far.
+    fn tabulate(&mut self, tree: &Tree, slots: &[usize], node: usize, path: &mut Vec<(u32, f64)>) {
+        let slot = slots[node];
+        if tree.is_leaf(node) {
+            let zeros: Vec<f64> = path.iter().map(|&(_, zero)| zero).collect();
+            self.leaf_table[slot] = (self.tables.len() as u32, self.path_columns.len() as u32);
+            self.tables
+                .extend(leaf_table(tree.value[node], &zeros, &self.rules));
+            self.path_columns
+                .extend(path.iter().map(|&(column, _)| column));
+            self.path_ratios
+                .extend(zeros.iter().map(|zero| (1.0 - zero) / zero));
+            return;
+        }
+        let column = tree.feature[node];
+        let (position, first) = match path.iter().position(|&(on_path, _)| on_path == column) {
+            Some(position) => (position, false),
+            None => {
+                path.push((column, 1.0));
+                (path.len() - 1, true)
+            }
+        };
+        self.shap_slot[slot] = position as u8 | if first { FIRST_ON_PATH } else { 0 };
+        let zero = path[position].1;
+        for child in [tree.left[node] as usize, tree.right[node] as usize] {
+            path[position].1 = zero * tree.cover[child] / tree.cover[node];
+            self.tabulate(tree, slots, child, path);
+        }
+        path[position].1 = zero;
+        if first {
+            path.pop();
+        }
     }
 
     /// Appends a leaf with no output yet; returns its index.
@@ -320,23 +424,41 @@ impl CompiledTrees {
         self.nodes.push(Node::leaf(index));
         self.leaf_value.push(0.0);
         self.branch_share.push(branch_share);
+        self.shap_slot.push(0);
+        self.leaf_table.push((0, 0));
         index
     }
 
     /// Returns the raw margin (log-odds) for an encoded row; equal to [`TreeEnsemble::margin`].
     pub fn margin(&self, row: &[f64]) -> f64 {
+        match CompleteRow::new(row) {
+            Some(complete) => self.walk(&complete),
+            None => self.walk(&AnyRow(row)),
+        }
+    }
+
+    /// Walks every tree [`LANES`] at a time with `step` (a node to the child the row takes);
+    /// returns the margin.
+    #[inline(always)]
+    fn walk(&self, step: &impl Step) -> f64 {
         let mut outputs = vec![0.0; self.roots.len()];
         for (group, &depth) in self.walk_order.chunks(LANES).zip(&self.group_depth) {
             let mut at = [0usize; LANES];
             for (lane, &tree) in at.iter_mut().zip(group) {
                 *lane = self.roots[tree as usize].0 as usize;
             }
-            // Leaves point at themselves, so every lane takes `depth` steps; lanes past the
-            // group's end walk the first root's tree and are not read.
+            // Leaves point at themselves, so a lane that reached one stays; lanes past the
+            // group's end walk the first root's tree and are not read. The walk ends when
+            // every lane is at a leaf, at the latest after the group's depth.
             for _ in 0..depth {
+                let mut all_leaves = LEAF;
                 for lane in &mut at {
                     let node = &self.nodes[*lane];
-                    *lane = node.child(row[node.column()]);
+                    all_leaves &= node.feature;
+                    *lane = step.child(node);
+                }
+                if all_leaves != 0 {
+                    break;
                 }
             }
             for (&leaf, &tree) in at.iter().zip(group) {
@@ -366,7 +488,15 @@ impl CompiledTrees {
     /// `expected_margin() + Σ phi = margin(row)` up to rounding. `scratch` comes from
     /// [`CompiledTrees::scratch`] on this ensemble.
     pub fn shap_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
+        let complete = CompleteRow::new(row);
         for &(root, rule) in &self.roots {
+            if rule == TABULATED {
+                match &complete {
+                    Some(step) => self.tabulated_shap(root, step, phi),
+                    None => self.tabulated_shap(root, &AnyRow(row), phi),
+                }
+                continue;
+            }
             let rule_of = &self.rules[rule as usize];
             match RULE_SIZES[rule as usize] {
                 1 => self.tree_shap::<1>(root, rule_of, row, phi, scratch),
@@ -382,6 +512,15 @@ impl CompiledTrees {
                 _ => self.tree_shap::<64>(root, rule_of, row, phi, scratch),
             }
         }
+    }
+
+    fn tabulated_shap(&self, root: u32, step: &impl Step, phi: &mut [f64]) {
+        let mut pass = TablePass {
+            trees: self,
+            step,
+            phi,
+        };
+        pass.visit(root as usize, 0);
     }
 
     fn tree_shap<const Q: usize>(
@@ -512,6 +651,177 @@ impl<const Q: usize> ShapPass<'_, Q> {
     }
 }
 
+/// Returns how many table entries a tree's leaves need, or `None` when a path runs through more
+/// than [`MAX_TABLE_FEATURES`] distinct columns. (Validation guarantees every branch a share
+/// `z > 0`, so the ratios `(1 − z) / z` are finite.)
+fn table_entries(tree: &Tree) -> Option<usize> {
+    fn walk(tree: &Tree, node: usize, path: &mut Vec<u32>) -> Option<usize> {
+        if tree.is_leaf(node) {
+            return (path.len() <= MAX_TABLE_FEATURES).then(|| 1 << path.len());
+        }
+        let column = tree.feature[node];
+        let first = !path.contains(&column);
+        if first {
+            path.push(column);
+        }
+        let mut entries = 0;
+        for child in [tree.left[node] as usize, tree.right[node] as usize] {
+            entries += walk(tree, child, path)?;
+        }
+        if first {
+            path.pop();
+        }
+        Some(entries)
+    }
+    walk(tree, 0, &mut Vec::new())
+}
+
+/// Returns `v A(O)` for every pattern `O` of a leaf's path features (bit `p` set when the
+/// customer takes every branch on the `p`-th), given the leaf's output and each path feature's
+/// share `z`. The pattern of all of them gets 0: no contribution reads it.
+fn leaf_table(value: f64, zeros: &[f64], rules: &[Rule]) -> Vec<f64> {
+    // The integrand Π_{O} (z + (1 − z) t) Π_{U∖O} z (1 − t) / (1 − t) has degree |U| − 1.
+    let points = zeros.len().div_ceil(2).max(1);
+    let rule = &rules[RULE_SIZES
+        .iter()
+        .position(|&size| size >= points)
+        .expect("a rule covers MAX_TABLE_FEATURES")];
+    let mut table = vec![0.0; 1 << zeros.len()];
+    let mut products: Vec<f64> = Vec::with_capacity(table.len());
+    for (&t, &cold_weight) in rule.points.iter().zip(&rule.cold_weights) {
+        products.clear();
+        products.push(1.0);
+        for &zero in zeros {
+            // Patterns with this feature's bit set are the upper half.
+            let half = products.len();
+            let (hot, cold) = (zero + (1.0 - zero) * t, zero * (1.0 - t));
+            products.extend_from_within(..half);
+            products[..half]
+                .iter_mut()
+                .for_each(|product| *product *= cold);
+            products[half..]
+                .iter_mut()
+                .for_each(|product| *product *= hot);
+        }
+        for (entry, product) in table.iter_mut().zip(&products) {
+            *entry += cold_weight * product;
+        }
+    }
+    let all = table.len() - 1;
+    table[all] = 0.0;
+    table.iter_mut().for_each(|entry| *entry *= value);
+    table
+}
+
+/// How a row goes down a tree: [`Step::child`] takes a split node to the child the row goes to
+/// (and a leaf to itself).
+trait Step {
+    fn child(&self, node: &Node) -> usize;
+}
+
+/// Steps for any row, missing values included.
+struct AnyRow<'a>(&'a [f64]);
+
+impl Step for AnyRow<'_> {
+    #[inline(always)]
+    fn child(&self, node: &Node) -> usize {
+        node.child(self.0[node.column()])
+    }
+}
+
+/// Steps for a row without missing values: no default direction to look up, and a categorical
+/// test is one AND with the code's bit, worked out once per column.
+struct CompleteRow<'a> {
+    row: &'a [f64],
+    code_bits: Vec<u64>,
+}
+
+impl<'a> CompleteRow<'a> {
+    /// Returns the steps for `row`, or `None` when a value is missing.
+    fn new(row: &'a [f64]) -> Option<Self> {
+        if row.iter().any(|x| x.is_nan()) {
+            return None;
+        }
+        let code_bits = row
+            .iter()
+            .map(|&x| {
+                // As in `Node::child`: negative values read as code 0.
+                let code = x.max(0.0);
+                if code < 64.0 { 1 << (code as u32) } else { 0 }
+            })
+            .collect();
+        Some(CompleteRow { row, code_bits })
+    }
+}
+
+impl Step for CompleteRow<'_> {
+    #[inline(always)]
+    fn child(&self, node: &Node) -> usize {
+        let column = node.column();
+        let goes_left = if node.feature & CATEGORICAL != 0 {
+            node.split & self.code_bits[column] != 0
+        } else {
+            self.row[column] <= f64::from_bits(node.split)
+        };
+        node.left as usize + usize::from(!goes_left)
+    }
+}
+
+/// One tabulated tree's TreeSHAP for one row.
+struct TablePass<'a, S> {
+    trees: &'a CompiledTrees,
+    step: &'a S,
+    phi: &'a mut [f64],
+}
+
+impl<S: Step> TablePass<'_, S> {
+    /// Visits the subtree at `index`, reached with `pattern` of the path features the customer
+    /// satisfies so far; returns the sum of its leaves' `v A(O)` and adds their contributions.
+    /// Leaves are handled here rather than by a call of their own: they are half the nodes.
+    #[inline(always)]
+    fn visit(&mut self, index: usize, pattern: u32) -> f64 {
+        let trees = self.trees;
+        if !trees.nodes[index].is_leaf() {
+            return self.split(index, pattern);
+        }
+        let (table, path) = trees.leaf_table[index];
+        let table = &trees.tables[table as usize..];
+        let path = path as usize;
+        let mut satisfied = pattern;
+        while satisfied != 0 {
+            let position = satisfied.trailing_zeros() as usize;
+            self.phi[trees.path_columns[path + position] as usize] +=
+                trees.path_ratios[path + position] * table[(pattern ^ (1 << position)) as usize];
+            satisfied &= satisfied - 1;
+        }
+        table[pattern as usize]
+    }
+
+    fn split(&mut self, index: usize, pattern: u32) -> f64 {
+        let trees = self.trees;
+        let node = trees.nodes[index];
+        let column = node.column();
+        let hot = self.step.child(&node);
+        let cold = 2 * node.left as usize + 1 - hot;
+        let slot = trees.shap_slot[index];
+        let bit = 1u32 << (slot & !FIRST_ON_PATH);
+        let pattern = if slot & FIRST_ON_PATH != 0 {
+            pattern | bit
+        } else {
+            pattern
+        };
+        if pattern & bit != 0 {
+            // Every leaf past the branch not taken misses this feature: −v A(O) each.
+            let cold_sum = self.visit(cold, pattern & !bit);
+            self.phi[column] -= cold_sum;
+            cold_sum + self.visit(hot, pattern)
+        } else {
+            // A branch on it was missed above, which reported these leaves already.
+            self.visit(hot, pattern) + self.visit(cold, pattern)
+        }
+    }
+}
+
 /// Returns the largest number of distinct columns split on along one root-to-leaf path.
 fn distinct_features_on_longest_path(tree: &Tree, columns: usize) -> usize {
     fn walk(tree: &Tree, node: usize, counts: &mut [u32], distinct: usize) -> usize {
@@ -612,15 +922,20 @@ mod tests {
         tree
     }
 
-    fn shap(tree: &Tree, row: &[f64]) -> Vec<f64> {
+    /// Returns a tree's SHAP values for `row` from tables (where the tree allows them) and from
+    /// quadrature.
+    fn shap(tree: &Tree, row: &[f64]) -> [Vec<f64>; 2] {
         let ensemble = TreeEnsemble {
             base_score: 0.0,
             trees: vec![tree.clone()],
         };
-        let compiled = CompiledTrees::new(&ensemble, &vec![false; row.len()]).unwrap();
-        let mut phi = vec![0.0; row.len()];
-        compiled.shap_into(row, &mut phi, &mut compiled.scratch());
-        phi
+        [TABLE_BUDGET, 0].map(|budget| {
+            let compiled =
+                CompiledTrees::compile(&ensemble, &vec![false; row.len()], budget).unwrap();
+            let mut phi = vec![0.0; row.len()];
+            compiled.shap_into(row, &mut phi, &mut compiled.scratch());
+            phi
+        })
     }
 
     proptest! {
@@ -633,10 +948,11 @@ mod tests {
             max_depth in 1usize..7,
         ) {
             let tree = random_tree(5, max_depth, &seed);
-            let phi = shap(&tree, &row);
             let expected = brute_force_shapley(&tree, &row, 5);
-            for (fast, exact) in phi.iter().zip(&expected) {
-                prop_assert!((fast - exact).abs() < 1e-9, "{phi:?} vs {expected:?}");
+            for phi in shap(&tree, &row) {
+                for (fast, exact) in phi.iter().zip(&expected) {
+                    prop_assert!((fast - exact).abs() < 1e-9, "{phi:?} vs {expected:?}");
+                }
             }
         }
 
@@ -656,25 +972,27 @@ mod tests {
             } else {
                 chain_tree(150, depth, &seed)
             };
-            let phi = shap(&tree, &row);
             let mut expected = vec![0.0; row.len()];
             reference_shap(&tree, &row, &mut expected);
-            for (fast, exact) in phi.iter().zip(&expected) {
-                prop_assert!((fast - exact).abs() < 1e-9, "{fast} vs {exact}");
+            for phi in shap(&tree, &row) {
+                for (fast, exact) in phi.iter().zip(&expected) {
+                    prop_assert!((fast - exact).abs() < 1e-9, "{fast} vs {exact}");
+                }
             }
         }
 
         /// base value + Σ SHAP = margin, and the packed margin equals the arrays', for ensembles
-        /// of random trees.
+        /// of random trees, some tabulated and some not when the budget runs out.
         #[test]
         fn shap_values_add_up_to_the_margin(
             seeds in prop::collection::vec(prop::collection::vec(any::<u32>(), 32), 1..8),
             row in row_strategy(6),
             base_score in -3.0f64..3.0,
+            table_budget in 0usize..2000,
         ) {
             let trees = seeds.iter().map(|seed| random_tree(6, 8, seed)).collect();
             let ensemble = TreeEnsemble { base_score, trees };
-            let compiled = CompiledTrees::new(&ensemble, &[false; 6]).unwrap();
+            let compiled = CompiledTrees::compile(&ensemble, &[false; 6], table_budget).unwrap();
             prop_assert_eq!(compiled.margin(&row), ensemble.margin(&row));
             let mut phi = vec![0.0; 6];
             compiled.shap_into(&row, &mut phi, &mut compiled.scratch());
@@ -693,7 +1011,7 @@ mod tests {
             depth in 40usize..150,
         ) {
             let tree = chain_tree(150, depth, &seed);
-            let phi = shap(&tree, &row);
+            let [phi, _] = shap(&tree, &row);
             let sum = tree.expected_value() + phi.iter().sum::<f64>();
             prop_assert!((sum - tree.predict(&row)).abs() < 1e-12, "{sum} vs {}", tree.predict(&row));
         }
@@ -736,6 +1054,25 @@ mod tests {
                 assert_eq!(compiled.margin(&row), ensemble.margin(&row), "{row:?}");
             }
         }
+    }
+
+    #[test]
+    fn shallow_trees_are_tabulated_and_the_rest_use_quadrature() {
+        let bushy = random_tree(5, 6, &[7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5, 9]);
+        let deep = chain_tree(40, 30, &(1..200).collect::<Vec<u32>>());
+        let ensemble = TreeEnsemble {
+            base_score: 0.0,
+            trees: vec![bushy, deep],
+        };
+        let compiled = CompiledTrees::new(&ensemble, &[false; 40]).unwrap();
+        let tabulated: Vec<bool> = compiled
+            .roots
+            .iter()
+            .map(|&(_, rule)| rule == TABULATED)
+            .collect();
+        assert_eq!(tabulated, [true, false]);
+        let none = CompiledTrees::compile(&ensemble, &[false; 40], 0).unwrap();
+        assert!(none.roots.iter().all(|&(_, rule)| rule != TABULATED));
     }
 
     #[test]
