@@ -230,7 +230,7 @@ fn bad_event_options_are_refused_by_name() -> anyhow::Result<()> {
     ])
     .unwrap_err();
     assert!(
-        format!("{error:#}").contains("--target applies to a flat file"),
+        format!("{error:#}").contains("cannot be used with '--target"),
         "{error:#}"
     );
     // The same settings from a TOML file, paths relative to it.

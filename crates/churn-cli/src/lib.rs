@@ -73,19 +73,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub operational_only: bool,
     /// Column holding the churn label.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub target: Option<String>,
     /// Target value that means churn (needed when the target has more than two values).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub positive: Option<String>,
     /// Customer id column (kept out of the features).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub id: Option<String>,
     /// Columns to leave out, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub ignore: Vec<String>,
     /// Force a column's kind: NAME=numeric|boolean|categorical (repeatable).
-    #[arg(long = "kind", value_parser = parse_kind_override)]
+    #[arg(long = "kind", value_parser = parse_kind_override, conflicts_with = "events")]
     pub kinds: Vec<(String, FeatureKind)>,
     /// Model to fit: gradient-boosted trees, logistic regression, or auto (both compared by
     /// cross-validated ROC-AUC, the better one kept; the default).
@@ -218,20 +218,6 @@ pub fn train_config(args: TrainArgs) -> anyhow::Result<TrainConfig> {
             _ => bail!("`churn train` needs --data and --target, --events, or --config"),
         },
     };
-    if args.events.is_some() {
-        let flat_only = [
-            ("--target", args.target.is_some()),
-            ("--positive", args.positive.is_some()),
-            ("--id", args.id.is_some()),
-            ("--kind", !args.kinds.is_empty()),
-        ];
-        if let Some((flag, _)) = flat_only.iter().find(|(_, given)| *given) {
-            bail!(
-                "{flag} applies to a flat file; with --events the target is `churned` and the id \
-                 `customer_id`"
-            );
-        }
-    }
     if let Some(events) = args.events {
         config.data = events;
         config.target = churn_data::profiles::LABEL.to_string();

@@ -91,6 +91,13 @@ fn table_schema(table: &str) -> Vec<(&'static str, DataType)> {
     }
 }
 
+/// Which end of a column [`EventTables::extreme_day`] reads.
+#[derive(Debug, Clone, Copy)]
+enum Extreme {
+    First,
+    Last,
+}
+
 impl EventTables {
     /// Finds the six tables in `dir`; names the first one missing.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -115,7 +122,10 @@ impl EventTables {
 
     /// Returns a table's file.
     pub fn file(&self, table: &str) -> &Path {
-        let index = TABLES.iter().position(|t| *t == table).unwrap_or(0);
+        let index = TABLES
+            .iter()
+            .position(|t| *t == table)
+            .expect("a table named in TABLES");
         &self.files[index]
     }
 
@@ -180,32 +190,11 @@ impl EventTables {
     /// Returns the day after the last event of any dated table: labels are complete for
     /// snapshots whose horizon ends by then.
     pub fn data_end(&self) -> Result<i32> {
-        let last = |table: &str, column: &str, days: bool| -> Result<Option<i64>> {
-            let frame = self
-                .scan(table)?
-                .select([col(column).cast(DataType::Int64).max()])
-                .collect()
-                .map_err(|error| self.error(table, error))?;
-            let value = frame
-                .column(column)
-                .and_then(|column| column.cast(&DataType::Int64))
-                .map_err(|error| self.error(table, error))?
-                .i64()
-                .map_err(|error| self.error(table, error))?
-                .get(0);
-            Ok(value.map(|value| {
-                if days {
-                    value
-                } else {
-                    value.div_euclid(DAY_MS)
-                }
-            }))
-        };
         let latest = [
-            last("usage", "day", true)?,
-            last("billing", "billed_at", false)?,
-            last("surveys", "sent_at", false)?,
-            last("tickets", "opened_at", false)?,
+            self.extreme_day("usage", "day", Extreme::Last)?,
+            self.extreme_day("billing", "billed_at", Extreme::Last)?,
+            self.extreme_day("surveys", "sent_at", Extreme::Last)?,
+            self.extreme_day("tickets", "opened_at", Extreme::Last)?,
         ]
         .into_iter()
         .flatten()
@@ -214,7 +203,41 @@ impl EventTables {
             path: self.dir.clone(),
             reason: "no dated events in any table".into(),
         })?;
-        Ok(latest as i32 + 1)
+        Ok(latest + 1)
+    }
+
+    /// Returns the day of the earliest or latest value in a date or time column, or `None` for
+    /// an empty table.
+    fn extreme_day(&self, table: &str, column: &str, extreme: Extreme) -> Result<Option<i32>> {
+        let value = col(column).cast(DataType::Int64);
+        let frame = self
+            .scan(table)?
+            .select([match extreme {
+                Extreme::First => value.min(),
+                Extreme::Last => value.max(),
+            }])
+            .collect()
+            .map_err(|error| self.error(table, error))?;
+        let value = frame
+            .column(column)
+            .and_then(|column| column.cast(&DataType::Int64))
+            .map_err(|error| self.error(table, error))?
+            .i64()
+            .map_err(|error| self.error(table, error))?
+            .get(0);
+        // Date columns hold days already; time columns hold milliseconds.
+        let is_date = matches!(
+            table_schema(table).iter().find(|(name, _)| *name == column),
+            Some((_, DataType::Date))
+        );
+        Ok(value.map(|value| {
+            let day = if is_date {
+                value
+            } else {
+                value.div_euclid(DAY_MS)
+            };
+            day as i32
+        }))
     }
 
     /// Builds the lazy plan of one snapshot's profiles: one row per customer active at
@@ -549,31 +572,17 @@ impl EventTables {
 
     /// Returns the first day with a usage or billing event.
     pub fn data_start(&self) -> Result<i32> {
-        let first = |table: &str, column: &str| -> Result<Option<i64>> {
-            let frame = self
-                .scan(table)?
-                .select([col(column).cast(DataType::Int64).min()])
-                .collect()
-                .map_err(|error| self.error(table, error))?;
-            Ok(frame
-                .column(column)
-                .and_then(|column| column.cast(&DataType::Int64))
-                .map_err(|error| self.error(table, error))?
-                .i64()
-                .map_err(|error| self.error(table, error))?
-                .get(0))
-        };
-        let usage = first("usage", "day")?;
-        let billing = first("billing", "billed_at")?.map(|ms| ms.div_euclid(DAY_MS));
-        usage
-            .into_iter()
-            .chain(billing)
-            .min()
-            .map(|day| day as i32)
-            .ok_or_else(|| DataError::Parse {
-                path: self.dir.clone(),
-                reason: "no usage or billing events".into(),
-            })
+        [
+            self.extreme_day("usage", "day", Extreme::First)?,
+            self.extreme_day("billing", "billed_at", Extreme::First)?,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .ok_or_else(|| DataError::Parse {
+            path: self.dir.clone(),
+            reason: "no usage or billing events".into(),
+        })
     }
 }
 
