@@ -89,8 +89,11 @@ pub struct CompiledTrees {
     /// Per group of [`LANES`] trees in `walk_order`: the depth of the deepest among them.
     group_depth: Vec<usize>,
     rules: Vec<Rule>,
-    /// Points of the largest rule any tree uses, to size [`ShapScratch`].
+    /// Points of the largest rule any tree uses, to size [`ShapScratch`]; 0 when every tree is
+    /// tabulated, which needs no scratch.
     widest_rule: usize,
+    /// A leaf, where lanes past the last group of trees wait.
+    idle_lane: usize,
     base_score: f64,
     expected_margin: f64,
     columns: usize,
@@ -258,7 +261,8 @@ impl CompiledTrees {
                 .iter()
                 .map(|&n| Rule::gauss_legendre(n))
                 .collect(),
-            widest_rule: 1,
+            widest_rule: 0,
+            idle_lane: 0,
             base_score: ensemble.base_score,
             expected_margin: ensemble.expected_margin(),
             columns: categorical.len(),
@@ -302,6 +306,11 @@ impl CompiledTrees {
                 compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
             }
         }
+        compiled.idle_lane = compiled
+            .nodes
+            .iter()
+            .position(Node::is_leaf)
+            .expect("every tree has a leaf");
         compiled.walk_order = (0..ensemble.trees.len() as u32).collect();
         compiled
             .walk_order
@@ -443,13 +452,13 @@ impl CompiledTrees {
     fn walk(&self, step: &impl Step) -> f64 {
         let mut outputs = vec![0.0; self.roots.len()];
         for (group, &depth) in self.walk_order.chunks(LANES).zip(&self.group_depth) {
-            let mut at = [0usize; LANES];
+            let mut at = [self.idle_lane; LANES];
             for (lane, &tree) in at.iter_mut().zip(group) {
                 *lane = self.roots[tree as usize].0 as usize;
             }
             // Leaves point at themselves, so a lane that reached one stays; lanes past the
-            // group's end walk the first root's tree and are not read. The walk ends when
-            // every lane is at a leaf, at the latest after the group's depth.
+            // group's end wait at a leaf and are not read. The walk ends when every lane is at
+            // a leaf, at the latest after the group's depth.
             for _ in 0..depth {
                 let mut all_leaves = LEAF;
                 for lane in &mut at {
@@ -476,6 +485,14 @@ impl CompiledTrees {
 
     /// Returns working memory for [`CompiledTrees::shap_into`].
     pub fn scratch(&self) -> ShapScratch {
+        if self.widest_rule == 0 {
+            return ShapScratch {
+                zero: Vec::new(),
+                one: Vec::new(),
+                on_path: Vec::new(),
+                below: Vec::new(),
+            };
+        }
         ShapScratch {
             zero: vec![1.0; self.columns],
             one: vec![1.0; self.columns],

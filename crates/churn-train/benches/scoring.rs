@@ -3,7 +3,8 @@
 //! 300-tree, 31-leaf tree model (early stopping off) and for logistic regression, both trained on
 //! the shipped Telco data, and for the shipped model itself; then the parts: encoding a profile,
 //! the margin and the SHAP values of an encoded row, loading the artifact.
-//! `cargo bench -p churn-train --bench scoring`
+//! `cargo bench --profile dev --workspace --bench scoring` (with `--workspace`, polars keeps the
+//! features of the test build; `-p churn-train` alone would rebuild it).
 
 use std::hint::black_box;
 
