@@ -306,11 +306,7 @@ impl CompiledTrees {
                 compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
             }
         }
-        compiled.idle_lane = compiled
-            .nodes
-            .iter()
-            .position(Node::is_leaf)
-            .expect("every tree has a leaf");
+        compiled.idle_lane = compiled.nodes.iter().position(Node::is_leaf).unwrap_or(0); // no trees: no group is walked
         compiled.walk_order = (0..ensemble.trees.len() as u32).collect();
         compiled
             .walk_order
@@ -1002,7 +998,7 @@ mod tests {
         /// of random trees, some tabulated and some not when the budget runs out.
         #[test]
         fn shap_values_add_up_to_the_margin(
-            seeds in prop::collection::vec(prop::collection::vec(any::<u32>(), 32), 1..8),
+            seeds in prop::collection::vec(prop::collection::vec(any::<u32>(), 32), 1..20),
             row in row_strategy(6),
             base_score in -3.0f64..3.0,
             table_budget in 0usize..2000,
@@ -1090,6 +1086,28 @@ mod tests {
         assert_eq!(tabulated, [true, false]);
         let none = CompiledTrees::compile(&ensemble, &[false; 40], 0).unwrap();
         assert!(none.roots.iter().all(|&(_, rule)| rule != TABULATED));
+    }
+
+    #[test]
+    fn an_ensemble_of_no_trees_or_single_leaves_scores_its_base() {
+        let mut leaf = Tree::empty();
+        leaf.push_leaf(5.0);
+        leaf.value[0] = 0.25;
+        for trees in [vec![], vec![leaf.clone()], vec![leaf.clone(), leaf]] {
+            let ensemble = TreeEnsemble {
+                base_score: -1.0,
+                trees,
+            };
+            for budget in [TABLE_BUDGET, 0] {
+                let compiled = CompiledTrees::compile(&ensemble, &[false], budget).unwrap();
+                for row in [[0.5], [f64::NAN]] {
+                    assert_eq!(compiled.margin(&row), ensemble.margin(&row));
+                    let mut phi = [0.0];
+                    compiled.shap_into(&row, &mut phi, &mut compiled.scratch());
+                    assert_eq!(phi, [0.0]);
+                }
+            }
+        }
     }
 
     #[test]

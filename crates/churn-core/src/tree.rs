@@ -163,6 +163,9 @@ impl Tree {
                 "node arrays have lengths {lengths:?} and {n} values"
             ));
         }
+        // Every node but the root is some split's child exactly once: a node shared by two
+        // parents would be a graph, not a tree, and its reasons would be counted twice.
+        let mut parents = vec![0u32; n];
         for node in 0..n {
             if !(self.value[node].is_finite() && self.cover[node] > 0.0) {
                 return Err(format!("node {node} has a non-finite value or no cover"));
@@ -175,6 +178,12 @@ impl Tree {
                 return Err(format!(
                     "node {node} has children {left} and {right} out of order"
                 ));
+            }
+            for child in [left, right] {
+                parents[child] += 1;
+                if parents[child] > 1 {
+                    return Err(format!("node {child} is the child of more than one node"));
+                }
             }
             if self.cover[left] + self.cover[right] != self.cover[node] {
                 return Err(format!("node {node}: children covers do not add up"));
@@ -338,5 +347,21 @@ pub(crate) mod tests {
         // Splits on column 2 are refused when the model is given two columns.
         let wide = random_tree(3, 4, &[2, 2, 2, 2, 2, 2]);
         assert!(wide.validate(&[false; 2]).is_err());
+        // Node 2 is the right child of both node 0 and node 1; covers and order are fine.
+        let shared = Tree {
+            feature: vec![0, 1, 0, 0],
+            threshold: vec![0.5; 4],
+            left_categories: vec![0; 4],
+            default_left: vec![false; 4],
+            left: vec![1, 3, 0, 0],
+            right: vec![2, 2, 0, 0],
+            value: vec![0.0, 0.0, 1.0, -1.0],
+            cover: vec![10.0, 6.0, 4.0, 2.0],
+        };
+        let error = shared.validate(&[false; 2]).unwrap_err();
+        assert!(
+            error.contains("node 2 is the child of more than one node"),
+            "{error}"
+        );
     }
 }
