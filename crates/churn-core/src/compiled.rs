@@ -276,7 +276,8 @@ impl CompiledTrees {
                     ),
                 });
             }
-            let distinct = distinct_features_on_longest_path(tree, categorical.len());
+            let paths = path_features(tree, categorical.len());
+            let distinct = paths.deepest;
             if distinct > MAX_DISTINCT_FEATURES {
                 return Err(CoreError::InvalidArtifact {
                     reason: format!(
@@ -295,9 +296,8 @@ impl CompiledTrees {
                     reason: "the ensemble has more than 2^32 nodes".into(),
                 })?;
             let slots = compiled.push_tree(tree);
-            let entries = table_entries(tree);
             if distinct <= MAX_TABLE_FEATURES
-                && entries.is_some_and(|entries| compiled.tables.len() + entries <= table_budget)
+                && paths.table_entries <= table_budget - compiled.tables.len()
             {
                 compiled.push_tables(tree, &slots);
                 compiled.roots.push((root, TABULATED));
@@ -481,19 +481,17 @@ impl CompiledTrees {
 
     /// Returns working memory for [`CompiledTrees::shap_into`].
     pub fn scratch(&self) -> ShapScratch {
-        if self.widest_rule == 0 {
-            return ShapScratch {
-                zero: Vec::new(),
-                one: Vec::new(),
-                on_path: Vec::new(),
-                below: Vec::new(),
-            };
-        }
+        // Only quadrature reads it: a fully tabulated ensemble needs none.
+        let columns = if self.widest_rule == 0 {
+            0
+        } else {
+            self.columns
+        };
         ShapScratch {
-            zero: vec![1.0; self.columns],
-            one: vec![1.0; self.columns],
-            on_path: vec![false; self.columns],
-            below: vec![0.0; self.columns * self.widest_rule],
+            zero: vec![1.0; columns],
+            one: vec![1.0; columns],
+            on_path: vec![false; columns],
+            below: vec![0.0; columns * self.widest_rule],
         }
     }
 
@@ -664,31 +662,6 @@ impl<const Q: usize> ShapPass<'_, Q> {
     }
 }
 
-/// Returns how many table entries a tree's leaves need, or `None` when a path runs through more
-/// than [`MAX_TABLE_FEATURES`] distinct columns. (Validation guarantees every branch a share
-/// `z > 0`, so the ratios `(1 − z) / z` are finite.)
-fn table_entries(tree: &Tree) -> Option<usize> {
-    fn walk(tree: &Tree, node: usize, path: &mut Vec<u32>) -> Option<usize> {
-        if tree.is_leaf(node) {
-            return (path.len() <= MAX_TABLE_FEATURES).then(|| 1 << path.len());
-        }
-        let column = tree.feature[node];
-        let first = !path.contains(&column);
-        if first {
-            path.push(column);
-        }
-        let mut entries = 0;
-        for child in [tree.left[node] as usize, tree.right[node] as usize] {
-            entries += walk(tree, child, path)?;
-        }
-        if first {
-            path.pop();
-        }
-        Some(entries)
-    }
-    walk(tree, 0, &mut Vec::new())
-}
-
 /// Returns `v A(O)` for every pattern `O` of a leaf's path features (bit `p` set when the
 /// customer takes every branch on the `p`-th), given the leaf's output and each path feature's
 /// share `z`. The pattern of all of them gets 0: no contribution reads it.
@@ -835,25 +808,43 @@ impl<S: Step> TablePass<'_, S> {
     }
 }
 
-/// Returns the largest number of distinct columns split on along one root-to-leaf path.
-fn distinct_features_on_longest_path(tree: &Tree, columns: usize) -> usize {
-    fn walk(tree: &Tree, node: usize, counts: &mut [u32], distinct: usize) -> usize {
-        if tree.left[node] == 0 {
-            return distinct;
+/// Distinct columns split on along a tree's root-to-leaf paths.
+struct PathFeatures {
+    /// The most on one path.
+    deepest: usize,
+    /// Table entries the leaves would need, `2^distinct` each (saturating). (Validation
+    /// guarantees every branch a share `z > 0`, so the ratios `(1 − z) / z` are finite.)
+    table_entries: usize,
+}
+
+fn path_features(tree: &Tree, columns: usize) -> PathFeatures {
+    fn walk(
+        tree: &Tree,
+        node: usize,
+        counts: &mut [u32],
+        distinct: usize,
+        found: &mut PathFeatures,
+    ) {
+        if tree.is_leaf(node) {
+            found.deepest = found.deepest.max(distinct);
+            let entries = 1usize.checked_shl(distinct as u32).unwrap_or(usize::MAX);
+            found.table_entries = found.table_entries.saturating_add(entries);
+            return;
         }
         let column = tree.feature[node] as usize;
         let distinct = distinct + usize::from(counts[column] == 0);
         counts[column] += 1;
-        let deepest = walk(tree, tree.left[node] as usize, counts, distinct).max(walk(
-            tree,
-            tree.right[node] as usize,
-            counts,
-            distinct,
-        ));
+        for child in [tree.left[node] as usize, tree.right[node] as usize] {
+            walk(tree, child, counts, distinct, found);
+        }
         counts[column] -= 1;
-        deepest
     }
-    walk(tree, 0, &mut vec![0; columns], 0)
+    let mut found = PathFeatures {
+        deepest: 0,
+        table_entries: 0,
+    };
+    walk(tree, 0, &mut vec![0; columns], 0, &mut found);
+    found
 }
 
 #[cfg(test)]
