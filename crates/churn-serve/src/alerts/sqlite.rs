@@ -1,6 +1,7 @@
-//! The embedded SQLite alert store: one file, WAL mode (readers never wait on the writer),
-//! schema migrations on open, and a partial unique index that makes a second unresolved alert
-//! for one customer impossible whatever the caller does.
+//! The embedded SQLite alert store: alerts in one file, scores in another beside it, both in
+//! WAL mode (readers never wait on the writer), schema migrations on open, and a partial unique
+//! index that makes a second unresolved alert for one customer impossible whatever the caller
+//! does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,18 +75,32 @@ const MIGRATIONS: &[&str] = &[
     // 2: a customer's alerts by key, for the console's customer view.
     "CREATE INDEX alerts_by_customer ON alerts (customer_id, id);
     ALTER TABLE alerts ADD COLUMN lowering TEXT NOT NULL DEFAULT '[]';",
+    // 3: last scores live in the scores file (`move_last_scores` copied them there first).
+    "DROP TABLE customers;",
 ];
 
-/// The score history's schema, in a file of its own beside the store (`NAME.history.sqlite`):
-/// its writes then never wait on, nor hold up, an alert commit.
-const HISTORY_MIGRATIONS: &[&str] = &["CREATE TABLE score_history (
+/// The scores file's schema (`NAME.history.sqlite`, beside the store): every customer's scores
+/// over time and their last one. A file of its own has a writer of its own, so these bulk writes
+/// never wait on, nor hold up, an alert commit.
+const SCORE_MIGRATIONS: &[&str] = &[
+    "CREATE TABLE score_history (
         customer_id TEXT NOT NULL,
         scored_at INTEGER NOT NULL,
         probability REAL NOT NULL,
         band INTEGER NOT NULL,
         model_version TEXT NOT NULL,
         PRIMARY KEY (customer_id, scored_at)
-    ) WITHOUT ROWID;"];
+    ) WITHOUT ROWID;",
+    // 2: last scores, formerly the alert file's `customers` table. A customer's most recent
+    // alert is not kept here: the alerts say it, and their latest score may be newer than this.
+    "CREATE TABLE last_scores (
+        customer_id TEXT PRIMARY KEY,
+        probability REAL NOT NULL,
+        band INTEGER NOT NULL,
+        scored_at INTEGER NOT NULL,
+        model_version TEXT NOT NULL
+    ) WITHOUT ROWID;",
+];
 
 /// How hard a commit pushes to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,17 +134,19 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     /// Every customer's last score; see [`Memory`].
     memory: Arc<Mutex<Memory>>,
-    /// Every written score over time, in a file of its own.
-    history: Arc<ScoreHistory>,
+    /// Last scores and every score over time, in a file of its own.
+    scores: Arc<ScoreFile>,
     readers: Mutex<Vec<Connection>>,
     /// Dropped with the store, which stops its thread once pending scores are written.
     _stop_checkpoints: std::sync::mpsc::Sender<()>,
 }
 
-/// Every customer's last score, in memory as well as in the `customers` table (about 150 bytes
-/// a customer: 150 MB for a million). A score of a customer who has no alert, which changes no
+/// Every customer's last score, in memory as well as in the scores file (about 150 bytes a
+/// customer: 150 MB for a million). A score of a customer who has no alert, which changes no
 /// alert (90% of scores), is then decided and kept under this lock alone, touching SQLite not
 /// at all; measured here, a key lookup through SQLite cost 5–20 µs and a row write 20–30 µs.
+/// Every last score is written in the background, those that changed an alert too: the alert
+/// row holds its score, so a crash that loses the background write loses nothing of it.
 ///
 /// Lock order: the write connection, then memory; nothing holds memory while waiting for the
 /// connection.
@@ -137,8 +154,7 @@ pub struct SqliteStore {
 struct Memory {
     /// Every customer's last score, newest first: what the table holds plus `dirty`.
     known: HashMap<String, LastScore>,
-    /// Customers whose last score changed no alert and is not written yet; written in the
-    /// background (a score that changes an alert writes its customer's row at once).
+    /// Customers whose last score is not written to the scores file yet.
     dirty: std::collections::HashSet<String>,
     /// The model version of the last score, shared by the customers it scored.
     model_version: Arc<str>,
@@ -163,13 +179,12 @@ struct HistoryPoint {
 /// log): the history is for charts, and must never hold up scoring.
 const MAX_PENDING_HISTORY: usize = 200_000;
 
-/// The score history: every last score the store keeps, one a second per customer at most, in
-/// `NAME.history.sqlite` beside the store. A file of its own has a writer of its own, so adding
-/// to it (on the store's thread, sorted by customer, in one transaction per tick) never waits on
-/// an alert commit nor makes one wait. Like pending last scores, the points of the last tick may
-/// be lost to a crash; never an alert.
+/// The scores file, `NAME.history.sqlite` beside the store: every customer's last score, and
+/// their score history (every last score the store keeps, one a second per customer at most).
+/// Written on the store's thread, sorted by customer, in one transaction per tick; the scores of
+/// the last tick may be lost to a crash, never an alert (whose row holds its latest score).
 #[derive(Debug)]
-struct ScoreHistory {
+struct ScoreFile {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
@@ -180,25 +195,35 @@ fn history_path(path: &Path) -> PathBuf {
     path.with_extension("history.sqlite")
 }
 
-impl ScoreHistory {
+impl ScoreFile {
     fn open(path: &Path) -> StoreResult<Self> {
         let mut writer = connect(path)?;
         use_wal(&writer, path)?;
         writer.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        migrate(&mut writer, path, HISTORY_MIGRATIONS)?;
-        Ok(ScoreHistory {
+        migrate(&mut writer, path, SCORE_MIGRATIONS)?;
+        Ok(ScoreFile {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             reader: Mutex::new(connect(path)?),
         })
     }
 
-    /// Adds the pending points to the file in one transaction; returns how many.
-    fn write_pending(&self, memory: &Mutex<Memory>) -> StoreResult<usize> {
-        let (mut points, dropped) = {
+    /// Writes up to `limit` pending last scores and every pending history point in one
+    /// transaction; returns how many last scores. Memory is locked only to pick them.
+    fn write_pending(&self, memory: &Mutex<Memory>, limit: usize) -> StoreResult<usize> {
+        let (mut last_scores, mut points, dropped) = {
             let mut memory = lock(memory);
+            let customers: Vec<String> = memory.dirty.iter().take(limit).cloned().collect();
+            let last_scores: Vec<(String, LastScore)> = customers
+                .into_iter()
+                .filter_map(|customer| {
+                    memory.dirty.remove(&customer);
+                    let last = memory.known.get(&customer)?.clone();
+                    Some((customer, last))
+                })
+                .collect();
             let dropped = std::mem::take(&mut memory.history_dropped);
-            (std::mem::take(&mut memory.history), dropped)
+            (last_scores, std::mem::take(&mut memory.history), dropped)
         };
         if dropped > 0 {
             tracing::warn!(
@@ -206,14 +231,18 @@ impl ScoreHistory {
                 "the score history fell behind; scores were left out of it"
             );
         }
-        if points.is_empty() {
+        if last_scores.is_empty() && points.is_empty() {
             return Ok(0);
         }
-        // In key order the inserts touch each page once (a stable sort keeps a customer's
+        // In key order the writes touch each page once (a stable sort keeps a customer's
         // scores in time order, so the later of two in one second wins).
+        last_scores.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         points.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         let connection = lock(&self.writer);
         let written = in_transaction(&connection, || {
+            for (customer, last) in &last_scores {
+                write_last_score(&connection, customer, last)?;
+            }
             let mut insert = connection.prepare_cached(
                 "INSERT OR REPLACE INTO score_history
                     (customer_id, scored_at, probability, band, model_version)
@@ -233,13 +262,24 @@ impl ScoreHistory {
         if let Err(error) = written {
             tracing::warn!(
                 %error,
-                history = %self.path.display(),
+                scores = %self.path.display(),
                 points = points.len(),
-                "cannot add scores to the history; they are dropped"
+                "cannot write scores; last scores are retried, history points dropped"
             );
+            // A newer score of the same customer may be in memory meanwhile; it is the one
+            // written next time either way.
+            lock(memory)
+                .dirty
+                .extend(last_scores.into_iter().map(|(customer, _)| customer));
             return Err(error);
         }
-        Ok(points.len())
+        Ok(last_scores.len())
+    }
+
+    /// Writes everything pending.
+    fn write_all_pending(&self, memory: &Mutex<Memory>) -> StoreResult<()> {
+        while self.write_pending(memory, LAST_SCORE_CHUNK)? > 0 {}
+        Ok(())
     }
 
     /// Returns up to `limit` of a customer's scores, oldest first.
@@ -275,7 +315,7 @@ fn use_wal(connection: &Connection, path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-/// A customer's last score as the `customers` table keeps it.
+/// A customer's last score, and their most recent alert.
 #[derive(Debug, Clone, PartialEq)]
 struct LastScore {
     score: PastScore,
@@ -283,10 +323,10 @@ struct LastScore {
     last_alert_id: Option<i64>,
 }
 
-/// How often pending last scores are written, and how many per transaction (each holds the
-/// write lock for well under a millisecond).
+/// How often pending scores are written, and how many last scores per transaction at most (on
+/// the scores file's writer, which nothing on a request path waits for).
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-const FLUSH_CHUNK: usize = 16;
+const LAST_SCORE_CHUNK: usize = 4_096;
 /// Pending last scores beyond which a score waits for some to be written (back-pressure, and a
 /// bound on what a crash can lose).
 const MAX_PENDING: usize = 50_000;
@@ -323,10 +363,11 @@ impl SqliteStore {
         writer.execute_batch(&format!(
             "PRAGMA synchronous = {level}; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
         ))?;
+        let scores = Arc::new(ScoreFile::open(&history_path(path))?);
+        move_last_scores(&writer, &lock(&scores.writer))?;
         migrate(&mut writer, path, MIGRATIONS)?;
-        let history = Arc::new(ScoreHistory::open(&history_path(path))?);
         let memory = Arc::new(Mutex::new(Memory {
-            known: load_customers(&writer)?,
+            known: load_last_scores(&lock(&scores.writer), &writer)?,
             dirty: std::collections::HashSet::new(),
             model_version: Arc::from(""),
             busy: std::collections::HashSet::new(),
@@ -338,13 +379,13 @@ impl SqliteStore {
             connect(path)?,
             writer.clone(),
             memory.clone(),
-            history.clone(),
+            scores.clone(),
         )?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer,
             memory,
-            history,
+            scores,
             readers: Mutex::new(Vec::new()),
             _stop_checkpoints: stop_checkpoints,
         })
@@ -401,7 +442,7 @@ impl SqliteStore {
     }
 }
 
-/// Writes pending last scores and checkpoints, on a thread of its own.
+/// Writes pending scores and checkpoints the alert file, on a thread of its own.
 ///
 /// Checkpoints go in two steps, so the log stays small and its fsyncs never sit on a commit:
 /// first a PASSIVE checkpoint alongside the writer copies the bulk of the log into the database
@@ -413,7 +454,7 @@ fn start_maintenance(
     connection: Connection,
     writer: Arc<Mutex<Connection>>,
     memory: Arc<Mutex<Memory>>,
-    history: Arc<ScoreHistory>,
+    scores: Arc<ScoreFile>,
 ) -> StoreResult<std::sync::mpsc::Sender<()>> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let checkpoint = move || connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -426,19 +467,8 @@ fn start_maintenance(
                     stopped.recv_timeout(FLUSH_INTERVAL),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout)
                 );
-                loop {
-                    let flushed = flush(&lock(&writer), &memory, FLUSH_CHUNK);
-                    match flushed {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::error!(%error, "cannot write last scores; retrying");
-                            break;
-                        }
-                    }
-                }
-                // Logged inside; the history is best effort.
-                let _ = history.write_pending(&memory);
+                // Logged inside; retried on the next tick.
+                let _ = scores.write_all_pending(&memory);
                 if stopping {
                     return;
                 }
@@ -483,40 +513,6 @@ fn in_transaction<T>(
             Err(error)
         }
     }
-}
-
-/// Writes up to `limit` pending last scores in one transaction on `connection` (the write
-/// connection, locked by the caller); returns how many. Memory is locked only to pick them.
-fn flush(connection: &Connection, memory: &Mutex<Memory>, limit: usize) -> StoreResult<usize> {
-    let chunk: Vec<(String, LastScore)> = {
-        let mut memory = lock(memory);
-        let customers: Vec<String> = memory.dirty.iter().take(limit).cloned().collect();
-        customers
-            .into_iter()
-            .filter_map(|customer| {
-                memory.dirty.remove(&customer);
-                let last = memory.known.get(&customer)?.clone();
-                Some((customer, last))
-            })
-            .collect()
-    };
-    if chunk.is_empty() {
-        return Ok(0);
-    }
-    let written = in_transaction(connection, || {
-        for (customer, last) in &chunk {
-            write_last_score(connection, customer, last)?;
-        }
-        Ok(())
-    });
-    if let Err(error) = written {
-        // Still to be written; a newer score of the same customer is in memory anyway.
-        lock(memory)
-            .dirty
-            .extend(chunk.into_iter().map(|(customer, _)| customer));
-        return Err(error);
-    }
-    Ok(chunk.len())
 }
 
 impl Memory {
@@ -571,13 +567,9 @@ fn write_last_score(
 ) -> StoreResult<()> {
     connection
         .prepare_cached(
-            "INSERT INTO customers
-                (customer_id, probability, band, scored_at, model_version, last_alert_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (customer_id) DO UPDATE SET probability = excluded.probability,
-                band = excluded.band, scored_at = excluded.scored_at,
-                model_version = excluded.model_version,
-                last_alert_id = excluded.last_alert_id",
+            "INSERT OR REPLACE INTO last_scores
+                (customer_id, probability, band, scored_at, model_version)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
             customer_id,
@@ -585,36 +577,100 @@ fn write_last_score(
             band_code(last.score.band),
             last.score.at,
             &*last.model_version,
-            last.last_alert_id,
         ])?;
     Ok(())
 }
 
-/// Reads every customer's last score into memory.
-fn load_customers(connection: &Connection) -> StoreResult<HashMap<String, LastScore>> {
-    let mut versions: HashMap<String, Arc<str>> = HashMap::new();
-    let mut statement = connection.prepare(
-        "SELECT customer_id, probability, band, scored_at, model_version, last_alert_id
-         FROM customers",
+/// Copies the last scores of a store from before schema 3, which kept them in the alert file,
+/// to the scores file; migration 3 then drops them from the alert file. Repeating it after a
+/// crash in between copies the same rows again.
+fn move_last_scores(alerts: &Connection, scores: &Connection) -> StoreResult<()> {
+    let version: i64 = alerts.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if !(1..3).contains(&version) {
+        return Ok(());
+    }
+    let mut select = alerts.prepare(
+        "SELECT customer_id, probability, band, scored_at, model_version FROM customers",
     )?;
-    let mut rows = statement.query([])?;
-    let mut known = HashMap::new();
-    while let Some(row) = rows.next()? {
-        let version: String = row.get(4)?;
-        let model_version = versions
+    let mut rows = select.query([])?;
+    let moved = in_transaction(scores, || {
+        let mut insert = scores.prepare(
+            "INSERT OR REPLACE INTO last_scores
+                (customer_id, probability, band, scored_at, model_version)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut moved = 0u64;
+        while let Some(row) = rows.next()? {
+            insert.execute(params![
+                row.get::<_, String>(0)?,
+                row.get::<_, f64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+            ])?;
+            moved += 1;
+        }
+        Ok(moved)
+    })?;
+    tracing::info!(moved, "last scores moved to the scores file");
+    Ok(())
+}
+
+/// Reads every customer's last score into memory: the scores file's, or their latest alert's
+/// score when that is newer (its background write was lost to a crash), with that alert's id.
+fn load_last_scores(
+    scores: &Connection,
+    alerts: &Connection,
+) -> StoreResult<HashMap<String, LastScore>> {
+    let mut versions: HashMap<String, Arc<str>> = HashMap::new();
+    let mut shared = |version: String| {
+        versions
             .entry(version.clone())
             .or_insert_with(|| Arc::from(version.as_str()))
-            .clone();
+            .clone()
+    };
+    let mut known = HashMap::new();
+    let mut statement = scores.prepare(
+        "SELECT customer_id, probability, band, scored_at, model_version FROM last_scores",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
         let last = LastScore {
             score: PastScore {
                 probability: row.get(1)?,
                 band: band_of_code(row.get(2)?)?,
                 at: row.get(3)?,
             },
-            model_version,
-            last_alert_id: row.get(5)?,
+            model_version: shared(row.get(4)?),
+            last_alert_id: None,
         };
-        known.insert(row.get(0)?, last);
+        known.insert(row.get::<_, String>(0)?, last);
+    }
+    // SQLite takes the other columns from the row holding the MAX.
+    let mut statement = alerts.prepare(
+        "SELECT customer_id, MAX(id), probability, band, updated_at, model_version
+         FROM alerts GROUP BY customer_id",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let alert_score = PastScore {
+            probability: row.get(2)?,
+            band: band_of_code(row.get(3)?)?,
+            at: row.get(4)?,
+        };
+        let version = shared(row.get(5)?);
+        let last = known
+            .entry(row.get::<_, String>(0)?)
+            .or_insert_with(|| LastScore {
+                score: alert_score,
+                model_version: version.clone(),
+                last_alert_id: None,
+            });
+        if alert_score.at > last.score.at {
+            last.score = alert_score;
+            last.model_version = version;
+        }
+        last.last_alert_id = Some(row.get(1)?);
     }
     Ok(known)
 }
@@ -983,10 +1039,10 @@ impl AlertStore for SqliteStore {
         // Something may change an alert: the whole call in one transaction, each score seeing
         // the scores and writes before it. Its customers are marked busy meanwhile, so their
         // other scores wait for this commit while everyone else's go on.
-        let connection = self.writer();
         if lock(&self.memory).dirty.len() >= MAX_PENDING {
-            while flush(&connection, &self.memory, FLUSH_CHUNK * 16)? > 0 {}
+            self.scores.write_all_pending(&self.memory)?;
         }
+        let connection = self.writer();
         let (known, mut version) = {
             let mut memory = lock(&self.memory);
             let mut known = HashMap::with_capacity(scores.len());
@@ -999,7 +1055,6 @@ impl AlertStore for SqliteStore {
             (known, memory.model_version.clone())
         };
         let mut latest: HashMap<String, LastScore> = HashMap::with_capacity(scores.len());
-        let mut written = std::collections::HashSet::new();
         let recorded = in_transaction(&connection, || {
             let mut recorded = Recorded::default();
             for score in scores {
@@ -1024,15 +1079,10 @@ impl AlertStore for SqliteStore {
                     .push(change.map(|(alert_id, kind)| super::AlertChange { alert_id, kind }));
                 recorded.events.extend(event);
                 let alert_id = change.map(|(alert_id, _)| alert_id).or(history_alert_id);
-                let last = last_score(score, alert_id, &mut version);
-                if change.is_some() {
-                    // Written with its alert, so the customer's row never lags its alert.
-                    write_last_score(&connection, &score.customer_id, &last)?;
-                    written.insert(score.customer_id.clone());
-                } else {
-                    written.remove(&score.customer_id);
-                }
-                latest.insert(score.customer_id.clone(), last);
+                latest.insert(
+                    score.customer_id.clone(),
+                    last_score(score, alert_id, &mut version),
+                );
             }
             Ok(recorded)
         });
@@ -1043,12 +1093,6 @@ impl AlertStore for SqliteStore {
             memory.busy.remove(&score.customer_id);
         }
         let recorded = recorded?;
-        for customer in &written {
-            if let Some(last) = latest.remove(customer) {
-                memory.dirty.remove(customer);
-                memory.remember(customer.clone(), last);
-            }
-        }
         memory.keep(latest);
         drop(memory);
         drop(connection);
@@ -1093,11 +1137,7 @@ impl AlertStore for SqliteStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        let connection = self.writer();
-        while flush(&connection, &self.memory, FLUSH_CHUNK * 16)? > 0 {}
-        drop(connection);
-        self.history.write_pending(&self.memory)?;
-        Ok(())
+        self.scores.write_all_pending(&self.memory)
     }
 
     fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent> {
@@ -1268,7 +1308,7 @@ impl AlertStore for SqliteStore {
                 model_version: last.model_version.to_string(),
             });
         let limit = history_limit.clamp(1, i64::MAX as u64) as i64;
-        let mut history = self.history.scores(customer_id, limit)?;
+        let mut history = self.scores.scores(customer_id, limit)?;
         self.read(|connection| {
             // The latest score may be in memory only, waiting for the background write.
             if let Some(last) = &last {
@@ -1473,9 +1513,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.sqlite");
         let stored = |path: &Path| -> i64 {
-            let connection = Connection::open(path).unwrap();
+            let connection = Connection::open(history_path(path)).unwrap();
             connection
-                .query_row("SELECT COUNT(*) FROM customers", [], |row| row.get(0))
+                .query_row("SELECT COUNT(*) FROM last_scores", [], |row| row.get(0))
                 .unwrap()
         };
         {
@@ -1494,6 +1534,76 @@ mod tests {
             record(&store, &[score("q3", 0.1, RiskBand::Low, 0)]);
         }
         assert_eq!(stored(&path), 3, "written when the store closed");
+    }
+
+    #[test]
+    fn last_scores_lost_to_a_crash_come_back_from_the_alerts_and_newer_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.sqlite");
+        {
+            let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+            record(&store, &[score("lost", 0.8, RiskBand::High, 100)]);
+            record(&store, &[score("newer", 0.9, RiskBand::High, 100)]);
+            // Quiet (no rule fires), so the alert keeps its 0.9; the scores file gets 0.1.
+            let quiet = record(&store, &[score("newer", 0.1, RiskBand::Low, 300)]);
+            assert_eq!(kinds(&quiet), [None]);
+        }
+        // A crash before the background write of `lost`'s last score.
+        Connection::open(history_path(&path))
+            .unwrap()
+            .execute("DELETE FROM last_scores WHERE customer_id = 'lost'", [])
+            .unwrap();
+        let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+        let again = record(&store, &[score("lost", 0.85, RiskBand::High, 200)]);
+        assert_eq!(
+            kinds(&again),
+            [Some(EventKind::Updated)],
+            "not a second alert"
+        );
+        assert_eq!(again.events[0].alert.previous_probability, Some(0.8));
+        // A rise of 0.4 from the newer 0.1; from the alert's 0.9 it would be a fall.
+        let rise = record(&store, &[score("newer", 0.5, RiskBand::Medium, 400)]);
+        assert_eq!(kinds(&rise), [Some(EventKind::Updated)]);
+        assert_eq!(rise.events[0].alert.previous_probability, Some(0.1));
+    }
+
+    #[test]
+    fn a_store_from_before_the_scores_file_keeps_its_last_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.sqlite");
+        {
+            // Schema 2, as churn wrote it before last scores moved out.
+            let mut old = connect(&path).unwrap();
+            use_wal(&old, &path).unwrap();
+            migrate(&mut old, &path, &MIGRATIONS[..2]).unwrap();
+            old.execute(
+                "INSERT INTO customers
+                    (customer_id, probability, band, scored_at, model_version)
+                 VALUES ('old', 0.3, 2, 50, 'v0')",
+                [],
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+            let last = store.customer("old", 10).unwrap().unwrap().last.unwrap();
+            assert_eq!((last.at, last.probability), (50, 0.3));
+            assert_eq!(last.model_version, "v0");
+            let tables: i64 = store
+                .writer()
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'customers'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(tables, 0, "dropped from the alert file");
+        }
+        let store = SqliteStore::open(&path, Synchronous::Normal).unwrap();
+        // The rise rule sees the moved score.
+        let rise = record(&store, &[score("old", 0.55, RiskBand::Medium, 100)]);
+        assert_eq!(kinds(&rise), [Some(EventKind::Raised)]);
+        assert_eq!(rise.events[0].alert.previous_probability, Some(0.3));
     }
 
     #[test]
