@@ -148,8 +148,8 @@ pub struct SqliteStore {
 /// Every last score is written in the background, those that changed an alert too: the alert
 /// row holds its score, so a crash that loses the background write loses nothing of it.
 ///
-/// Lock order: the write connection, then memory; nothing holds memory while waiting for the
-/// connection.
+/// Lock order: a write connection (the alert file's or the scores file's, never both), then
+/// memory; nothing holds memory while waiting for a connection.
 #[derive(Debug)]
 struct Memory {
     /// Every customer's last score, newest first: what the table holds plus `dirty`.
