@@ -591,20 +591,18 @@ fn move_last_scores(alerts: &Connection, scores: &Connection) -> StoreResult<()>
     )?;
     let mut rows = select.query([])?;
     let moved = in_transaction(scores, || {
-        let mut insert = scores.prepare(
-            "INSERT OR REPLACE INTO last_scores
-                (customer_id, probability, band, scored_at, model_version)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
         let mut moved = 0u64;
         while let Some(row) = rows.next()? {
-            insert.execute(params![
-                row.get::<_, String>(0)?,
-                row.get::<_, f64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, String>(4)?,
-            ])?;
+            let last = LastScore {
+                score: PastScore {
+                    probability: row.get(1)?,
+                    band: band_of_code(row.get(2)?)?,
+                    at: row.get(3)?,
+                },
+                model_version: Arc::from(row.get::<_, String>(4)?.as_str()),
+                last_alert_id: None,
+            };
+            write_last_score(scores, &row.get::<_, String>(0)?, &last)?;
             moved += 1;
         }
         Ok(moved)
