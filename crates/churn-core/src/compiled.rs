@@ -31,11 +31,12 @@
 //!
 //! So a tree whose paths run through few distinct features keeps `v A(O)` for every leaf and
 //! every `O` (Fast TreeSHAP v2, Yang 2021, tabulates the same sums), computed once by quadrature
-//! when the model loads. A pass then carries `O` as a bit pattern down the tree: a split's
-//! branch not taken reports its leaves' summed `v A(O)` against the split's feature, and each
-//! leaf adds only the terms of the features the customer satisfies, usually few. That is one
-//! visit per node and no arithmetic per quadrature point; deeper trees, or a model whose tables
-//! would outgrow [`TABLE_BUDGET`], use quadrature.
+//! when the model loads. Scoring then makes two flat passes over all tabulated trees at once,
+//! neither recursive nor branching on the customer's values: the first goes through the splits
+//! parent first and hands each child its parent's pattern `O` with the split's bit set or
+//! cleared; the second adds every leaf's `|U|` terms, leaves grouped by `|U|` so that the inner
+//! loop has a fixed length, each term picked between its two cases by index. Deeper trees, or a
+//! model whose tables would outgrow [`TABLE_BUDGET`], use quadrature.
 
 use crate::error::{CoreError, Result};
 use crate::tree::{Tree, TreeEnsemble};
@@ -50,7 +51,7 @@ const MAX_DISTINCT_FEATURES: usize = 128;
 const RULE_SIZES: [usize; 11] = [1, 2, 3, 4, 5, 6, 8, 11, 16, 32, 64];
 
 /// Most distinct features on a path for a tree's reasons to be tabulated: a leaf's table holds
-/// `2^distinct` sums.
+/// `2^distinct` sums, and patterns are 16 bits.
 const MAX_TABLE_FEATURES: usize = 12;
 
 /// Most table entries over the whole ensemble (16 MiB); trees past it use quadrature.
@@ -58,9 +59,6 @@ const TABLE_BUDGET: usize = 1 << 21;
 
 /// In `roots`: the tree's reasons are tabulated rather than computed by a quadrature rule.
 const TABULATED: u8 = u8::MAX;
-
-/// In `shap_slot`: the split is the first on its column along the path.
-const FIRST_ON_PATH: u8 = 1 << 7;
 
 /// A validated [`TreeEnsemble`] laid out for fast margins and exact SHAP values.
 #[derive(Debug, Clone)]
@@ -73,17 +71,16 @@ pub struct CompiledTrees {
     /// Per tree: the root's index in `nodes` and the quadrature rule its reasons use, or
     /// [`TABULATED`].
     roots: Vec<(u32, u8)>,
-    /// Per split of a tabulated tree: its column's position among the path's distinct
-    /// features, with [`FIRST_ON_PATH`].
-    shap_slot: Vec<u8>,
-    /// Per leaf of a tabulated tree: where its table starts in `tables` and where its path's
-    /// features start in `path_columns` and `path_ratios`.
-    leaf_table: Vec<(u32, u32)>,
-    /// Per leaf, `v A(O)` for every pattern `O` of satisfied path features (0 for all of them).
+    /// The splits of tabulated trees, parents before children.
+    table_splits: Vec<TableSplit>,
+    /// The leaves of tabulated trees whose paths split on something, fewest distinct path
+    /// features first; `leaves_by_length[k]` is where those with `k` start.
+    table_leaves: Vec<TableLeaf>,
+    leaves_by_length: [usize; MAX_TABLE_FEATURES + 2],
+    /// Per leaf, `v A(O)` for every pattern `O` of satisfied path features.
     tables: Vec<f64>,
-    /// Per leaf and position on its path: the column and `(1 − z) / z`.
-    path_columns: Vec<u32>,
-    path_ratios: Vec<f64>,
+    /// Per leaf, its path's distinct features in order of first split.
+    path_features: Vec<PathFeature>,
     /// Tree indices from shallowest to deepest, walked [`LANES`] at a time.
     walk_order: Vec<u32>,
     /// Per group of [`LANES`] trees in `walk_order`: the depth of the deepest among them.
@@ -97,6 +94,34 @@ pub struct CompiledTrees {
     base_score: f64,
     expected_margin: f64,
     columns: usize,
+}
+
+/// A split of a tabulated tree: the node, its index, and its column's bit in the patterns of
+/// satisfied path features, in `first` too when the split is the first on its column along
+/// the path.
+#[derive(Debug, Clone, Copy)]
+struct TableSplit {
+    node: Node,
+    index: u32,
+    bit: u16,
+    first: u16,
+}
+
+/// A leaf of a tabulated tree: its node, where its table and path features start, and how
+/// many distinct features its path splits on.
+#[derive(Debug, Clone, Copy)]
+struct TableLeaf {
+    node: u32,
+    table: u32,
+    path: u32,
+    length: u32,
+}
+
+/// One of a leaf's path features: its column and `(1 − z) / z`.
+#[derive(Debug, Clone, Copy)]
+struct PathFeature {
+    ratio: f64,
+    column: u32,
 }
 
 /// Trees walked side by side, so that one tree's memory loads overlap the others'.
@@ -142,9 +167,9 @@ impl Node {
         (self.feature & COLUMN) as usize
     }
 
-    /// Returns the child an encoded value goes to, computed without branches.
+    /// Tells whether an encoded value goes left, computed without branches.
     #[inline]
-    fn child(&self, x: f64) -> usize {
+    fn goes_left(&self, x: f64) -> bool {
         let numeric_left = x <= f64::from_bits(self.split);
         // Codes are small non-negative integers from the encoder. Like `x as u64`, negative
         // values read as code 0; `max` and the range test keep the cast cheap.
@@ -155,12 +180,17 @@ impl Node {
         } else {
             numeric_left
         };
-        let goes_left = if x.is_nan() {
+        if x.is_nan() {
             self.feature & DEFAULT_LEFT != 0
         } else {
             present_left
-        };
-        self.left as usize + usize::from(!goes_left)
+        }
+    }
+
+    /// Returns the child an encoded value goes to.
+    #[inline]
+    fn child(&self, x: f64) -> usize {
+        self.left as usize + usize::from(!self.goes_left(x))
     }
 }
 
@@ -225,6 +255,8 @@ pub struct ShapScratch {
     /// Per column and quadrature point: the summed leaf products below the nearest splits on
     /// that column under the current node, whose contributions those splits report themselves.
     below: Vec<f64>,
+    /// Per node, for tabulated trees: the path features the customer satisfies on the way.
+    patterns: Vec<u16>,
 }
 
 impl CompiledTrees {
@@ -250,11 +282,11 @@ impl CompiledTrees {
             leaf_value: Vec::new(),
             branch_share: Vec::new(),
             roots: Vec::with_capacity(ensemble.trees.len()),
-            shap_slot: Vec::new(),
-            leaf_table: Vec::new(),
+            table_splits: Vec::new(),
+            table_leaves: Vec::new(),
+            leaves_by_length: [0; MAX_TABLE_FEATURES + 2],
             tables: Vec::new(),
-            path_columns: Vec::new(),
-            path_ratios: Vec::new(),
+            path_features: Vec::new(),
             walk_order: Vec::new(),
             group_depth: Vec::new(),
             rules: RULE_SIZES
@@ -305,6 +337,20 @@ impl CompiledTrees {
                 compiled.roots.push((root, rule as u8));
                 compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
             }
+        }
+        compiled.table_leaves.sort_by_key(|leaf| leaf.length);
+        // Path features in the same order, so that the leaves of one length read theirs in turn.
+        let features = compiled
+            .table_leaves
+            .iter()
+            .flat_map(|leaf| &compiled.path_features[leaf.path as usize..][..leaf.length as usize])
+            .copied()
+            .collect();
+        compiled.path_features = features;
+        for k in 0..compiled.leaves_by_length.len() {
+            compiled.leaves_by_length[k] = compiled
+                .table_leaves
+                .partition_point(|leaf| (leaf.length as usize) < k);
         }
         compiled.idle_lane = compiled.nodes.iter().position(Node::is_leaf).unwrap_or(0); // no trees: no group is walked
         compiled.walk_order = (0..ensemble.trees.len() as u32).collect();
@@ -393,14 +439,23 @@ impl CompiledTrees {
     fn tabulate(&mut self, tree: &Tree, slots: &[usize], node: usize, path: &mut Vec<(u32, f64)>) {
         let slot = slots[node];
         if tree.is_leaf(node) {
+            if path.is_empty() {
+                return; // a lone leaf contributes nothing
+            }
             let zeros: Vec<f64> = path.iter().map(|&(_, zero)| zero).collect();
-            self.leaf_table[slot] = (self.tables.len() as u32, self.path_columns.len() as u32);
+            self.table_leaves.push(TableLeaf {
+                node: slot as u32,
+                table: self.tables.len() as u32,
+                path: self.path_features.len() as u32,
+                length: path.len() as u32,
+            });
             self.tables
                 .extend(leaf_table(tree.value[node], &zeros, &self.rules));
-            self.path_columns
-                .extend(path.iter().map(|&(column, _)| column));
-            self.path_ratios
-                .extend(zeros.iter().map(|zero| (1.0 - zero) / zero));
+            self.path_features
+                .extend(path.iter().map(|&(column, zero)| PathFeature {
+                    ratio: (1.0 - zero) / zero,
+                    column,
+                }));
             return;
         }
         let column = tree.feature[node];
@@ -411,7 +466,13 @@ impl CompiledTrees {
                 (path.len() - 1, true)
             }
         };
-        self.shap_slot[slot] = position as u8 | if first { FIRST_ON_PATH } else { 0 };
+        let bit = 1 << position;
+        self.table_splits.push(TableSplit {
+            node: self.nodes[slot],
+            index: slot as u32,
+            bit,
+            first: if first { bit } else { 0 },
+        });
         let zero = path[position].1;
         for child in [tree.left[node] as usize, tree.right[node] as usize] {
             path[position].1 = zero * tree.cover[child] / tree.cover[node];
@@ -429,8 +490,6 @@ impl CompiledTrees {
         self.nodes.push(Node::leaf(index));
         self.leaf_value.push(0.0);
         self.branch_share.push(branch_share);
-        self.shap_slot.push(0);
-        self.leaf_table.push((0, 0));
         index
     }
 
@@ -474,6 +533,14 @@ impl CompiledTrees {
         self.base_score + outputs.iter().sum::<f64>()
     }
 
+    /// Returns how many trees have their reasons tabulated rather than computed by quadrature.
+    pub fn tabulated_trees(&self) -> usize {
+        self.roots
+            .iter()
+            .filter(|&&(_, rule)| rule == TABULATED)
+            .count()
+    }
+
     /// Returns the expected margin over training rows: the base value of the SHAP values.
     pub fn expected_margin(&self) -> f64 {
         self.expected_margin
@@ -481,17 +548,23 @@ impl CompiledTrees {
 
     /// Returns working memory for [`CompiledTrees::shap_into`].
     pub fn scratch(&self) -> ShapScratch {
-        // Only quadrature reads it: a fully tabulated ensemble needs none.
+        // Each pass sizes only what it reads.
         let columns = if self.widest_rule == 0 {
             0
         } else {
             self.columns
+        };
+        let nodes = if self.table_splits.is_empty() {
+            0
+        } else {
+            self.nodes.len()
         };
         ShapScratch {
             zero: vec![1.0; columns],
             one: vec![1.0; columns],
             on_path: vec![false; columns],
             below: vec![0.0; columns * self.widest_rule],
+            patterns: vec![0; nodes],
         }
     }
 
@@ -499,13 +572,14 @@ impl CompiledTrees {
     /// `expected_margin() + Σ phi = margin(row)` up to rounding. `scratch` comes from
     /// [`CompiledTrees::scratch`] on this ensemble.
     pub fn shap_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
-        let complete = CompleteRow::new(row);
+        if !self.table_splits.is_empty() {
+            match CompleteRow::new(row) {
+                Some(step) => self.tabulated_shap(&step, phi, scratch),
+                None => self.tabulated_shap(&AnyRow(row), phi, scratch),
+            }
+        }
         for &(root, rule) in &self.roots {
             if rule == TABULATED {
-                match &complete {
-                    Some(step) => self.tabulated_shap(root, step, phi),
-                    None => self.tabulated_shap(root, &AnyRow(row), phi),
-                }
                 continue;
             }
             let rule_of = &self.rules[rule as usize];
@@ -525,13 +599,66 @@ impl CompiledTrees {
         }
     }
 
-    fn tabulated_shap(&self, root: u32, step: &impl Step, phi: &mut [f64]) {
-        let mut pass = TablePass {
-            trees: self,
-            step,
-            phi,
-        };
-        pass.visit(root as usize, 0);
+    /// Adds the tabulated trees' SHAP values in two flat passes. The first carries each node's
+    /// pattern of satisfied path features from its parent, splits in order; the second adds
+    /// every leaf's terms, leaves of one path length together so that the inner loop has a
+    /// fixed length.
+    fn tabulated_shap(&self, step: &impl Step, phi: &mut [f64], scratch: &mut ShapScratch) {
+        let patterns = &mut scratch.patterns;
+        for split in &self.table_splits {
+            // A split's feature counts as satisfied on the branch taken, unless a branch on
+            // it was missed above; never on the other.
+            let pattern = patterns[split.index as usize] | split.first;
+            let left_cold = (step.goes_right(&split.node) as u16).wrapping_neg() & split.bit;
+            let children: &mut [u16; 2] = (&mut patterns[split.node.left as usize..][..2])
+                .try_into()
+                .expect("siblings side by side");
+            children[0] = pattern & !left_cold;
+            children[1] = pattern & !(split.bit ^ left_cold);
+        }
+        let mut features = &self.path_features[..];
+        for k in 1..=MAX_TABLE_FEATURES {
+            let leaves = &self.table_leaves[self.leaves_by_length[k]..self.leaves_by_length[k + 1]];
+            let (path_features, rest) = features.split_at(leaves.len() * k);
+            features = rest;
+            let run = (leaves, path_features, &patterns[..]);
+            match k {
+                1 => self.leaf_terms::<1>(run, phi),
+                2 => self.leaf_terms::<2>(run, phi),
+                3 => self.leaf_terms::<3>(run, phi),
+                4 => self.leaf_terms::<4>(run, phi),
+                5 => self.leaf_terms::<5>(run, phi),
+                6 => self.leaf_terms::<6>(run, phi),
+                7 => self.leaf_terms::<7>(run, phi),
+                8 => self.leaf_terms::<8>(run, phi),
+                9 => self.leaf_terms::<9>(run, phi),
+                10 => self.leaf_terms::<10>(run, phi),
+                11 => self.leaf_terms::<11>(run, phi),
+                _ => self.leaf_terms::<12>(run, phi),
+            }
+        }
+    }
+
+    /// Adds the terms of leaves whose paths split on `K` distinct features: for each of them,
+    /// `−v A(O)` when the customer misses a branch on it, `v (1 − z) / z · A(O ∖ i)` when not.
+    #[inline(always)]
+    fn leaf_terms<const K: usize>(
+        &self,
+        (leaves, features, patterns): (&[TableLeaf], &[PathFeature], &[u16]),
+        phi: &mut [f64],
+    ) {
+        let all = (1 << K) - 1;
+        for (leaf, path) in leaves.iter().zip(features.chunks_exact(K)) {
+            let pattern = patterns[leaf.node as usize] as usize & all;
+            let table = &self.tables[leaf.table as usize..][..1 << K];
+            let missed = -table[pattern];
+            for (position, feature) in path.iter().enumerate() {
+                let taken = feature.ratio * table[(pattern ^ (1 << position)) & all];
+                // Chosen by index: which one varies leaf by leaf, and the branch a compiler
+                // makes of a select would mispredict.
+                phi[feature.column as usize] += [missed, taken][pattern >> position & 1];
+            }
+        }
     }
 
     fn tree_shap<const Q: usize>(
@@ -664,7 +791,7 @@ impl<const Q: usize> ShapPass<'_, Q> {
 
 /// Returns `v A(O)` for every pattern `O` of a leaf's path features (bit `p` set when the
 /// customer takes every branch on the `p`-th), given the leaf's output and each path feature's
-/// share `z`. The pattern of all of them gets 0: no contribution reads it.
+/// share `z`.
 fn leaf_table(value: f64, zeros: &[f64], rules: &[Rule]) -> Vec<f64> {
     // The integrand Π_{O} (z + (1 − z) t) Π_{U∖O} z (1 − t) / (1 − t) has degree |U| − 1.
     let points = zeros.len().div_ceil(2).max(1);
@@ -693,8 +820,6 @@ fn leaf_table(value: f64, zeros: &[f64], rules: &[Rule]) -> Vec<f64> {
             *entry += cold_weight * product;
         }
     }
-    let all = table.len() - 1;
-    table[all] = 0.0;
     table.iter_mut().for_each(|entry| *entry *= value);
     table
 }
@@ -702,7 +827,13 @@ fn leaf_table(value: f64, zeros: &[f64], rules: &[Rule]) -> Vec<f64> {
 /// How a row goes down a tree: [`Step::child`] takes a split node to the child the row goes to
 /// (and a leaf to itself).
 trait Step {
-    fn child(&self, node: &Node) -> usize;
+    /// Returns 1 when the row goes right at a split, 0 when it goes left.
+    fn goes_right(&self, node: &Node) -> usize;
+
+    #[inline(always)]
+    fn child(&self, node: &Node) -> usize {
+        node.left as usize + self.goes_right(node)
+    }
 }
 
 /// Steps for any row, missing values included.
@@ -710,101 +841,46 @@ struct AnyRow<'a>(&'a [f64]);
 
 impl Step for AnyRow<'_> {
     #[inline(always)]
-    fn child(&self, node: &Node) -> usize {
-        node.child(self.0[node.column()])
+    fn goes_right(&self, node: &Node) -> usize {
+        usize::from(!node.goes_left(self.0[node.column()]))
     }
 }
 
 /// Steps for a row without missing values: no default direction to look up, and a categorical
 /// test is one AND with the code's bit, worked out once per column.
-struct CompleteRow<'a> {
-    row: &'a [f64],
-    code_bits: Vec<u64>,
+struct CompleteRow {
+    /// Per column: the value and its code's bit.
+    cells: Vec<(f64, u64)>,
 }
 
-impl<'a> CompleteRow<'a> {
+impl CompleteRow {
     /// Returns the steps for `row`, or `None` when a value is missing.
-    fn new(row: &'a [f64]) -> Option<Self> {
+    fn new(row: &[f64]) -> Option<Self> {
         if row.iter().any(|x| x.is_nan()) {
             return None;
         }
-        let code_bits = row
+        let cells = row
             .iter()
             .map(|&x| {
-                // As in `Node::child`: negative values read as code 0.
+                // As in `Node::goes_left`: negative values read as code 0.
                 let code = x.max(0.0);
-                if code < 64.0 { 1 << (code as u32) } else { 0 }
+                (x, if code < 64.0 { 1 << (code as u32) } else { 0 })
             })
             .collect();
-        Some(CompleteRow { row, code_bits })
+        Some(CompleteRow { cells })
     }
 }
 
-impl Step for CompleteRow<'_> {
+impl Step for CompleteRow {
     #[inline(always)]
-    fn child(&self, node: &Node) -> usize {
-        let column = node.column();
-        let goes_left = if node.feature & CATEGORICAL != 0 {
-            node.split & self.code_bits[column] != 0
-        } else {
-            self.row[column] <= f64::from_bits(node.split)
-        };
-        node.left as usize + usize::from(!goes_left)
-    }
-}
-
-/// One tabulated tree's TreeSHAP for one row.
-struct TablePass<'a, S> {
-    trees: &'a CompiledTrees,
-    step: &'a S,
-    phi: &'a mut [f64],
-}
-
-impl<S: Step> TablePass<'_, S> {
-    /// Visits the subtree at `index`, reached with `pattern` of the path features the customer
-    /// satisfies so far; returns the sum of its leaves' `v A(O)` and adds their contributions.
-    /// Leaves are handled here rather than by a call of their own: they are half the nodes.
-    #[inline(always)]
-    fn visit(&mut self, index: usize, pattern: u32) -> f64 {
-        let trees = self.trees;
-        if !trees.nodes[index].is_leaf() {
-            return self.split(index, pattern);
-        }
-        let (table, path) = trees.leaf_table[index];
-        let table = &trees.tables[table as usize..];
-        let path = path as usize;
-        let mut satisfied = pattern;
-        while satisfied != 0 {
-            let position = satisfied.trailing_zeros() as usize;
-            self.phi[trees.path_columns[path + position] as usize] +=
-                trees.path_ratios[path + position] * table[(pattern ^ (1 << position)) as usize];
-            satisfied &= satisfied - 1;
-        }
-        table[pattern as usize]
-    }
-
-    fn split(&mut self, index: usize, pattern: u32) -> f64 {
-        let trees = self.trees;
-        let node = trees.nodes[index];
-        let column = node.column();
-        let hot = self.step.child(&node);
-        let cold = 2 * node.left as usize + 1 - hot;
-        let slot = trees.shap_slot[index];
-        let bit = 1u32 << (slot & !FIRST_ON_PATH);
-        let pattern = if slot & FIRST_ON_PATH != 0 {
-            pattern | bit
-        } else {
-            pattern
-        };
-        if pattern & bit != 0 {
-            // Every leaf past the branch not taken misses this feature: −v A(O) each.
-            let cold_sum = self.visit(cold, pattern & !bit);
-            self.phi[column] -= cold_sum;
-            cold_sum + self.visit(hot, pattern)
-        } else {
-            // A branch on it was missed above, which reported these leaves already.
-            self.visit(hot, pattern) + self.visit(cold, pattern)
-        }
+    fn goes_right(&self, node: &Node) -> usize {
+        let (value, code_bit) = self.cells[node.column()];
+        // Both tests, combined by integer arithmetic: numeric and categorical splits
+        // alternate unpredictably, and a compiler turns boolean logic into branches.
+        let categorical = usize::from(node.feature & CATEGORICAL != 0);
+        let categorical_right = usize::from(node.split & code_bit == 0);
+        let numeric_right = usize::from(value > f64::from_bits(node.split));
+        (categorical & categorical_right) | ((categorical ^ 1) & numeric_right)
     }
 }
 

@@ -128,6 +128,11 @@ fn bench_scoring(c: &mut Criterion) {
             let trees =
                 churn_core::CompiledTrees::new(ensemble, &scorer.encoder().categorical_columns())
                     .expect("compile");
+            eprintln!(
+                "{name}: reasons of {} of {} trees by table, the rest by quadrature",
+                trees.tabulated_trees(),
+                ensemble.trees.len()
+            );
             let mut scratch = trees.scratch();
             let mut phi = vec![0.0; encoded[0].len()];
             c.bench_function(&format!("{name}/shap_of_encoded"), |b| {
