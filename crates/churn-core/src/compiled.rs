@@ -81,6 +81,8 @@ pub struct CompiledTrees {
     tables: Vec<f64>,
     /// Per leaf, its path's distinct features in order of first split.
     path_features: Vec<PathFeature>,
+    /// The columns tabulated trees split on, one per [`TableSums`] entry.
+    table_columns: Vec<u32>,
     /// Tree indices from shallowest to deepest, walked [`LANES`] at a time.
     walk_order: Vec<u32>,
     /// Per group of [`LANES`] trees in `walk_order`: the depth of the deepest among them.
@@ -117,12 +119,19 @@ struct TableLeaf {
     length: u32,
 }
 
-/// One of a leaf's path features: its column and `(1 − z) / z`.
+/// One of a leaf's path features: `(1 − z) / z` and its column's entry in [`TableSums`].
 #[derive(Debug, Clone, Copy)]
 struct PathFeature {
     ratio: f64,
-    column: u32,
+    sum: u8,
 }
+
+/// Most distinct columns that tabulated trees split on together: one byte indexes their sums.
+const MAX_TABLE_COLUMNS: usize = 256;
+
+/// Tabulated trees' SHAP values per entry of `table_columns`; a fixed size, so that a byte
+/// indexes it without a bounds check.
+type TableSums = [f64; MAX_TABLE_COLUMNS];
 
 /// Trees walked side by side, so that one tree's memory loads overlap the others'.
 const LANES: usize = 8;
@@ -287,6 +296,7 @@ impl CompiledTrees {
             leaves_by_length: [0; MAX_TABLE_FEATURES + 2],
             tables: Vec::new(),
             path_features: Vec::new(),
+            table_columns: Vec::new(),
             walk_order: Vec::new(),
             group_depth: Vec::new(),
             rules: RULE_SIZES
@@ -328,9 +338,18 @@ impl CompiledTrees {
                     reason: "the ensemble has more than 2^32 nodes".into(),
                 })?;
             let slots = compiled.push_tree(tree);
+            let mut new_columns: Vec<u32> = (0..tree.len())
+                .filter(|&node| !tree.is_leaf(node))
+                .map(|node| tree.feature[node])
+                .filter(|column| !compiled.table_columns.contains(column))
+                .collect();
+            new_columns.sort_unstable();
+            new_columns.dedup();
             if distinct <= MAX_TABLE_FEATURES
                 && paths.table_entries <= table_budget - compiled.tables.len()
+                && new_columns.len() <= MAX_TABLE_COLUMNS - compiled.table_columns.len()
             {
+                compiled.table_columns.extend(new_columns);
                 compiled.push_tables(tree, &slots);
                 compiled.roots.push((root, TABULATED));
             } else {
@@ -451,10 +470,17 @@ impl CompiledTrees {
             });
             self.tables
                 .extend(leaf_table(tree.value[node], &zeros, &self.rules));
+            let table_columns = &self.table_columns;
             self.path_features
-                .extend(path.iter().map(|&(column, zero)| PathFeature {
-                    ratio: (1.0 - zero) / zero,
-                    column,
+                .extend(path.iter().map(|&(column, zero)| {
+                    PathFeature {
+                        ratio: (1.0 - zero) / zero,
+                        sum: table_columns
+                            .iter()
+                            .position(|&known| known == column)
+                            .expect("the tree's columns are in table_columns")
+                            as u8,
+                    }
                 }));
             return;
         }
@@ -616,6 +642,7 @@ impl CompiledTrees {
             children[0] = pattern & !left_cold;
             children[1] = pattern & !(split.bit ^ left_cold);
         }
+        let mut sums: TableSums = [0.0; MAX_TABLE_COLUMNS];
         let mut features = &self.path_features[..];
         for k in 1..=MAX_TABLE_FEATURES {
             let leaves = &self.table_leaves[self.leaves_by_length[k]..self.leaves_by_length[k + 1]];
@@ -623,19 +650,22 @@ impl CompiledTrees {
             features = rest;
             let run = (leaves, path_features, &patterns[..]);
             match k {
-                1 => self.leaf_terms::<1>(run, phi),
-                2 => self.leaf_terms::<2>(run, phi),
-                3 => self.leaf_terms::<3>(run, phi),
-                4 => self.leaf_terms::<4>(run, phi),
-                5 => self.leaf_terms::<5>(run, phi),
-                6 => self.leaf_terms::<6>(run, phi),
-                7 => self.leaf_terms::<7>(run, phi),
-                8 => self.leaf_terms::<8>(run, phi),
-                9 => self.leaf_terms::<9>(run, phi),
-                10 => self.leaf_terms::<10>(run, phi),
-                11 => self.leaf_terms::<11>(run, phi),
-                _ => self.leaf_terms::<12>(run, phi),
+                1 => self.leaf_terms::<1>(run, &mut sums),
+                2 => self.leaf_terms::<2>(run, &mut sums),
+                3 => self.leaf_terms::<3>(run, &mut sums),
+                4 => self.leaf_terms::<4>(run, &mut sums),
+                5 => self.leaf_terms::<5>(run, &mut sums),
+                6 => self.leaf_terms::<6>(run, &mut sums),
+                7 => self.leaf_terms::<7>(run, &mut sums),
+                8 => self.leaf_terms::<8>(run, &mut sums),
+                9 => self.leaf_terms::<9>(run, &mut sums),
+                10 => self.leaf_terms::<10>(run, &mut sums),
+                11 => self.leaf_terms::<11>(run, &mut sums),
+                _ => self.leaf_terms::<12>(run, &mut sums),
             }
+        }
+        for (&column, sum) in self.table_columns.iter().zip(sums) {
+            phi[column as usize] += sum;
         }
     }
 
@@ -645,7 +675,7 @@ impl CompiledTrees {
     fn leaf_terms<const K: usize>(
         &self,
         (leaves, features, patterns): (&[TableLeaf], &[PathFeature], &[u16]),
-        phi: &mut [f64],
+        sums: &mut TableSums,
     ) {
         let all = (1 << K) - 1;
         for (leaf, path) in leaves.iter().zip(features.chunks_exact(K)) {
@@ -656,7 +686,7 @@ impl CompiledTrees {
                 let taken = feature.ratio * table[(pattern ^ (1 << position)) & all];
                 // Chosen by index: which one varies leaf by leaf, and the branch a compiler
                 // makes of a select would mispredict.
-                phi[feature.column as usize] += [missed, taken][pattern >> position & 1];
+                sums[feature.sum as usize] += [missed, taken][pattern >> position & 1];
             }
         }
     }
@@ -1153,6 +1183,47 @@ mod tests {
         assert_eq!(tabulated, [true, false]);
         let none = CompiledTrees::compile(&ensemble, &[false; 40], 0).unwrap();
         assert!(none.roots.iter().all(|&(_, rule)| rule != TABULATED));
+    }
+
+    #[test]
+    fn tabulated_trees_split_on_at_most_256_columns_together() {
+        // Each tree splits on three columns of its own, 300 in all: 85 trees use 255.
+        let trees: Vec<Tree> = (0..100u32)
+            .map(|index| {
+                let mut tree = Tree::empty();
+                let mut node = tree.push_leaf(1024.0);
+                for column in 3 * index..3 * index + 3 {
+                    let cover = tree.cover[node];
+                    tree.feature[node] = column;
+                    tree.threshold[node] = 0.5;
+                    let leaf = tree.push_leaf(cover / 4.0);
+                    tree.value[leaf] = f64::from(column % 7) / 10.0 - 0.3;
+                    let rest = tree.push_leaf(cover - cover / 4.0);
+                    tree.left[node] = leaf as u32;
+                    tree.right[node] = rest as u32;
+                    node = rest;
+                }
+                tree.value[node] = 0.2;
+                tree
+            })
+            .collect();
+        let ensemble = TreeEnsemble {
+            base_score: 0.1,
+            trees,
+        };
+        let compiled = CompiledTrees::new(&ensemble, &[false; 300]).unwrap();
+        assert_eq!(compiled.tabulated_trees(), 85);
+        let quadrature = CompiledTrees::compile(&ensemble, &[false; 300], 0).unwrap();
+        assert_eq!(quadrature.tabulated_trees(), 0);
+        let row: Vec<f64> = (0..300).map(|column| f64::from(column % 5) / 4.0).collect();
+        let [mut phi, mut expected] = [vec![0.0; 300], vec![0.0; 300]];
+        compiled.shap_into(&row, &mut phi, &mut compiled.scratch());
+        quadrature.shap_into(&row, &mut expected, &mut quadrature.scratch());
+        for (fast, exact) in phi.iter().zip(&expected) {
+            assert!((fast - exact).abs() < 1e-12, "{fast} vs {exact}");
+        }
+        let sum = compiled.expected_margin() + phi.iter().sum::<f64>();
+        assert!((sum - ensemble.margin(&row)).abs() < 1e-12);
     }
 
     #[test]
