@@ -122,7 +122,9 @@ struct TableLeaf {
 /// One of a leaf's path features: `(1 − z) / z` and its column's entry in [`TableSums`].
 #[derive(Debug, Clone, Copy)]
 struct PathFeature {
-    ratio: f64,
+    /// The factor of the leaf's table entry for the pattern without this feature: `−1`
+    /// while the customer misses a branch on it, `(1 − z) / z` once they take them all.
+    factors: [f64; 2],
     sum: u8,
 }
 
@@ -474,7 +476,7 @@ impl CompiledTrees {
             self.path_features
                 .extend(path.iter().map(|&(column, zero)| {
                     PathFeature {
-                        ratio: (1.0 - zero) / zero,
+                        factors: [-1.0, (1.0 - zero) / zero],
                         sum: table_columns
                             .iter()
                             .position(|&known| known == column)
@@ -681,12 +683,12 @@ impl CompiledTrees {
         for (leaf, path) in leaves.iter().zip(features.chunks_exact(K)) {
             let pattern = patterns[leaf.node as usize] as usize & all;
             let table = &self.tables[leaf.table as usize..][..1 << K];
-            let missed = -table[pattern];
             for (position, feature) in path.iter().enumerate() {
-                let taken = feature.ratio * table[(pattern ^ (1 << position)) & all];
-                // Chosen by index: which one varies leaf by leaf, and the branch a compiler
-                // makes of a select would mispredict.
-                sums[feature.sum as usize] += [missed, taken][pattern >> position & 1];
+                // Missed: −v A(O), and O is the pattern without this feature. Taken:
+                // (1 − z) / z · v A(O ∖ i), the pattern without it too. Only the factor depends
+                // on whether it is in the pattern, and is picked by index, not by a branch.
+                let without = table[pattern & !(1 << position) & all];
+                sums[feature.sum as usize] += feature.factors[pattern >> position & 1] * without;
             }
         }
     }
