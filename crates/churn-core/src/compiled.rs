@@ -71,8 +71,10 @@ pub struct CompiledTrees {
     /// Per tree: the root's index in `nodes` and the quadrature rule its reasons use, or
     /// [`TABULATED`].
     roots: Vec<(u32, u8)>,
-    /// The splits of tabulated trees, parents before children.
+    /// The splits of tabulated trees, level by level from the roots and numeric before
+    /// categorical within a level; `split_runs` gives where each run of one kind ends.
     table_splits: Vec<TableSplit>,
+    split_runs: Vec<(usize, bool)>,
     /// The leaves of tabulated trees whose paths split on something, fewest distinct path
     /// features first; `leaves_by_length[k]` is where those with `k` start.
     table_leaves: Vec<TableLeaf>,
@@ -107,6 +109,34 @@ struct TableSplit {
     index: u32,
     bit: u16,
     first: u16,
+}
+
+impl TableSplit {
+    fn is_categorical(&self) -> bool {
+        self.node.feature & CATEGORICAL != 0
+    }
+}
+
+/// Hands each child of the `splits` its parent's pattern of satisfied path features, with the
+/// split's bit set on the branch the row takes (unless a branch on it was missed above) and
+/// cleared on the other.
+#[inline(always)]
+fn carry_patterns(
+    splits: &[TableSplit],
+    patterns: &mut [u16],
+    goes_right: impl Fn(&Node) -> usize,
+) {
+    for split in splits {
+        let pattern = patterns[split.index as usize] | split.first;
+        // Hidden from the optimiser, which would otherwise turn it into a branch on the
+        // row's value, one that mispredicts as often as not.
+        let left_cold = split.bit * std::hint::black_box(goes_right(&split.node)) as u16;
+        let children: &mut [u16; 2] = (&mut patterns[split.node.left as usize..][..2])
+            .try_into()
+            .expect("siblings side by side");
+        children[0] = pattern & !left_cold;
+        children[1] = pattern & !(split.bit ^ left_cold);
+    }
 }
 
 /// A leaf of a tabulated tree: its node, where its table and path features start, and how
@@ -294,6 +324,7 @@ impl CompiledTrees {
             branch_share: Vec::new(),
             roots: Vec::with_capacity(ensemble.trees.len()),
             table_splits: Vec::new(),
+            split_runs: Vec::new(),
             table_leaves: Vec::new(),
             leaves_by_length: [0; MAX_TABLE_FEATURES + 2],
             tables: Vec::new(),
@@ -357,6 +388,24 @@ impl CompiledTrees {
             } else {
                 compiled.roots.push((root, rule as u8));
                 compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
+            }
+        }
+        // A level's splits only read patterns the level above wrote, so each level can run
+        // numeric splits and categorical ones in loops of their own.
+        let mut depth = vec![0u16; compiled.nodes.len()];
+        for (index, node) in compiled.nodes.iter().enumerate() {
+            if !node.is_leaf() {
+                let left = node.left as usize;
+                depth[left] = depth[index] + 1;
+                depth[left + 1] = depth[index] + 1;
+            }
+        }
+        let run_of = |split: &TableSplit| (depth[split.index as usize], split.is_categorical());
+        compiled.table_splits.sort_by_key(run_of);
+        for (end, split) in compiled.table_splits.iter().enumerate() {
+            let next = compiled.table_splits.get(end + 1);
+            if next.is_none_or(|next| run_of(next) != run_of(split)) {
+                compiled.split_runs.push((end + 1, split.is_categorical()));
             }
         }
         compiled.table_leaves.sort_by_key(|leaf| leaf.length);
@@ -633,16 +682,15 @@ impl CompiledTrees {
     /// fixed length.
     fn tabulated_shap(&self, step: &impl Step, phi: &mut [f64], scratch: &mut ShapScratch) {
         let patterns = &mut scratch.patterns;
-        for split in &self.table_splits {
-            // A split's feature counts as satisfied on the branch taken, unless a branch on
-            // it was missed above; never on the other.
-            let pattern = patterns[split.index as usize] | split.first;
-            let left_cold = (step.goes_right(&split.node) as u16).wrapping_neg() & split.bit;
-            let children: &mut [u16; 2] = (&mut patterns[split.node.left as usize..][..2])
-                .try_into()
-                .expect("siblings side by side");
-            children[0] = pattern & !left_cold;
-            children[1] = pattern & !(split.bit ^ left_cold);
+        let mut start = 0;
+        for &(end, categorical) in &self.split_runs {
+            let run = &self.table_splits[start..end];
+            start = end;
+            if categorical {
+                carry_patterns(run, patterns, |node| step.goes_right_categorical(node));
+            } else {
+                carry_patterns(run, patterns, |node| step.goes_right_numeric(node));
+            }
         }
         let mut sums: TableSums = [0.0; MAX_TABLE_COLUMNS];
         let mut features = &self.path_features[..];
@@ -862,6 +910,18 @@ trait Step {
     /// Returns 1 when the row goes right at a split, 0 when it goes left.
     fn goes_right(&self, node: &Node) -> usize;
 
+    /// As [`Step::goes_right`], for a split known to be numeric.
+    #[inline(always)]
+    fn goes_right_numeric(&self, node: &Node) -> usize {
+        self.goes_right(node)
+    }
+
+    /// As [`Step::goes_right`], for a split known to be categorical.
+    #[inline(always)]
+    fn goes_right_categorical(&self, node: &Node) -> usize {
+        self.goes_right(node)
+    }
+
     #[inline(always)]
     fn child(&self, node: &Node) -> usize {
         node.left as usize + self.goes_right(node)
@@ -913,6 +973,16 @@ impl Step for CompleteRow {
         let categorical_right = usize::from(node.split & code_bit == 0);
         let numeric_right = usize::from(value > f64::from_bits(node.split));
         (categorical & categorical_right) | ((categorical ^ 1) & numeric_right)
+    }
+
+    #[inline(always)]
+    fn goes_right_numeric(&self, node: &Node) -> usize {
+        usize::from(self.cells[node.column()].0 > f64::from_bits(node.split))
+    }
+
+    #[inline(always)]
+    fn goes_right_categorical(&self, node: &Node) -> usize {
+        usize::from(node.split & self.cells[node.column()].1 == 0)
     }
 }
 
@@ -1037,13 +1107,17 @@ mod tests {
     /// Returns a tree's SHAP values for `row` from tables (where the tree allows them) and from
     /// quadrature.
     fn shap(tree: &Tree, row: &[f64]) -> [Vec<f64>; 2] {
+        shap_with_codes(tree, row, &vec![false; row.len()])
+    }
+
+    /// As [`shap`], with the columns flagged in `categorical` holding codes.
+    fn shap_with_codes(tree: &Tree, row: &[f64], categorical: &[bool]) -> [Vec<f64>; 2] {
         let ensemble = TreeEnsemble {
             base_score: 0.0,
             trees: vec![tree.clone()],
         };
         [TABLE_BUDGET, 0].map(|budget| {
-            let compiled =
-                CompiledTrees::compile(&ensemble, &vec![false; row.len()], budget).unwrap();
+            let compiled = CompiledTrees::compile(&ensemble, categorical, budget).unwrap();
             let mut phi = vec![0.0; row.len()];
             compiled.shap_into(row, &mut phi, &mut compiled.scratch());
             phi
@@ -1062,6 +1136,32 @@ mod tests {
             let tree = random_tree(5, max_depth, &seed);
             let expected = brute_force_shapley(&tree, &row, 5);
             for phi in shap(&tree, &row) {
+                for (fast, exact) in phi.iter().zip(&expected) {
+                    prop_assert!((fast - exact).abs() < 1e-9, "{phi:?} vs {expected:?}");
+                }
+            }
+        }
+
+        /// Both equal the Shapley values where column 0 holds category codes, split on by sets
+        /// of codes, among numeric splits on the other columns: the two kinds of split are
+        /// routed in separate loops.
+        #[test]
+        fn categorical_splits_give_the_shapley_values(
+            seed in prop::collection::vec(any::<u32>(), 64),
+            code in prop_oneof![9 => (0u32..8).prop_map(f64::from), 1 => Just(f64::NAN)],
+            rest in row_strategy(4),
+            max_depth in 1usize..7,
+        ) {
+            let mut tree = random_tree(5, max_depth, &seed);
+            for node in 0..tree.len() {
+                if !tree.is_leaf(node) && tree.feature[node] == 0 {
+                    tree.left_categories[node] = u64::from(seed[node % seed.len()] % 255 + 1);
+                }
+            }
+            let row: Vec<f64> = std::iter::once(code).chain(rest).collect();
+            let expected = brute_force_shapley(&tree, &row, 5);
+            let categorical = [true, false, false, false, false];
+            for phi in shap_with_codes(&tree, &row, &categorical) {
                 for (fast, exact) in phi.iter().zip(&expected) {
                     prop_assert!((fast - exact).abs() < 1e-9, "{phi:?} vs {expected:?}");
                 }
