@@ -1,5 +1,5 @@
 //! A tree ensemble compiled for scoring: every node packed in 24 bytes with siblings side by side,
-//! and exact path-dependent TreeSHAP in one pass over each tree.
+//! and exact path-dependent TreeSHAP.
 //!
 //! # Reasons by quadrature
 //! Path-dependent TreeSHAP (Lundberg et al. 2018) is a sum over leaves. For a leaf with output `v`
@@ -64,17 +64,15 @@ const TABULATED: u8 = u8::MAX;
 #[derive(Debug, Clone)]
 pub struct CompiledTrees {
     nodes: Vec<Node>,
-    /// Per node: the leaf's output (0 for splits), apart so that walking stays in 16-byte nodes.
+    /// Per node: the leaf's output (0 for splits), apart so that walking stays in 24-byte nodes.
     leaf_value: Vec<f64>,
     /// Per node: its cover over its parent's, the share of training rows that took this branch.
     branch_share: Vec<f64>,
     /// Per tree: the root's index in `nodes` and the quadrature rule its reasons use, or
     /// [`TABULATED`].
     roots: Vec<(u32, u8)>,
-    /// The splits of tabulated trees, level by level from the roots and numeric before
-    /// categorical within a level; `split_runs` gives where each run of one kind ends.
+    /// The splits of tabulated trees, parents before children.
     table_splits: Vec<TableSplit>,
-    split_runs: Vec<(usize, bool)>,
     /// The leaves of tabulated trees whose paths split on something, fewest distinct path
     /// features first; `leaves_by_length[k]` is where those with `k` start.
     table_leaves: Vec<TableLeaf>,
@@ -98,6 +96,8 @@ pub struct CompiledTrees {
     base_score: f64,
     expected_margin: f64,
     columns: usize,
+    /// Per column: whether it holds category codes.
+    categorical: Vec<bool>,
 }
 
 /// A split of a tabulated tree: the node, its index, and its column's bit in the patterns of
@@ -109,34 +109,6 @@ struct TableSplit {
     index: u32,
     bit: u16,
     first: u16,
-}
-
-impl TableSplit {
-    fn is_categorical(&self) -> bool {
-        self.node.feature & CATEGORICAL != 0
-    }
-}
-
-/// Hands each child of the `splits` its parent's pattern of satisfied path features, with the
-/// split's bit set on the branch the row takes (unless a branch on it was missed above) and
-/// cleared on the other.
-#[inline(always)]
-fn carry_patterns(
-    splits: &[TableSplit],
-    patterns: &mut [u16],
-    goes_right: impl Fn(&Node) -> usize,
-) {
-    for split in splits {
-        let pattern = patterns[split.index as usize] | split.first;
-        // Hidden from the optimiser, which would otherwise turn it into a branch on the
-        // row's value, one that mispredicts as often as not.
-        let left_cold = split.bit * std::hint::black_box(goes_right(&split.node)) as u16;
-        let children: &mut [u16; 2] = (&mut patterns[split.node.left as usize..][..2])
-            .try_into()
-            .expect("siblings side by side");
-        children[0] = pattern & !left_cold;
-        children[1] = pattern & !(split.bit ^ left_cold);
-    }
 }
 
 /// A leaf of a tabulated tree: its node, where its table and path features start, and how
@@ -168,15 +140,18 @@ type TableSums = [f64; MAX_TABLE_COLUMNS];
 /// Trees walked side by side, so that one tree's memory loads overlap the others'.
 const LANES: usize = 8;
 
-/// One node in 16 bytes. A split sends a value to `left` or `left + 1`. A leaf points back at
-/// itself (a numeric split at +∞ with missing values going left), so a walk can take more steps
-/// than a tree is deep without a branch per step.
+/// One node in 24 bytes. A split sends a value to `left` or `left + 1`: right when it is above
+/// `threshold` or its code is not in `codes`. A numeric split sends every code left, a
+/// categorical one has an infinite threshold, so one test without a branch serves both. A leaf
+/// points back at itself (a numeric split at +∞ on a column past the row's end that never
+/// misses), so a walk can take more steps than a tree is deep without a branch per step.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Node {
-    /// A numeric split's threshold as bits (inclusive on the left), or a categorical split's mask
-    /// of codes sent left.
-    split: u64,
+    /// Inclusive on the left.
+    threshold: f64,
+    /// Codes sent left; every bit for numeric splits.
+    codes: u64,
     left: u32,
     /// Column split on, with the flag bits below.
     feature: u32,
@@ -190,11 +165,14 @@ const RECURS: u32 = 1 << 28;
 const COLUMN: u32 = RECURS - 1;
 
 impl Node {
-    fn leaf(index: usize) -> Node {
+    /// A leaf; `columns` is the row's length, where [`CompleteRow`] and [`AnyRow`] keep a value
+    /// for leaves to read.
+    fn leaf(index: usize, columns: usize) -> Node {
         Node {
-            split: f64::INFINITY.to_bits(),
+            threshold: f64::INFINITY,
+            codes: u64::MAX,
             left: index as u32,
-            feature: LEAF | DEFAULT_LEFT,
+            feature: LEAF | DEFAULT_LEFT | columns as u32,
         }
     }
 
@@ -211,11 +189,8 @@ impl Node {
     /// Tells whether an encoded value goes left, computed without branches.
     #[inline]
     fn goes_left(&self, x: f64) -> bool {
-        let numeric_left = x <= f64::from_bits(self.split);
-        // Codes are small non-negative integers from the encoder. Like `x as u64`, negative
-        // values read as code 0; `max` and the range test keep the cast cheap.
-        let code = x.max(0.0);
-        let categorical_left = code < 64.0 && (self.split >> ((code as u32) & 63)) & 1 == 1;
+        let numeric_left = x <= self.threshold;
+        let categorical_left = self.codes & code_bit(x) != 0;
         let present_left = if self.feature & CATEGORICAL != 0 {
             categorical_left
         } else {
@@ -324,7 +299,6 @@ impl CompiledTrees {
             branch_share: Vec::new(),
             roots: Vec::with_capacity(ensemble.trees.len()),
             table_splits: Vec::new(),
-            split_runs: Vec::new(),
             table_leaves: Vec::new(),
             leaves_by_length: [0; MAX_TABLE_FEATURES + 2],
             tables: Vec::new(),
@@ -341,6 +315,7 @@ impl CompiledTrees {
             base_score: ensemble.base_score,
             expected_margin: ensemble.expected_margin(),
             columns: categorical.len(),
+            categorical: categorical.to_vec(),
         };
         let depths: Vec<usize> = ensemble.trees.iter().map(Tree::max_depth).collect();
         for (index, (tree, &depth)) in ensemble.trees.iter().zip(&depths).enumerate() {
@@ -388,24 +363,6 @@ impl CompiledTrees {
             } else {
                 compiled.roots.push((root, rule as u8));
                 compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
-            }
-        }
-        // A level's splits only read patterns the level above wrote, so each level can run
-        // numeric splits and categorical ones in loops of their own.
-        let mut depth = vec![0u16; compiled.nodes.len()];
-        for (index, node) in compiled.nodes.iter().enumerate() {
-            if !node.is_leaf() {
-                let left = node.left as usize;
-                depth[left] = depth[index] + 1;
-                depth[left + 1] = depth[index] + 1;
-            }
-        }
-        let run_of = |split: &TableSplit| (depth[split.index as usize], split.is_categorical());
-        compiled.table_splits.sort_by_key(run_of);
-        for (end, split) in compiled.table_splits.iter().enumerate() {
-            let next = compiled.table_splits.get(end + 1);
-            if next.is_none_or(|next| run_of(next) != run_of(split)) {
-                compiled.split_runs.push((end + 1, split.is_categorical()));
             }
         }
         compiled.table_leaves.sort_by_key(|leaf| leaf.length);
@@ -486,14 +443,20 @@ impl CompiledTrees {
             if splits_below[node] {
                 feature |= RECURS;
             }
-            self.nodes[slot] = Node {
-                split: if categories != 0 {
-                    categories
-                } else {
-                    tree.threshold[node].to_bits()
-                },
-                left: left as u32,
-                feature,
+            self.nodes[slot] = if categories != 0 {
+                Node {
+                    threshold: f64::INFINITY,
+                    codes: categories,
+                    left: left as u32,
+                    feature,
+                }
+            } else {
+                Node {
+                    threshold: tree.threshold[node],
+                    codes: u64::MAX,
+                    left: left as u32,
+                    feature,
+                }
             };
         }
         slots
@@ -564,7 +527,7 @@ impl CompiledTrees {
     /// Appends a leaf with no output yet; returns its index.
     fn push_node(&mut self, branch_share: f64) -> usize {
         let index = self.nodes.len();
-        self.nodes.push(Node::leaf(index));
+        self.nodes.push(Node::leaf(index, self.columns));
         self.leaf_value.push(0.0);
         self.branch_share.push(branch_share);
         index
@@ -572,9 +535,9 @@ impl CompiledTrees {
 
     /// Returns the raw margin (log-odds) for an encoded row; equal to [`TreeEnsemble::margin`].
     pub fn margin(&self, row: &[f64]) -> f64 {
-        match CompleteRow::new(row) {
+        match CompleteRow::new(row, &self.categorical) {
             Some(complete) => self.walk(&complete),
-            None => self.walk(&AnyRow(row)),
+            None => self.walk(&AnyRow::new(row)),
         }
     }
 
@@ -650,9 +613,9 @@ impl CompiledTrees {
     /// [`CompiledTrees::scratch`] on this ensemble.
     pub fn shap_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
         if !self.table_splits.is_empty() {
-            match CompleteRow::new(row) {
+            match CompleteRow::new(row, &self.categorical) {
                 Some(step) => self.tabulated_shap(&step, phi, scratch),
-                None => self.tabulated_shap(&AnyRow(row), phi, scratch),
+                None => self.tabulated_shap(&AnyRow::new(row), phi, scratch),
             }
         }
         for &(root, rule) in &self.roots {
@@ -682,15 +645,18 @@ impl CompiledTrees {
     /// fixed length.
     fn tabulated_shap(&self, step: &impl Step, phi: &mut [f64], scratch: &mut ShapScratch) {
         let patterns = &mut scratch.patterns;
-        let mut start = 0;
-        for &(end, categorical) in &self.split_runs {
-            let run = &self.table_splits[start..end];
-            start = end;
-            if categorical {
-                carry_patterns(run, patterns, |node| step.goes_right_categorical(node));
-            } else {
-                carry_patterns(run, patterns, |node| step.goes_right_numeric(node));
-            }
+        for split in &self.table_splits {
+            // A split's feature counts as satisfied on the branch the row takes, unless a
+            // branch on it was missed above; never on the other.
+            let pattern = patterns[split.index as usize] | split.first;
+            // Hidden from the optimiser, which would otherwise turn it into a branch on the
+            // row's value, one that mispredicts as often as not.
+            let left_cold = split.bit * std::hint::black_box(step.goes_right(&split.node)) as u16;
+            let children: &mut [u16; 2] = (&mut patterns[split.node.left as usize..][..2])
+                .try_into()
+                .expect("siblings side by side");
+            children[0] = pattern & !left_cold;
+            children[1] = pattern & !(split.bit ^ left_cold);
         }
         let mut sums: TableSums = [0.0; MAX_TABLE_COLUMNS];
         let mut features = &self.path_features[..];
@@ -910,18 +876,6 @@ trait Step {
     /// Returns 1 when the row goes right at a split, 0 when it goes left.
     fn goes_right(&self, node: &Node) -> usize;
 
-    /// As [`Step::goes_right`], for a split known to be numeric.
-    #[inline(always)]
-    fn goes_right_numeric(&self, node: &Node) -> usize {
-        self.goes_right(node)
-    }
-
-    /// As [`Step::goes_right`], for a split known to be categorical.
-    #[inline(always)]
-    fn goes_right_categorical(&self, node: &Node) -> usize {
-        self.goes_right(node)
-    }
-
     #[inline(always)]
     fn child(&self, node: &Node) -> usize {
         node.left as usize + self.goes_right(node)
@@ -929,35 +883,42 @@ trait Step {
 }
 
 /// Steps for any row, missing values included.
-struct AnyRow<'a>(&'a [f64]);
+struct AnyRow(Vec<f64>);
 
-impl Step for AnyRow<'_> {
+impl AnyRow {
+    /// Returns the steps for `row`, with a value past its end for leaves to read.
+    fn new(row: &[f64]) -> AnyRow {
+        AnyRow(row.iter().copied().chain([0.0]).collect())
+    }
+}
+
+impl Step for AnyRow {
     #[inline(always)]
     fn goes_right(&self, node: &Node) -> usize {
         usize::from(!node.goes_left(self.0[node.column()]))
     }
 }
 
-/// Steps for a row without missing values: no default direction to look up, and a categorical
-/// test is one AND with the code's bit, worked out once per column.
+/// Steps for a row without missing values: no default direction to look up, and one test for
+/// numeric and categorical splits alike.
 struct CompleteRow {
-    /// Per column: the value and its code's bit.
+    /// Per column: the value and its code's bit (every bit for numeric columns, so that a
+    /// numeric split's codes always match); then one for leaves.
     cells: Vec<(f64, u64)>,
 }
 
 impl CompleteRow {
-    /// Returns the steps for `row`, or `None` when a value is missing.
-    fn new(row: &[f64]) -> Option<Self> {
+    /// Returns the steps for `row`, whose columns `categorical` flags hold codes, or `None`
+    /// when a value is missing.
+    fn new(row: &[f64], categorical: &[bool]) -> Option<Self> {
         if row.iter().any(|x| x.is_nan()) {
             return None;
         }
         let cells = row
             .iter()
-            .map(|&x| {
-                // As in `Node::goes_left`: negative values read as code 0.
-                let code = x.max(0.0);
-                (x, if code < 64.0 { 1 << (code as u32) } else { 0 })
-            })
+            .zip(categorical)
+            .map(|(&x, &codes)| (x, if codes { code_bit(x) } else { u64::MAX }))
+            .chain([(0.0, u64::MAX)])
             .collect();
         Some(CompleteRow { cells })
     }
@@ -967,22 +928,19 @@ impl Step for CompleteRow {
     #[inline(always)]
     fn goes_right(&self, node: &Node) -> usize {
         let (value, code_bit) = self.cells[node.column()];
-        // Both tests, combined by integer arithmetic: numeric and categorical splits
-        // alternate unpredictably, and a compiler turns boolean logic into branches.
-        let categorical = usize::from(node.feature & CATEGORICAL != 0);
-        let categorical_right = usize::from(node.split & code_bit == 0);
-        let numeric_right = usize::from(value > f64::from_bits(node.split));
-        (categorical & categorical_right) | ((categorical ^ 1) & numeric_right)
+        usize::from(value > node.threshold) | usize::from(node.codes & code_bit == 0)
     }
+}
 
-    #[inline(always)]
-    fn goes_right_numeric(&self, node: &Node) -> usize {
-        usize::from(self.cells[node.column()].0 > f64::from_bits(node.split))
-    }
-
-    #[inline(always)]
-    fn goes_right_categorical(&self, node: &Node) -> usize {
-        usize::from(node.split & self.cells[node.column()].1 == 0)
+/// Returns the bit of a value's category code. Codes are small non-negative integers from the
+/// encoder; like `x as u64`, negative values read as code 0, and codes past 63 have no bit.
+#[inline]
+fn code_bit(x: f64) -> u64 {
+    let code = x.max(0.0);
+    if code < 64.0 {
+        1 << ((code as u32) & 63)
+    } else {
+        0
     }
 }
 
