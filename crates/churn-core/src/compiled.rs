@@ -35,8 +35,10 @@
 //! neither recursive nor branching on the customer's values: the first goes through the splits
 //! parent first and hands each child its parent's pattern `O` with the split's bit set or
 //! cleared; the second adds every leaf's `|U|` terms, leaves grouped by `|U|` so that the inner
-//! loop has a fixed length, each term picked between its two cases by index. Deeper trees, or a
-//! model whose tables would outgrow [`TABLE_BUDGET`], use quadrature.
+//! loop has a fixed length. Both cases above read the entry of `O ∖ i` (which is `O` when
+//! `i ∉ O`), so a term is one table read times a factor, `−1` or `(1 − z_i) / z_i`, that the
+//! pattern's bit picks. Deeper trees, or a model whose tables would outgrow [`TABLE_BUDGET`],
+//! use quadrature.
 
 use crate::error::{CoreError, Result};
 use crate::tree::{Tree, TreeEnsemble};
