@@ -1103,8 +1103,8 @@ mod tests {
         }
 
         /// Both equal the Shapley values where column 0 holds category codes, split on by sets
-        /// of codes, among numeric splits on the other columns: the two kinds of split are
-        /// routed in separate loops.
+        /// of codes, among numeric splits on the other columns: both kinds go through the one
+        /// branch-free test of `CompleteRow` (and `Node::goes_left` when a value is missing).
         #[test]
         fn categorical_splits_give_the_shapley_values(
             seed in prop::collection::vec(any::<u32>(), 64),
