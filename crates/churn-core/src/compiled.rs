@@ -41,6 +41,7 @@
 //! use quadrature.
 
 use crate::error::{CoreError, Result};
+use crate::leaf_masks::LeafMasks;
 use crate::tree::{Tree, TreeEnsemble};
 
 /// Deepest tree scored: TreeSHAP recurses once per level, and this bounds its stack use.
@@ -100,6 +101,8 @@ pub struct CompiledTrees {
     columns: usize,
     /// Per column: whether it holds category codes.
     categorical: Vec<bool>,
+    /// Margins by leaf masks, unless the model is too large for them: then by walking.
+    leaf_masks: Option<LeafMasks>,
 }
 
 /// A split of a tabulated tree: the node, its index, and its column's bit in the patterns of
@@ -318,6 +321,7 @@ impl CompiledTrees {
             expected_margin: ensemble.expected_margin(),
             columns: categorical.len(),
             categorical: categorical.to_vec(),
+            leaf_masks: LeafMasks::new(ensemble, categorical.len()),
         };
         let depths: Vec<usize> = ensemble.trees.iter().map(Tree::max_depth).collect();
         for (index, (tree, &depth)) in ensemble.trees.iter().zip(&depths).enumerate() {
@@ -537,6 +541,14 @@ impl CompiledTrees {
 
     /// Returns the raw margin (log-odds) for an encoded row; equal to [`TreeEnsemble::margin`].
     pub fn margin(&self, row: &[f64]) -> f64 {
+        if let Some(masks) = &self.leaf_masks {
+            return masks.margin(row);
+        }
+        self.walked_margin(row)
+    }
+
+    /// Returns the margin by walking every tree, for models too large for leaf masks.
+    fn walked_margin(&self, row: &[f64]) -> f64 {
         match CompleteRow::new(row, &self.categorical) {
             Some(complete) => self.walk(&complete),
             None => self.walk(&AnyRow::new(row)),
@@ -573,6 +585,11 @@ impl CompiledTrees {
         }
         // Summed in tree order, so the margin equals `TreeEnsemble::margin` to the bit.
         self.base_score + outputs.iter().sum::<f64>()
+    }
+
+    /// Returns the bytes of leaf masks margins are computed with, 0 when trees are walked.
+    pub fn leaf_mask_bytes(&self) -> usize {
+        self.leaf_masks.as_ref().map_or(0, LeafMasks::bytes)
     }
 
     /// Returns how many trees have their reasons tabulated rather than computed by quadrature.
@@ -1166,6 +1183,7 @@ mod tests {
             let ensemble = TreeEnsemble { base_score, trees };
             let compiled = CompiledTrees::compile(&ensemble, &[false; 6], table_budget).unwrap();
             prop_assert_eq!(compiled.margin(&row), ensemble.margin(&row));
+            prop_assert_eq!(compiled.walked_margin(&row), ensemble.margin(&row));
             let mut phi = vec![0.0; 6];
             compiled.shap_into(&row, &mut phi, &mut compiled.scratch());
             let sum = compiled.expected_margin() + phi.iter().sum::<f64>();
@@ -1224,6 +1242,11 @@ mod tests {
             for x1 in [0.5, 0.6, -0.0, f64::NAN, f64::INFINITY] {
                 let row = [code, x1];
                 assert_eq!(compiled.margin(&row), ensemble.margin(&row), "{row:?}");
+                assert_eq!(
+                    compiled.walked_margin(&row),
+                    ensemble.margin(&row),
+                    "{row:?}"
+                );
             }
         }
     }
@@ -1302,6 +1325,7 @@ mod tests {
                 let compiled = CompiledTrees::compile(&ensemble, &[false], budget).unwrap();
                 for row in [[0.5], [f64::NAN]] {
                     assert_eq!(compiled.margin(&row), ensemble.margin(&row));
+                    assert_eq!(compiled.walked_margin(&row), ensemble.margin(&row));
                     let mut phi = [0.0];
                     compiled.shap_into(&row, &mut phi, &mut compiled.scratch());
                     assert_eq!(phi, [0.0]);

@@ -129,9 +129,11 @@ fn bench_scoring(c: &mut Criterion) {
                 churn_core::CompiledTrees::new(ensemble, &scorer.encoder().categorical_columns())
                     .expect("compile");
             eprintln!(
-                "{name}: reasons of {} of {} trees by table, the rest by quadrature",
+                "{name}: reasons of {} of {} trees by table, the rest by quadrature; margins by \
+                 {} KiB of leaf masks (0: by walking)",
                 trees.tabulated_trees(),
-                ensemble.trees.len()
+                ensemble.trees.len(),
+                trees.leaf_mask_bytes() / 1024
             );
             let mut scratch = trees.scratch();
             let mut phi = vec![0.0; encoded[0].len()];
