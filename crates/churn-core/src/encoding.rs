@@ -8,8 +8,6 @@
 //! - categorical: one column per frequent level, one `other` column for rare levels seen in
 //!   training, and one missing column when training saw blanks. An unseen level is an error.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
@@ -159,7 +157,7 @@ pub struct Encoder {
     /// Offset of each raw feature's first encoded column.
     offsets: Vec<usize>,
     /// For categorical features: level → position among the feature's columns.
-    level_index: Vec<HashMap<String, usize>>,
+    level_index: Vec<Vec<(String, usize)>>,
     /// Per feature: whether a missing value is refused.
     refuses_missing: Vec<bool>,
 }
@@ -201,7 +199,7 @@ impl Preprocessor {
                     categorical,
                 }
             }));
-            let mut index = HashMap::new();
+            let mut index = Vec::new();
             if let FeatureEncoding::Categorical {
                 levels,
                 rare_levels,
@@ -217,12 +215,16 @@ impl Preprocessor {
                         ),
                     });
                 }
-                for (position, level) in levels.iter().enumerate() {
-                    index.insert(level.clone(), position);
-                }
-                for level in rare_levels {
-                    index.insert(level.clone(), levels.len());
-                }
+                index.extend(levels.iter().cloned().zip(0..));
+                index.extend(
+                    rare_levels
+                        .iter()
+                        .map(|level| (level.clone(), levels.len())),
+                );
+                // A binary search over a few levels beats hashing the customer's text. A level
+                // listed twice keeps its last position, as a map filled in this order would.
+                index.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+                index.dedup_by(|later, earlier| later.0 == earlier.0);
             }
             level_index.push(index);
         }
@@ -376,10 +378,11 @@ impl Encoder {
         rare_levels: &[String],
         level: &str,
     ) -> Result<usize> {
-        self.level_index[index]
-            .get(level)
-            .copied()
-            .ok_or_else(|| CoreError::UnknownCategory {
+        let positions = &self.level_index[index];
+        positions
+            .binary_search_by(|(known, _)| known.as_str().cmp(level))
+            .map(|found| positions[found].1)
+            .map_err(|_| CoreError::UnknownCategory {
                 feature: name.to_string(),
                 value: level.to_string(),
                 known: known_levels(levels, rare_levels),

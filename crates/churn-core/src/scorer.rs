@@ -23,6 +23,9 @@ pub struct Scorer {
     trees: Option<CompiledTrees>,
     /// The artifact's band cut-offs, or ones derived from its training quantiles.
     bands: RiskBands,
+    /// Schema feature indices in the order of their names, so that a profile (a map sorted by
+    /// name) is matched to the schema in one merge of two sorted lists.
+    features_by_name: Vec<usize>,
 }
 
 /// One raw feature's share of a score.
@@ -145,12 +148,19 @@ impl Scorer {
             .bands
             .unwrap_or_else(|| RiskBands::from_quantiles(&artifact.score_quantiles));
         bands.validate()?;
+        let mut features_by_name: Vec<usize> = (0..artifact.schema.features.len()).collect();
+        features_by_name.sort_by(|&a, &b| {
+            artifact.schema.features[a]
+                .name
+                .cmp(&artifact.schema.features[b].name)
+        });
         Ok(Scorer {
             artifact,
             encoder,
             base_value,
             trees,
             bands,
+            features_by_name,
         })
     }
 
@@ -174,38 +184,44 @@ impl Scorer {
         self.bands.band(probability)
     }
 
-    /// Checks that every name in the profile is a feature of the model, so a misspelt feature
-    /// is reported instead of silently scored as missing.
-    pub fn check_feature_names(&self, profile: &Profile) -> Result<()> {
-        let schema = &self.artifact.schema;
-        match profile.keys().find(|name| schema.feature(name).is_none()) {
-            None => Ok(()),
-            Some(name) => Err(CoreError::UnknownFeature {
-                name: name.clone(),
-                known: schema
-                    .features
-                    .iter()
-                    .map(|feature| format!("`{}`", feature.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
+    /// Returns the profile's value of every schema feature, in schema order (missing when the
+    /// profile lacks it). A name the model does not know is an error, so a misspelt feature is
+    /// reported instead of silently scored as missing.
+    pub fn profile_values<'a>(&self, profile: &'a Profile) -> Result<Vec<Value<'a>>> {
+        let features = &self.artifact.schema.features;
+        let mut values = vec![Value::Missing; features.len()];
+        // Both sides are sorted by name: one merge instead of a search per name.
+        let mut candidates = self.features_by_name.iter().peekable();
+        for (name, value) in profile {
+            while candidates
+                .next_if(|&&index| features[index].name < *name)
+                .is_some()
+            {}
+            match candidates.next_if(|&&index| features[index].name == *name) {
+                Some(&index) => values[index] = value.as_value(),
+                None => {
+                    return Err(CoreError::UnknownFeature {
+                        name: name.clone(),
+                        known: features
+                            .iter()
+                            .map(|feature| format!("`{}`", feature.name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
         }
+        Ok(values)
     }
 
     /// Encodes a profile into the model's feature vector. A feature the profile lacks is
     /// missing; a name the model does not know is an error.
     pub fn encode(&self, profile: &Profile) -> Result<Vec<f64>> {
-        self.check_feature_names(profile)?;
+        let values = self.profile_values(profile)?;
         let mut row = vec![0.0; self.encoder.columns().len()];
         self.encoder
-            .encode_into(|index| Some(self.profile_value(profile, index)), &mut row)?;
+            .encode_into(|index| Some(values[index]), &mut row)?;
         Ok(row)
-    }
-
-    /// Returns a profile's value of schema feature `index`, missing when absent.
-    fn profile_value<'a>(&self, profile: &'a Profile, index: usize) -> Value<'a> {
-        let name = self.encoder.features()[index].name();
-        profile.get(name).map_or(Value::Missing, RawValue::as_value)
     }
 
     /// Returns the model's margin (log-odds, before calibration) for an encoded row.
@@ -254,8 +270,8 @@ impl Scorer {
     /// Returns the probability with each raw feature's exact contribution. A feature the
     /// profile lacks is missing; a name the model does not know is an error.
     pub fn explain(&self, profile: &Profile) -> Result<Explanation> {
-        self.check_feature_names(profile)?;
-        self.explain_values(|index| Some(self.profile_value(profile, index)))
+        let values = self.profile_values(profile)?;
+        self.explain_values(|index| Some(values[index]))
     }
 
     /// Returns the explanation of a row given feature by feature (for tables).
@@ -278,8 +294,8 @@ impl Scorer {
     /// Returns the probability with the `k` strongest reasons each way. A feature the profile
     /// lacks is missing; a name the model does not know is an error.
     pub fn explain_top(&self, profile: &Profile, k: usize) -> Result<TopReasons> {
-        self.check_feature_names(profile)?;
-        self.explain_values_top(|index| Some(self.profile_value(profile, index)), k)
+        let values = self.profile_values(profile)?;
+        self.explain_values_top(|index| Some(values[index]), k)
     }
 
     /// Returns the `k` strongest reasons each way of a row given feature by feature (for tables).
@@ -694,6 +710,38 @@ mod tests {
             Scorer::new(broken),
             Err(crate::CoreError::InvalidArtifact { .. })
         ));
+    }
+
+    /// Profiles are matched to the schema by merging two sorted name lists: an unknown name is
+    /// found wherever it sorts (before, between or after the features, or as a prefix of one),
+    /// and a feature the profile lacks reads as missing.
+    #[test]
+    fn profile_names_are_matched_to_the_schema_wherever_they_sort() {
+        let scorer = Scorer::new(artifact()).unwrap();
+        // The schema's names sort as `Contract`, `Partner`, `tenure`.
+        for unknown in ["Age", "Con", "Contracts", "Rating", "ten", "zip"] {
+            let mut named = profile(
+                RawValue::Number(5.0),
+                RawValue::Bool(true),
+                RawValue::from("Two year"),
+            );
+            named.insert(unknown.into(), RawValue::Number(1.0));
+            match scorer.encode(&named) {
+                Err(CoreError::UnknownFeature { name, known }) => {
+                    assert_eq!(name, unknown);
+                    assert_eq!(known, "`tenure`, `Partner`, `Contract`");
+                }
+                other => panic!("{unknown}: {other:?}"),
+            }
+        }
+        let partial: Profile = [("tenure".to_string(), RawValue::Number(5.0))].into();
+        let values = scorer.profile_values(&partial).unwrap();
+        assert_eq!(values, [Value::Number(5.0), Value::Missing, Value::Missing]);
+        let explicit = profile(RawValue::Number(5.0), RawValue::Missing, RawValue::Missing);
+        assert_eq!(
+            scorer.encode(&partial).unwrap(),
+            scorer.encode(&explicit).unwrap()
+        );
     }
 
     #[test]

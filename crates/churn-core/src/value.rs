@@ -92,6 +92,10 @@ pub type Profile = BTreeMap<String, RawValue>;
 pub fn is_missing_token(text: &str) -> bool {
     const MISSING: [&str; 8] = ["", "na", "n/a", "nan", "null", "none", "?", "-"];
     let trimmed = text.trim();
+    // Most values are longer than any token: skip the comparisons.
+    if trimmed.len() > 4 {
+        return false;
+    }
     MISSING
         .iter()
         .any(|token| trimmed.eq_ignore_ascii_case(token))
