@@ -1,6 +1,12 @@
 //! A tree ensemble compiled for scoring: every node packed in 24 bytes with siblings side by side,
 //! and exact path-dependent TreeSHAP.
 //!
+//! # Margins
+//! Margins come from QuickScorer's leaf masks (`leaf_masks.rs`): per column and value bin, the
+//! leaves every tree can still reach, ANDed across the row's columns. Trees of more than 64
+//! leaves, or a model whose masks would pass 16 MiB, are walked node by node, eight trees
+//! at a time.
+//!
 //! # Reasons by quadrature
 //! Path-dependent TreeSHAP (Lundberg et al. 2018) is a sum over leaves. For a leaf with output `v`
 //! whose path splits on the distinct features `U`, let `z_j` be the share of training rows that
