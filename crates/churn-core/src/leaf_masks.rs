@@ -11,7 +11,7 @@
 //! column, vectorised), and one leaf value per tree: no branch on the customer's values and no
 //! chain of dependent loads, where a walk takes one per level of every tree.
 
-use std::ops::{BitAnd, BitAndAssign, Not};
+use std::ops::{BitAnd, BitAndAssign, BitOr, Not};
 
 use crate::tree::{MAX_CATEGORY_CODES, Tree, TreeEnsemble};
 
@@ -61,45 +61,37 @@ impl LeafMasks {
 
 /// A set of a tree's leaves, bit `i` for the `i`-th leaf from the left.
 pub(crate) trait LeafSet:
-    Copy + std::fmt::Debug + BitAnd<Output = Self> + BitAndAssign + Not<Output = Self>
+    Copy
+    + std::fmt::Debug
+    + BitAnd<Output = Self>
+    + BitAndAssign
+    + BitOr<Output = Self>
+    + Not<Output = Self>
 {
     const ALL: Self;
     const NONE: Self;
     fn leaf(index: usize) -> Self;
     /// The leftmost leaf in the set.
     fn first(self) -> usize;
-    fn union(self, other: Self) -> Self;
 }
 
-impl LeafSet for u32 {
-    const ALL: Self = u32::MAX;
-    const NONE: Self = 0;
-    fn leaf(index: usize) -> Self {
-        1 << index
-    }
-    #[inline(always)]
-    fn first(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-    fn union(self, other: Self) -> Self {
-        self | other
-    }
+macro_rules! leaf_set {
+    ($($word:ty),*) => {$(
+        impl LeafSet for $word {
+            const ALL: Self = <$word>::MAX;
+            const NONE: Self = 0;
+            fn leaf(index: usize) -> Self {
+                1 << index
+            }
+            #[inline(always)]
+            fn first(self) -> usize {
+                self.trailing_zeros() as usize
+            }
+        }
+    )*};
 }
 
-impl LeafSet for u64 {
-    const ALL: Self = u64::MAX;
-    const NONE: Self = 0;
-    fn leaf(index: usize) -> Self {
-        1 << index
-    }
-    #[inline(always)]
-    fn first(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-    fn union(self, other: Self) -> Self {
-        self | other
-    }
-}
+leaf_set!(u32, u64);
 
 /// Per split column and bin, every tree's reachable leaves.
 #[derive(Debug, Clone)]
@@ -293,7 +285,7 @@ fn leaves_below<M: LeafSet>(tree: &Tree, values: &mut Vec<f64>) -> Vec<M> {
     }
     // Children come after their parents.
     for node in (0..tree.len()).rev().filter(|&node| !tree.is_leaf(node)) {
-        below[node] = below[tree.left[node] as usize].union(below[tree.right[node] as usize]);
+        below[node] = below[tree.left[node] as usize] | below[tree.right[node] as usize];
     }
     below
 }
