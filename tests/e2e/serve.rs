@@ -276,6 +276,64 @@ pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::
     Ok(response)
 }
 
+/// The load generator speaks gRPC over h2 itself: its count of answers must be the server's,
+/// and a refused call must come back as an error naming the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_counts_what_the_server_answered() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model_dir = train_into(&dir.path().join("model"), ModelChoice::Gbdt)?;
+    let server = start(&model_dir, ServeOptions::default()).await?;
+    let model = ChurnServiceClient::new(channel(&server).await?)
+        .get_model(proto::GetModelRequest {})
+        .await?
+        .into_inner();
+    let profiles = fixture_profiles(&model)?;
+    let test = churn_serve::loadtest::LoadTest {
+        addr: format!("http://{}", server.grpc_addr()),
+        concurrency: 4,
+        connections: 2,
+        duration: Duration::from_millis(500),
+        // Every call counts, so the report and the server see the same calls.
+        warmup: Duration::ZERO,
+        rate: None,
+        top_k: 5,
+        fresh_customers: false,
+    };
+    let report = churn_serve::loadtest::run(&test, profiles.clone()).await?;
+    assert!(report.requests > 10, "{report}");
+    assert_eq!(report.errors, 0, "{report}");
+    assert!(
+        report.p50 <= report.p99 && report.p99 <= report.max,
+        "{report}"
+    );
+    let metrics = http_get(server.metrics_addr(), "/metrics").await?;
+    let answered = format!(
+        r#"churn_grpc_requests_total{{method="Score",code="OK"}} {}"#,
+        report.requests
+    );
+    assert!(metrics.contains(&answered), "{answered} not in {metrics}");
+
+    // A fixed rate, every call refused: each one is an error carrying the server's message.
+    let mut unknown = profiles[0].clone();
+    unknown
+        .features
+        .insert("tenur".into(), value(proto::value::Kind::Number(3.0)));
+    let refused = churn_serve::loadtest::LoadTest {
+        rate: Some(200.0),
+        ..test
+    };
+    let report = churn_serve::loadtest::run(&refused, vec![unknown]).await?;
+    assert!(report.requests > 10, "{report}");
+    assert_eq!(report.errors, report.requests, "{report}");
+    let error = report.first_error.unwrap_or_default();
+    assert!(
+        error.contains("InvalidArgument") && error.contains("unknown feature `tenur`"),
+        "{error}"
+    );
+    server.shutdown().await?;
+    Ok(())
+}
+
 fn value(kind: proto::value::Kind) -> proto::Value {
     proto::Value { kind: Some(kind) }
 }

@@ -474,7 +474,7 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
     {
         bail!("--rate must be a positive number of requests per second");
     }
-    let runtime = churn_serve::runtime().context("cannot start the async runtime")?;
+    let runtime = churn_serve::loadtest::runtime().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let channel = churn_serve::loadtest::connect(&args.addr).await?;
         let model = ChurnServiceClient::new(channel)
