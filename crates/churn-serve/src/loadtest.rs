@@ -15,11 +15,10 @@ use std::fmt;
 #[cfg(target_os = "linux")]
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
-use std::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Result, ServeError};

@@ -211,6 +211,36 @@ async fn settings_come_from_flags_environment_and_file_and_sighup_reloads() -> a
     Ok(())
 }
 
+/// `churn loadtest` against a served model: it runs at the rate asked, every call answered,
+/// and prints its table.
+#[test]
+fn loadtest_reports_every_call_answered_at_the_rate_asked() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[], &[])?;
+    let output = Command::new(env!("CARGO_BIN_EXE_churn"))
+        .current_dir(repo_root())
+        .args(["loadtest", "--addr", &server.addr])
+        .args(["--rate", "400", "--duration", "1s", "--warmup", "200ms"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // | target rps | achieved rps | requests | errors | p50 | ...
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|line| line.starts_with("| 400 |"))
+        .ok_or_else(|| anyhow::anyhow!("no result row in:\n{stdout}"))?
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let requests: u64 = row[3].parse()?;
+    assert!((300..=440).contains(&requests), "{stdout}");
+    assert_eq!(row[4], "0", "{stdout}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_call_finish_then_exits_cleanly() -> anyhow::Result<()> {
     let mut server = ServerProcess::start(
