@@ -347,32 +347,17 @@ async fn call(
     decode_message(&message)
 }
 
-/// Fails with the call's gRPC status and message unless it is OK or absent.
+/// Fails with the call's gRPC status and message unless it is OK or absent; tonic reads them
+/// (percent-decoding the message) as its own client does.
 fn grpc_status(headers: &http::HeaderMap) -> std::result::Result<(), String> {
-    let Some(status) = headers.get("grpc-status") else {
-        return Ok(());
-    };
-    let code = status
-        .to_str()
-        .ok()
-        .and_then(|code| code.parse::<i32>().ok())
-        .map(tonic::Code::from);
-    if code == Some(tonic::Code::Ok) {
-        return Ok(());
+    match tonic::Status::from_header_map(headers) {
+        Some(status) if status.code() != tonic::Code::Ok => Err(format!(
+            "status: {:?}, message: {:?}",
+            status.code(),
+            status.message()
+        )),
+        _ => Ok(()),
     }
-    // Percent-encoded on the wire, as gRPC over HTTP/2 says.
-    let message = headers
-        .get("grpc-message")
-        .map(|message| {
-            percent_encoding::percent_decode(message.as_bytes())
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default();
-    Err(format!(
-        "status: {}, message: {message:?}",
-        code.map_or_else(|| format!("{status:?}"), |code| format!("{code:?}"))
-    ))
 }
 
 /// Decodes the one uncompressed gRPC message of an answer.
