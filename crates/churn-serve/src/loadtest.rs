@@ -125,16 +125,20 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Connects to the server at `addr`.
 pub async fn connect(addr: &str) -> Result<Channel> {
-    let connect_error = |reason: String| ServeError::Connect {
-        addr: addr.to_string(),
-        reason,
-    };
     Endpoint::from_shared(addr.to_string())
-        .map_err(|error| connect_error(error.to_string()))?
+        .map_err(|error| connect_error(addr, error))?
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|error| connect_error(error.to_string()))
+        .map_err(|error| connect_error(addr, error))
+}
+
+/// Says that the server at `addr` cannot be reached, and why.
+fn connect_error(addr: &str, reason: impl fmt::Display) -> ServeError {
+    ServeError::Connect {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Runs the load test, cycling through `profiles`.
@@ -153,10 +157,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
     }
     let uri: http::Uri = format!("{}{SCORE_PATH}", test.addr.trim_end_matches('/'))
         .parse()
-        .map_err(|error: http::uri::InvalidUri| ServeError::Connect {
-            addr: test.addr.clone(),
-            reason: error.to_string(),
-        })?;
+        .map_err(|error: http::uri::InvalidUri| connect_error(&test.addr, error))?;
     let mut connections = Vec::with_capacity(test.connections);
     for _ in 0..test.connections {
         connections.push(open_h2(&test.addr, &uri).await?);
@@ -265,23 +266,18 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
 /// Opens an HTTP/2 connection to the server of `uri` (`addr` names it in errors); its
 /// connection task runs in the background until every sender is dropped.
 async fn open_h2(addr: &str, uri: &http::Uri) -> Result<h2::client::SendRequest<Bytes>> {
-    let connect_error = |reason: String| ServeError::Connect {
-        addr: addr.to_string(),
-        reason,
-    };
     let authority = uri
         .authority()
-        .ok_or_else(|| connect_error("no host and port".into()))?
-        .as_str()
-        .to_string();
-    let tcp = tokio::net::TcpStream::connect(&authority)
+        .ok_or_else(|| connect_error(addr, "no host and port"))?
+        .as_str();
+    let tcp = tokio::net::TcpStream::connect(authority)
         .await
-        .map_err(|error| connect_error(error.to_string()))?;
+        .map_err(|error| connect_error(addr, error))?;
     tcp.set_nodelay(true)
-        .map_err(|error| connect_error(error.to_string()))?;
+        .map_err(|error| connect_error(addr, error))?;
     let (sender, connection) = h2::client::handshake(tcp)
         .await
-        .map_err(|error| connect_error(error.to_string()))?;
+        .map_err(|error| connect_error(addr, error))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "load test connection closed");
