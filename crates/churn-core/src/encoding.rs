@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::schema::{FeatureKind, FeatureSchema};
 use crate::tree::MAX_CATEGORY_CODES;
-use crate::value::{Value, is_missing_token, parse_bool_token, parse_number_token};
+use crate::value::{Value, is_missing_token, parse_bool_token, parse_number_token, trim};
 
 /// How one raw feature is encoded, with everything learned from training data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,7 +223,7 @@ impl Preprocessor {
                 );
                 // A binary search over a few levels beats hashing the customer's text. A level
                 // listed twice keeps its last position, as a map filled in this order would.
-                index.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+                index.sort_by(|a, b| by_length_then_bytes(&a.0, &b.0).then(b.1.cmp(&a.1)));
                 index.dedup_by(|later, earlier| later.0 == earlier.0);
             }
             level_index.push(index);
@@ -288,7 +288,10 @@ impl Encoder {
             let value = value_of(index).ok_or_else(|| CoreError::MissingFeature {
                 name: encoding.name().to_string(),
             })?;
-            if self.refuses_missing[index] && is_missing(value) {
+            // Read once: a missing value reads as `None` and never fails to parse, so checking
+            // it after reading refuses the same values as checking it first.
+            let reading = self.read(index, encoding, value)?;
+            if reading.is_none() && self.refuses_missing[index] {
                 return Err(CoreError::MissingNotAllowed {
                     feature: encoding.name().to_string(),
                 });
@@ -300,74 +303,45 @@ impl Encoder {
                 .copied()
                 .unwrap_or(self.columns.len())
                 - offset;
-            let slots = &mut out[offset..offset + width];
-            self.encode_feature(index, encoding, value, slots)?;
+            write_columns(
+                encoding,
+                self.preprocessor.style,
+                reading,
+                &mut out[offset..][..width],
+            );
         }
         Ok(())
     }
 
-    fn encode_feature(
+    /// Reads one feature's raw value: `None` when it is missing, an error naming the feature
+    /// when it is not a value of the feature's kind.
+    fn read(
         &self,
         index: usize,
         encoding: &FeatureEncoding,
         value: Value<'_>,
-        slots: &mut [f64],
-    ) -> Result<()> {
-        if self.preprocessor.style == EncodingStyle::Codes {
-            slots[0] = self.code(index, encoding, value)?.unwrap_or(f64::NAN);
-            return Ok(());
-        }
-        slots.fill(0.0);
-        match encoding {
-            FeatureEncoding::Numeric {
-                name,
-                impute,
-                missing_indicator,
-                ..
-            } => match read_number(name, value)? {
-                Some(number) => slots[0] = number,
-                None => {
-                    slots[0] = *impute;
-                    if *missing_indicator {
-                        slots[1] = 1.0;
-                    }
-                }
-            },
-            FeatureEncoding::Boolean {
-                name,
-                impute,
-                missing_indicator,
-            } => match read_bool(name, value)? {
-                Some(flag) => slots[0] = f64::from(u8::from(flag)),
-                None => {
-                    slots[0] = f64::from(u8::from(*impute));
-                    if *missing_indicator {
-                        slots[1] = 1.0;
-                    }
-                }
-            },
+    ) -> Result<Option<Reading>> {
+        Ok(match encoding {
+            FeatureEncoding::Numeric { name, .. } => read_number(name, value)?.map(Reading::Number),
+            FeatureEncoding::Boolean { name, .. } => read_bool(name, value)?.map(Reading::Flag),
             FeatureEncoding::Categorical {
                 name,
                 levels,
                 rare_levels,
-                missing_indicator,
+                ..
             } => match read_level(value) {
-                Some(level) => {
-                    slots[self.level_position(index, name, levels, rare_levels, &level)?] = 1.0;
-                }
-                None => {
-                    // Missing: the missing column if training saw blanks, else no level at all.
-                    if *missing_indicator {
-                        slots[slots.len() - 1] = 1.0;
-                    }
-                }
+                Some(level) => Some(Reading::Level(self.level_position(
+                    index,
+                    name,
+                    levels,
+                    rare_levels,
+                    &level,
+                )?)),
+                None => None,
             },
-        }
-        Ok(())
+        })
     }
-}
 
-impl Encoder {
     /// Returns a level's position among categorical feature `index`'s columns (rare levels share
     /// the position after the frequent ones), or the unknown-category error listing known levels.
     fn level_position(
@@ -380,7 +354,7 @@ impl Encoder {
     ) -> Result<usize> {
         let positions = &self.level_index[index];
         positions
-            .binary_search_by(|(known, _)| known.as_str().cmp(level))
+            .binary_search_by(|(known, _)| by_length_then_bytes(known, level))
             .map(|found| positions[found].1)
             .map_err(|_| CoreError::UnknownCategory {
                 feature: name.to_string(),
@@ -388,33 +362,83 @@ impl Encoder {
                 known: known_levels(levels, rare_levels),
             })
     }
+}
 
-    /// Returns a feature's single column in the codes style: the number, 0/1, or the category's
-    /// code; `None` when missing.
-    fn code(
-        &self,
-        index: usize,
-        encoding: &FeatureEncoding,
-        value: Value<'_>,
-    ) -> Result<Option<f64>> {
-        Ok(match encoding {
-            FeatureEncoding::Numeric { name, .. } => read_number(name, value)?,
-            FeatureEncoding::Boolean { name, .. } => {
-                read_bool(name, value)?.map(|flag| f64::from(u8::from(flag)))
-            }
-            FeatureEncoding::Categorical {
-                name,
-                levels,
-                rare_levels,
-                ..
-            } => match read_level(value) {
-                Some(level) => {
-                    Some(self.level_position(index, name, levels, rare_levels, &level)? as f64)
-                }
-                None => None,
-            },
-        })
+/// A feature's value once read, before it is written into its columns.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    Number(f64),
+    Flag(bool),
+    /// The level's position among the feature's columns.
+    Level(usize),
+}
+
+/// Writes one feature's reading (`None`: missing) into its encoded columns, `slots`.
+fn write_columns(
+    encoding: &FeatureEncoding,
+    style: EncodingStyle,
+    reading: Option<Reading>,
+    slots: &mut [f64],
+) {
+    if style == EncodingStyle::Codes {
+        // One column: the number, 0/1 or the level's code; missing stays missing.
+        slots[0] = match reading {
+            Some(Reading::Number(number)) => number,
+            Some(Reading::Flag(flag)) => f64::from(u8::from(flag)),
+            Some(Reading::Level(position)) => position as f64,
+            None => f64::NAN,
+        };
+        return;
     }
+    slots.fill(0.0);
+    match (encoding, reading) {
+        (_, Some(Reading::Number(number))) => slots[0] = number,
+        (_, Some(Reading::Flag(flag))) => slots[0] = f64::from(u8::from(flag)),
+        (_, Some(Reading::Level(position))) => slots[position] = 1.0,
+        (
+            FeatureEncoding::Numeric {
+                impute,
+                missing_indicator,
+                ..
+            },
+            None,
+        ) => {
+            slots[0] = *impute;
+            if *missing_indicator {
+                slots[1] = 1.0;
+            }
+        }
+        (
+            FeatureEncoding::Boolean {
+                impute,
+                missing_indicator,
+                ..
+            },
+            None,
+        ) => {
+            slots[0] = f64::from(u8::from(*impute));
+            if *missing_indicator {
+                slots[1] = 1.0;
+            }
+        }
+        // Missing: the missing column if training saw blanks, else no level at all.
+        (
+            FeatureEncoding::Categorical {
+                missing_indicator, ..
+            },
+            None,
+        ) => {
+            if *missing_indicator {
+                slots[slots.len() - 1] = 1.0;
+            }
+        }
+    }
+}
+
+/// Orders level names by length first: a binary search over them then compares bytes only
+/// between names of the customer's text's length.
+fn by_length_then_bytes(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Tells whether a raw value means "no value" (explicitly missing, or a blank-like text).
@@ -484,7 +508,7 @@ pub fn read_level(value: Value<'_>) -> Option<std::borrow::Cow<'_, str>> {
     match value {
         Value::Missing => None,
         Value::Text(text) if is_missing_token(text) => None,
-        Value::Text(text) => Some(Cow::Borrowed(text.trim())),
+        Value::Text(text) => Some(Cow::Borrowed(trim(text))),
         Value::Number(number) => Some(Cow::Owned(number.to_string())),
         Value::Bool(flag) => Some(Cow::Owned(flag.to_string())),
     }
@@ -624,6 +648,48 @@ pub(crate) mod tests {
             error.to_string(),
             "feature `Contract`: unknown category `Weekly` (known: `Month-to-month`, `Two year`, `One year`)"
         );
+    }
+
+    #[test]
+    fn levels_are_found_whatever_their_length_and_order() {
+        let (schema, mut preprocessor) = fixture();
+        preprocessor.style = EncodingStyle::Codes;
+        let levels = ["b", "aa", "a", "ab", "Month-to-month", "B", "ba", "bbb"];
+        preprocessor.features[2] = FeatureEncoding::Categorical {
+            name: "Contract".into(),
+            levels: levels.iter().map(|level| level.to_string()).collect(),
+            rare_levels: vec!["c".into(), "a".into()],
+            missing_indicator: false,
+        };
+        let encoder = preprocessor.encoder(&schema).unwrap();
+        let code_of = |level: &str| {
+            let values = [Value::Number(1.0), Value::Bool(true), Value::Text(level)];
+            let mut out = [0.0; 3];
+            encoder
+                .encode_into(|index| Some(values[index]), &mut out)
+                .map(|()| out[2])
+        };
+        // `a` is also listed as rare, later: the later position wins, as it always has.
+        let expected = [0.0, 1.0, 8.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        for (level, code) in levels.iter().zip(expected) {
+            assert_eq!(code_of(level).unwrap(), code, "{level}");
+            assert_eq!(
+                code_of(&format!(" {level} ")).unwrap(),
+                code,
+                "{level} with spaces"
+            );
+        }
+        assert_eq!(code_of("c").unwrap(), 8.0);
+        for unknown in ["", "bb", "abc", "A", "Month-to-mont", "Month-to-monthh"] {
+            if unknown.is_empty() {
+                assert!(code_of(unknown).unwrap().is_nan(), "blank is missing");
+            } else {
+                assert!(
+                    matches!(code_of(unknown), Err(CoreError::UnknownCategory { ref value, .. }) if value == unknown),
+                    "{unknown}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -90,22 +90,34 @@ pub type Profile = BTreeMap<String, RawValue>;
 
 /// Tells whether a text cell means "no value" (blank, NA, N/A, null, None, NaN, ?).
 pub fn is_missing_token(text: &str) -> bool {
-    const MISSING: [&str; 8] = ["", "na", "n/a", "nan", "null", "none", "?", "-"];
-    let trimmed = text.trim();
-    // Most values are longer than any token: skip the comparisons.
-    if trimmed.len() > 4 {
-        return false;
+    let trimmed = trim(text);
+    // Every token is empty, one symbol, or starts with `n`: most values leave at the first byte.
+    match trimmed.as_bytes() {
+        [] | [b'?'] | [b'-'] => true,
+        [b'n' | b'N', ..] => ["na", "n/a", "nan", "null", "none"]
+            .iter()
+            .any(|token| trimmed.eq_ignore_ascii_case(token)),
+        _ => false,
     }
-    MISSING
-        .iter()
-        .any(|token| trimmed.eq_ignore_ascii_case(token))
+}
+
+/// `str::trim`, with a shortcut for the usual text that starts and ends with a visible ASCII
+/// character and so has nothing to trim.
+pub(crate) fn trim(text: &str) -> &str {
+    let visible = |byte: Option<&u8>| byte.is_some_and(|byte| byte.is_ascii_graphic());
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
 }
 
 /// Reads a boolean written as yes/no, true/false, y/n, t/f or 1/0 (any case), also with a trailing
 /// dot as some exports write it (`True.`) or as a number equal to 1 or 0 (`1.0`). Training,
 /// inference, labels and scoring all read booleans through here, so they agree.
 pub fn parse_bool_token(text: &str) -> Option<bool> {
-    let trimmed = text.trim();
+    let trimmed = trim(text);
     let word = trimmed.strip_suffix('.').unwrap_or(trimmed);
     const TRUE: [&str; 5] = ["yes", "true", "y", "t", "1"];
     const FALSE: [&str; 5] = ["no", "false", "n", "f", "0"];
@@ -125,7 +137,7 @@ pub fn parse_bool_token(text: &str) -> Option<bool> {
 /// Reads a number from text; `None` when the text is not a number. NaN and infinities are
 /// returned as such so the caller can reject them by name.
 pub fn parse_number_token(text: &str) -> Option<f64> {
-    text.trim().parse::<f64>().ok()
+    trim(text).parse::<f64>().ok()
 }
 
 #[cfg(test)]
@@ -139,6 +151,39 @@ mod tests {
         }
         assert!(!is_missing_token("0"));
         assert!(!is_missing_token("No"));
+    }
+
+    #[test]
+    fn missing_tokens_are_found_past_the_first_byte_shortcut() {
+        for token in [
+            "-",
+            " - ",
+            "N/A ",
+            "\tnull",
+            "NONE",
+            "\u{a0}NA\u{a0}",
+            "nAn",
+        ] {
+            assert!(is_missing_token(token), "{token:?}");
+        }
+        for value in [
+            "-5",
+            "--",
+            "??",
+            "n",
+            "No",
+            "Nonexistent",
+            "nan.",
+            "\u{a0}Yes",
+            "None of it",
+        ] {
+            assert!(!is_missing_token(value), "{value:?}");
+        }
+        // The shortcut trims exactly as `str::trim` does, Unicode spaces included.
+        for text in ["x", " x", "x ", "\u{2003}x\u{2003}", "é", " é ", "", "  "] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+        assert_eq!(parse_number_token("\u{a0}12.5 "), Some(12.5));
     }
 
     #[test]
