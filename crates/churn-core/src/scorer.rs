@@ -193,10 +193,17 @@ impl Scorer {
         // Both sides are sorted by name: one merge instead of a search per name.
         let mut candidates = self.features_by_name.iter().peekable();
         for (name, value) in profile {
-            while candidates
-                .next_if(|&&index| features[index].name < *name)
-                .is_some()
-            {}
+            // Usually the next feature is this name: test equality, which compares bytes only
+            // between names of one length, before skipping features the profile lacks.
+            if candidates
+                .peek()
+                .is_none_or(|&&index| features[index].name != *name)
+            {
+                while candidates
+                    .next_if(|&&index| features[index].name < *name)
+                    .is_some()
+                {}
+            }
             match candidates.next_if(|&&index| features[index].name == *name) {
                 Some(&index) => values[index] = value.as_value(),
                 None => {

@@ -94,9 +94,12 @@ pub fn is_missing_token(text: &str) -> bool {
     // Every token is empty, one symbol, or starts with `n`: most values leave at the first byte.
     match trimmed.as_bytes() {
         [] | [b'?'] | [b'-'] => true,
-        [b'n' | b'N', ..] => ["na", "n/a", "nan", "null", "none"]
-            .iter()
-            .any(|token| trimmed.eq_ignore_ascii_case(token)),
+        [b'n' | b'N', ..] => match trimmed.len() {
+            2 => trimmed.eq_ignore_ascii_case("na"),
+            3 => trimmed.eq_ignore_ascii_case("n/a") || trimmed.eq_ignore_ascii_case("nan"),
+            4 => trimmed.eq_ignore_ascii_case("null") || trimmed.eq_ignore_ascii_case("none"),
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -119,13 +122,21 @@ pub(crate) fn trim(text: &str) -> &str {
 pub fn parse_bool_token(text: &str) -> Option<bool> {
     let trimmed = trim(text);
     let word = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    const TRUE: [&str; 5] = ["yes", "true", "y", "t", "1"];
-    const FALSE: [&str; 5] = ["no", "false", "n", "f", "0"];
-    if TRUE.iter().any(|token| word.eq_ignore_ascii_case(token)) {
-        return Some(true);
-    }
-    if FALSE.iter().any(|token| word.eq_ignore_ascii_case(token)) {
-        return Some(false);
+    // Only the spelling of the word's length can match.
+    let spelling = match word.len() {
+        1 => match word.as_bytes()[0].to_ascii_lowercase() {
+            b'y' | b't' | b'1' => Some(true),
+            b'n' | b'f' | b'0' => Some(false),
+            _ => None,
+        },
+        2 => word.eq_ignore_ascii_case("no").then_some(false),
+        3 => word.eq_ignore_ascii_case("yes").then_some(true),
+        4 => word.eq_ignore_ascii_case("true").then_some(true),
+        5 => word.eq_ignore_ascii_case("false").then_some(false),
+        _ => None,
+    };
+    if spelling.is_some() {
+        return spelling;
     }
     match parse_number_token(trimmed) {
         Some(1.0) => Some(true),
@@ -197,6 +208,30 @@ mod tests {
         assert_eq!(parse_bool_token("0.5"), None);
         assert_eq!(parse_bool_token("."), None);
         assert_eq!(parse_bool_token("maybe"), None);
+        for (text, flag) in [
+            ("y", true),
+            ("T", true),
+            ("1", true),
+            ("N", false),
+            ("f", false),
+        ] {
+            assert_eq!(parse_bool_token(text), Some(flag), "{text}");
+        }
+        for text in ["nO", "YES.", "tRuE", "False", "no.", " y "] {
+            assert!(parse_bool_token(text).is_some(), "{text}");
+        }
+        for text in [
+            "x",
+            "ye",
+            "on",
+            "yess",
+            "truth",
+            "falsy",
+            "noo",
+            "yes please",
+        ] {
+            assert_eq!(parse_bool_token(text), None, "{text}");
+        }
     }
 
     #[test]
