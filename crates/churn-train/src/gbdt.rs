@@ -170,6 +170,13 @@ struct Bin {
 }
 
 impl Bin {
+    #[inline]
+    fn add_row(&mut self, gradient: f64, hessian: f64) {
+        self.gradient += gradient;
+        self.hessian += hessian;
+        self.count += 1.0;
+    }
+
     fn add(&mut self, other: &Bin) {
         self.gradient += other.gradient;
         self.hessian += other.hessian;
@@ -181,6 +188,38 @@ impl Bin {
             gradient: self.gradient - other.gradient,
             hessian: self.hessian - other.hessian,
             count: self.count - other.count,
+        }
+    }
+}
+
+/// Most histogram slots of a column filled in [`LANES`] interleaved copies.
+const FEW_SLOTS: usize = 16;
+
+/// Copies of a few-slot column's histogram filled side by side, row `i` into copy `i % LANES`.
+const LANES: usize = 4;
+
+/// Fills `slots` (zeroed) from the rows' bins in `bins` and their gradients in `ordered`, in
+/// [`LANES`] copies merged at the end. A column of few bins sends consecutive rows to the same
+/// slot, and each add would wait for the previous one's store; in copies, neighbouring rows add
+/// to different memory. Each copy sums its rows in order and copies merge in lane order, so the
+/// result does not depend on threads.
+fn fill_in_lanes(bins: &[u8], rows: &[u32], ordered: &[[f64; 2]], slots: &mut [Bin]) {
+    let mut lanes = [[Bin::default(); FEW_SLOTS]; LANES];
+    let mut rows_in_step = rows.chunks_exact(LANES);
+    let mut gradients_in_step = ordered.chunks_exact(LANES);
+    for (step, gradients) in rows_in_step.by_ref().zip(gradients_in_step.by_ref()) {
+        for ((lane, &row), &[gradient, hessian]) in lanes.iter_mut().zip(step).zip(gradients) {
+            lane[bins[row as usize] as usize].add_row(gradient, hessian);
+        }
+    }
+    let rest = rows_in_step.remainder().iter();
+    for (&row, &[gradient, hessian]) in rest.zip(gradients_in_step.remainder()) {
+        lanes[0][bins[row as usize] as usize].add_row(gradient, hessian);
+    }
+    for (index, slot) in slots.iter_mut().enumerate() {
+        *slot = lanes[0][index];
+        for lane in &lanes[1..] {
+            slot.add(&lane[index]);
         }
     }
 }
@@ -341,11 +380,12 @@ impl Grower<'_> {
             rest = tail;
         }
         let fill = |(column, slots): (&BinnedColumn, &mut [Bin])| {
-            for (&row, &[gradient, hessian]) in rows.iter().zip(&ordered) {
-                let slot = &mut slots[column.bins[row as usize] as usize];
-                slot.gradient += gradient;
-                slot.hessian += hessian;
-                slot.count += 1.0;
+            if slots.len() <= FEW_SLOTS {
+                fill_in_lanes(&column.bins, rows, &ordered, slots);
+            } else {
+                for (&row, &[gradient, hessian]) in rows.iter().zip(&ordered) {
+                    slots[column.bins[row as usize] as usize].add_row(gradient, hessian);
+                }
             }
         };
         let allowed = slices
@@ -452,17 +492,38 @@ impl Grower<'_> {
         best
     }
 
-    /// Tells whether a row goes left under `split`.
-    fn goes_left(&self, split: &Split, row: u32) -> bool {
+    /// Splits `rows` into those `split` sends left and right, keeping their order. Each row
+    /// is written to both sides and only the side it goes to moves on, so the loop has no
+    /// branch on the data, whose direction is a coin toss at most splits.
+    fn partition(&self, split: &Split, rows: &[u32]) -> (Vec<u32>, Vec<u32>) {
         let column = &self.columns[split.feature];
-        let bin = column.bins[row as usize] as usize;
-        if bin == column.n_bins {
-            split.default_left
-        } else if column.categorical {
-            (split.mask >> bin) & 1 == 1
-        } else {
-            bin <= split.bin
+        // Per bin, 1 when it goes left.
+        let mut goes_left = [0u8; 256];
+        for (bin, left) in goes_left.iter_mut().enumerate().take(column.slots()) {
+            let sent_left = if bin == column.n_bins {
+                split.default_left
+            } else if column.categorical {
+                (split.mask >> bin) & 1 == 1
+            } else {
+                bin <= split.bin
+            };
+            *left = u8::from(sent_left);
         }
+        // Sized by the split's counts, which the histogram took from these rows; one spare
+        // slot on each side takes the writes of rows that go the other way.
+        let mut left = vec![0; split.left.count as usize + 1];
+        let mut right = vec![0; split.right.count as usize + 1];
+        let (mut n_left, mut n_right) = (0, 0);
+        for &row in rows {
+            let sent_left = usize::from(goes_left[usize::from(column.bins[row as usize])]);
+            left[n_left] = row;
+            right[n_right] = row;
+            n_left += sent_left;
+            n_right += 1 - sent_left;
+        }
+        left.truncate(n_left);
+        right.truncate(n_right);
+        (left, right)
     }
 
     fn leaf_value(&self, total: &Bin) -> f64 {
@@ -506,10 +567,7 @@ impl Grower<'_> {
             let Some((index, _)) = chosen else { break };
             let leaf = leaves.swap_remove(index);
             let Some(split) = leaf.best else { break };
-            let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = leaf
-                .rows
-                .iter()
-                .partition(|&&row| self.goes_left(&split, row));
+            let (left_rows, right_rows) = self.partition(&split, &leaf.rows);
             let (small_rows, small_is_left) = if left_rows.len() <= right_rows.len() {
                 (&left_rows, true)
             } else {
@@ -779,6 +837,121 @@ mod tests {
         assert_eq!(upper.len(), 3);
         // Four bins of 250 values each: bounds between 249|250, 499|500, 749|750.
         assert_eq!(upper, vec![249.5, 499.5, 749.5]);
+    }
+
+    /// Columns of every kind the histogram fills differently: a two-code category, a few-bin
+    /// numeric column with missing values (both filled in lanes) and one of 255 bins; with
+    /// random gradients, and an odd subset of rows so that lanes leave a remainder.
+    fn binned_columns() -> (Vec<BinnedColumn>, Vec<[f64; 2]>, Vec<u32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 5003;
+        let mut draw = |k: u32| f64::from(rand::Rng::gen_range(&mut rng, 0..k));
+        let code: Vec<f64> = (0..n).map(|_| draw(2)).collect();
+        let few: Vec<f64> = (0..n)
+            .map(|_| {
+                let value = draw(5);
+                if value == 4.0 { f64::NAN } else { value }
+            })
+            .collect();
+        let many: Vec<f64> = (0..n).map(|_| draw(1000)).collect();
+        let mut columns = vec![
+            BinnedColumn::new(&code, true, 255).unwrap(),
+            BinnedColumn::new(&few, false, 255).unwrap(),
+            BinnedColumn::new(&many, false, 255).unwrap(),
+        ];
+        let mut offset = 0;
+        for column in &mut columns {
+            column.offset = offset;
+            offset += column.slots();
+        }
+        assert!(columns[1].slots() <= FEW_SLOTS && columns[2].slots() > FEW_SLOTS);
+        let gradients = (0..n)
+            .map(|_| [draw(2001) / 1000.0 - 1.0, draw(250) / 1000.0 + 1e-3])
+            .collect();
+        let rows = (0..n as u32).filter(|_| draw(3) > 0.0).collect();
+        (columns, gradients, rows)
+    }
+
+    fn grower<'a>(
+        params: &'a GbdtParams,
+        columns: &'a [BinnedColumn],
+        gradients: &'a [[f64; 2]],
+    ) -> Grower<'a> {
+        Grower {
+            params,
+            columns,
+            histogram_len: columns.iter().map(BinnedColumn::slots).sum(),
+            gradients,
+            allowed: vec![true; columns.len()],
+        }
+    }
+
+    #[test]
+    fn histograms_in_lanes_equal_plain_sums() {
+        let (columns, gradients, rows) = binned_columns();
+        let params = GbdtParams::default();
+        let histogram = grower(&params, &columns, &gradients).histogram(&rows);
+        for column in &columns {
+            let mut plain = vec![Bin::default(); column.slots()];
+            for &row in &rows {
+                let [gradient, hessian] = gradients[row as usize];
+                plain[column.bins[row as usize] as usize].add_row(gradient, hessian);
+            }
+            let filled = &histogram[column.offset..][..column.slots()];
+            for (bin, (filled, plain)) in filled.iter().zip(&plain).enumerate() {
+                assert_eq!(filled.count, plain.count, "bin {bin}");
+                assert!((filled.gradient - plain.gradient).abs() < 1e-9, "bin {bin}");
+                assert!((filled.hessian - plain.hessian).abs() < 1e-9, "bin {bin}");
+            }
+            assert!(plain.iter().filter(|bin| bin.count > 0.0).count() >= 2);
+        }
+    }
+
+    #[test]
+    fn partitions_keep_order_and_follow_the_split() {
+        let (columns, gradients, rows) = binned_columns();
+        let params = GbdtParams::default();
+        let grower = grower(&params, &columns, &gradients);
+        // Codes: code 1 left. Few bins: up to bin 1, missing (bin 4) left or right. Many: bin 100.
+        let splits = [
+            (0, 0, 0b10, false),
+            (1, 1, 0, true),
+            (1, 1, 0, false),
+            (2, 100, 0, false),
+        ];
+        for (feature, bin, mask, default_left) in splits {
+            let column = &columns[feature];
+            let goes_left = |row: &u32| {
+                let value = column.bins[*row as usize] as usize;
+                if value == column.n_bins {
+                    default_left
+                } else if column.categorical {
+                    mask >> value & 1 == 1
+                } else {
+                    value <= bin
+                }
+            };
+            let expected: (Vec<u32>, Vec<u32>) = rows.iter().partition(|row| goes_left(row));
+            let count = |rows: &[u32]| Bin {
+                count: rows.len() as f64,
+                ..Bin::default()
+            };
+            let split = Split {
+                gain: 1.0,
+                feature,
+                bin,
+                mask,
+                default_left,
+                left: count(&expected.0),
+                right: count(&expected.1),
+            };
+            assert!(!expected.0.is_empty() && !expected.1.is_empty());
+            assert_eq!(
+                grower.partition(&split, &rows),
+                expected,
+                "{feature} {default_left}"
+            );
+        }
     }
 
     /// Rows where churn = (x0 > 0.5) xor (code of x1 is 2), with x0 missing for some rows
