@@ -137,8 +137,8 @@ pub struct SqliteStore {
     /// Last scores and every score over time, in a file of its own.
     scores: Arc<ScoreFile>,
     readers: Mutex<Vec<Connection>>,
-    /// Dropped with the store, which stops its thread once pending scores are written.
-    _stop_checkpoints: std::sync::mpsc::Sender<()>,
+    /// Dropped with the store, which stops its threads once pending scores are written.
+    _stop_maintenance: [std::sync::mpsc::Sender<()>; 2],
 }
 
 /// Every customer's last score, in memory as well as in the scores file (about 150 bytes a
@@ -368,14 +368,13 @@ struct LastScore {
     last_alert_id: Option<i64>,
 }
 
-/// How often the alert file is checkpointed, and pending scores written: every
-/// `SCORE_WRITE_TICKS` ticks, on the scores file's writer, which nothing on a request path waits
-/// for. A longer interval writes each page of the scores file once for the many scores that land
-/// on it meanwhile (random-key writes; at 3,000 new customers a second the scores file took about
-/// 11 MB/s of disk writes at 500 ms, 4 MB/s at 2 s); a crash may lose that long of quiet scores,
-/// never an alert.
+/// How often the alert file is checkpointed, and pending scores written, on the scores file's
+/// writer, which nothing on a request path waits for. A longer score interval writes each page of
+/// the scores file once for the many scores that land on it meanwhile (random-key writes; at 3,000
+/// new customers a second the scores file took about 11 MB/s of disk writes at 500 ms, 4 MB/s at
+/// 2 s); a crash may lose that long of quiet scores, never an alert.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-const SCORE_WRITE_TICKS: u32 = 4;
+const SCORE_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most last scores per transaction.
 const LAST_SCORE_CHUNK: usize = 4_096;
 /// Pending last scores beyond which a score waits for some to be written (back-pressure, and a
@@ -424,7 +423,7 @@ impl SqliteStore {
             history_dropped: 0,
         }));
         let writer = Arc::new(Mutex::new(writer));
-        let stop_checkpoints = start_maintenance(
+        let stop_maintenance = start_maintenance(
             connect(path)?,
             writer.clone(),
             memory.clone(),
@@ -436,7 +435,7 @@ impl SqliteStore {
             memory,
             scores,
             readers: Mutex::new(Vec::new()),
-            _stop_checkpoints: stop_checkpoints,
+            _stop_maintenance: stop_maintenance,
         })
     }
 
@@ -491,7 +490,8 @@ impl SqliteStore {
     }
 }
 
-/// Writes pending scores and checkpoints the alert file, on a thread of its own.
+/// Checkpoints the alert file and writes pending scores, each on a thread of its own; both stop
+/// (the scores written first) when the returned senders are dropped.
 ///
 /// Checkpoints go in two steps, so the log stays small and most of their syncing is off the writer:
 /// first a PASSIVE checkpoint alongside the writer copies the bulk of the log into the database
@@ -499,50 +499,75 @@ impl SqliteStore {
 /// pages committed meanwhile. The log is then fully checkpointed and the next commit starts it
 /// over, instead of growing it (appends that extend a file wait on the filesystem journal behind
 /// every fsync). The first step alone is not enough: a PASSIVE checkpoint reports the log it
-/// began with as copied while commits go on, and the log is never started over. Stops, writing
-/// what is pending, when the sender is dropped.
+/// began with as copied while commits go on, and the log is never started over.
+///
+/// Writing a tick's scores takes tens of milliseconds of CPU (50-170 ms every 2 s at 5,000 new
+/// customers a second), which on a small machine the request threads would wait for: that thread
+/// asks for the lowest CPU priority, so that it runs in the time they leave. The checkpoints keep
+/// a thread at normal priority, because they hold the writer back and commits wait for them.
 fn start_maintenance(
     connection: Connection,
     writer: Arc<Mutex<Connection>>,
     memory: Arc<Mutex<Memory>>,
     scores: Arc<ScoreFile>,
+) -> StoreResult<[std::sync::mpsc::Sender<()>; 2]> {
+    let checkpoint = move || connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    let checkpoints = every(
+        "churn-alert-log",
+        CHECKPOINT_INTERVAL,
+        false,
+        move |stopping| {
+            if stopping {
+                return;
+            }
+            let caught_up = checkpoint().and_then(|()| {
+                let _quiet = lock(&writer);
+                checkpoint()
+            });
+            if let Err(error) = caught_up {
+                tracing::warn!(%error, "alert store checkpoint failed; retrying");
+            }
+        },
+    )?;
+    let score_writes = every("churn-alert-store", SCORE_WRITE_INTERVAL, true, move |_| {
+        // Logged inside; retried on the next tick.
+        let _ = scores.write_all_pending(&memory);
+    })?;
+    Ok([checkpoints, score_writes])
+}
+
+/// Starts a thread named `name` that runs `tick(false)` every `interval`, and `tick(true)` once
+/// more when the returned sender is dropped; at the lowest CPU priority if `background` (on
+/// Linux; best effort, a refusal leaves it as it was).
+fn every(
+    name: &str,
+    interval: std::time::Duration,
+    background: bool,
+    mut tick: impl FnMut(bool) + Send + 'static,
 ) -> StoreResult<std::sync::mpsc::Sender<()>> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let checkpoint = move || connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-    let catch_up = move || {
-        checkpoint().and_then(|()| {
-            let _quiet = lock(&writer);
-            checkpoint()
-        })
-    };
     std::thread::Builder::new()
-        .name("churn-alert-store".into())
+        .name(name.into())
         .spawn(move || {
-            // Writing a tick's scores takes tens of milliseconds of CPU, which on a small
-            // machine the request threads then wait for: this thread asks for the lowest CPU
-            // priority, so that it runs in the time they leave. Best effort: a refusal leaves
-            // it as it was.
             #[cfg(target_os = "linux")]
-            let _ = rustix::process::nice(19);
-            for tick in 1u32.. {
+            if background {
+                let _ = rustix::process::nice(19);
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = background;
+            loop {
                 let stopping = !matches!(
-                    stopped.recv_timeout(CHECKPOINT_INTERVAL),
+                    stopped.recv_timeout(interval),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout)
                 );
-                if stopping || tick % SCORE_WRITE_TICKS == 0 {
-                    // Logged inside; retried on the next tick.
-                    let _ = scores.write_all_pending(&memory);
-                }
+                tick(stopping);
                 if stopping {
                     return;
-                }
-                if let Err(error) = catch_up() {
-                    tracing::warn!(%error, "alert store checkpoint failed; retrying");
                 }
             }
         })
         .map_err(|error| StoreError::Backend {
-            reason: format!("cannot start the alert store's thread: {error}"),
+            reason: format!("cannot start the alert store's thread {name}: {error}"),
         })?;
     Ok(stop)
 }
@@ -1735,19 +1760,21 @@ mod tests {
         assert_eq!(known.shards.iter().map(HashMap::len).sum::<usize>(), 20_000);
     }
 
-    /// The store's background thread runs at the lowest CPU priority (nice 19), read back from
-    /// `/proc`; every store open in this process has one, and all of them are checked.
+    /// The store's score writer runs at the lowest CPU priority (nice 19) and its checkpoints,
+    /// which hold the writer back, at the normal one; read back from `/proc`. Every store open
+    /// in this process has both threads, and all of them are checked.
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_store_thread_yields_the_cpu_to_requests() {
+    fn the_score_writer_yields_the_cpu_to_requests_and_checkpoints_do_not() {
         let (_dir, _store) = store();
-        let niceness = || -> Vec<i64> {
+        // Linux keeps 15 bytes of a thread's name.
+        let niceness = |name: &str| -> Vec<i64> {
             let tasks = std::fs::read_dir("/proc/self/task").unwrap();
             tasks
                 .filter_map(|task| {
                     let task = task.ok()?.path();
-                    let name = std::fs::read_to_string(task.join("comm")).ok()?;
-                    if name.trim() != "churn-alert-sto" {
+                    let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+                    if comm.trim() != name {
                         return None;
                     }
                     // Field 19 is the nice value; the name in field 2 has no spaces here.
@@ -1758,15 +1785,24 @@ mod tests {
         };
         // The thread lowers its own priority as it starts: wait for it.
         let started = std::time::Instant::now();
-        let mut seen = niceness();
-        while (seen.is_empty() || seen.iter().any(|&nice| nice != 19))
+        let mut writers = niceness("churn-alert-sto");
+        while (writers.is_empty() || writers.iter().any(|&nice| nice != 19))
             && started.elapsed() < std::time::Duration::from_secs(5)
         {
             std::thread::sleep(std::time::Duration::from_millis(10));
-            seen = niceness();
+            writers = niceness("churn-alert-sto");
         }
-        assert!(!seen.is_empty(), "no store thread found");
-        assert!(seen.iter().all(|&nice| nice == 19), "{seen:?}");
+        assert!(!writers.is_empty(), "no score writer found");
+        assert!(writers.iter().all(|&nice| nice == 19), "{writers:?}");
+        // The checkpoints keep the priority of the thread that opened the store.
+        let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let own: i64 = own.split_whitespace().nth(18).unwrap().parse().unwrap();
+        let checkpoints = niceness("churn-alert-log");
+        assert!(!checkpoints.is_empty(), "no checkpoint thread found");
+        assert!(
+            checkpoints.iter().all(|&nice| nice == own),
+            "{checkpoints:?} against {own}"
+        );
     }
 
     #[test]
