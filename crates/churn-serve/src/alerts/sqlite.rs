@@ -256,20 +256,30 @@ impl ScoreFile {
     /// Writes up to `limit` pending last scores and every pending history point in one
     /// transaction; returns how many last scores. Memory is locked only to pick them.
     fn write_pending(&self, memory: &Mutex<Memory>, limit: usize) -> StoreResult<usize> {
-        let (mut last_scores, mut points, dropped) = {
+        let (mut points, dropped) = {
             let mut memory = lock(memory);
-            let customers: Vec<String> = memory.dirty.iter().take(limit).cloned().collect();
-            let last_scores: Vec<(String, LastScore)> = customers
-                .into_iter()
-                .filter_map(|customer| {
-                    memory.dirty.remove(&customer);
-                    let last = memory.known.get(&customer)?.clone();
-                    Some((customer, last))
-                })
-                .collect();
             let dropped = std::mem::take(&mut memory.history_dropped);
-            (last_scores, std::mem::take(&mut memory.history), dropped)
+            (std::mem::take(&mut memory.history), dropped)
         };
+        // A few hundred at a time: this runs at the lowest CPU priority, and every score waits
+        // for the lock while it is held, so it is held for tens of microseconds, not a
+        // millisecond.
+        let mut last_scores: Vec<(String, LastScore)> = Vec::with_capacity(limit);
+        while last_scores.len() < limit {
+            let mut memory = lock(memory);
+            let pick = (limit - last_scores.len()).min(LAST_SCORE_PICK);
+            let customers: Vec<String> = memory.dirty.iter().take(pick).cloned().collect();
+            if customers.is_empty() {
+                break;
+            }
+            for customer in customers {
+                memory.dirty.remove(&customer);
+                if let Some(last) = memory.known.get(&customer) {
+                    let last = last.clone();
+                    last_scores.push((customer, last));
+                }
+            }
+        }
         if dropped > 0 {
             tracing::warn!(
                 dropped,
@@ -279,9 +289,10 @@ impl ScoreFile {
         if last_scores.is_empty() && points.is_empty() {
             return Ok(0);
         }
-        // In key order the writes touch each page once (a stable sort keeps a customer's
-        // scores in time order, so the later of two in one second wins).
-        last_scores.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // In key order the writes touch each page once. Stable sorts keep a customer's scores in
+        // time order, so the later one wins: of two history points in one second, and of two
+        // last scores when the customer scored again between two picks.
+        last_scores.sort_by(|a, b| a.0.cmp(&b.0));
         points.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         let connection = lock(&self.writer);
         let written = in_transaction(&connection, || {
@@ -377,6 +388,8 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 const SCORE_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most last scores per transaction.
 const LAST_SCORE_CHUNK: usize = 4_096;
+/// Most last scores picked for a transaction per hold of the memory lock.
+const LAST_SCORE_PICK: usize = 256;
 /// Pending last scores beyond which a score waits for some to be written (back-pressure, and a
 /// bound on what a crash can lose).
 const MAX_PENDING: usize = 50_000;
@@ -1611,6 +1624,40 @@ mod tests {
             record(&store, &[score("q3", 0.1, RiskBand::Low, 0)]);
         }
         assert_eq!(stored(&path), 3, "written when the store closed");
+    }
+
+    #[test]
+    fn pending_last_scores_picked_over_several_lock_holds_are_all_written() {
+        let (dir, store) = store();
+        let customers = 3 * LAST_SCORE_PICK + 17;
+        for customer in 0..customers {
+            let probability = customer as f64 / customers as f64 * 0.2;
+            record(
+                &store,
+                &[score(
+                    &format!("p{customer:05}"),
+                    probability,
+                    RiskBand::Low,
+                    0,
+                )],
+            );
+        }
+        store.scores.write_all_pending(&store.memory).unwrap();
+        assert!(lock(&store.memory).dirty.is_empty());
+        let connection = Connection::open(history_path(&dir.path().join("alerts.sqlite"))).unwrap();
+        let mut statement = connection
+            .prepare("SELECT customer_id, probability FROM last_scores ORDER BY customer_id")
+            .unwrap();
+        let written: Vec<(String, f64)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(written.len(), customers);
+        for (customer, (id, probability)) in written.iter().enumerate() {
+            assert_eq!(id, &format!("p{customer:05}"));
+            assert_eq!(*probability, customer as f64 / customers as f64 * 0.2);
+        }
     }
 
     #[test]
