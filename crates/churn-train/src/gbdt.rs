@@ -294,6 +294,16 @@ impl BinnedColumn {
     }
 }
 
+/// Places each column's slots after the previous column's in one histogram; returns its length.
+fn lay_out_histogram(columns: &mut [BinnedColumn]) -> usize {
+    let mut offset = 0;
+    for column in columns {
+        column.offset = offset;
+        offset += column.slots();
+    }
+    offset
+}
+
 /// Returns bin upper bounds for a numeric column: every distinct value its own bin when they fit,
 /// else bins of about equal row counts. Bounds are midpoints between neighbouring values.
 fn bin_uppers(values: &[f64], max_bins: usize) -> Vec<f64> {
@@ -704,12 +714,7 @@ impl ValidGbdtParams {
                 BinnedColumn::new(&values, categorical[k], params.max_bins)
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut offset = 0;
-        for column in &mut columns {
-            column.offset = offset;
-            offset += column.slots();
-        }
-        let histogram_len = offset;
+        let histogram_len = lay_out_histogram(&mut columns);
 
         let labels: Vec<bool> = train_rows.iter().map(|&row| y[row]).collect();
         let positives = labels.iter().filter(|&&label| label).count() as f64;
@@ -859,11 +864,7 @@ mod tests {
             BinnedColumn::new(&few, false, 255).unwrap(),
             BinnedColumn::new(&many, false, 255).unwrap(),
         ];
-        let mut offset = 0;
-        for column in &mut columns {
-            column.offset = offset;
-            offset += column.slots();
-        }
+        lay_out_histogram(&mut columns);
         assert!(columns[1].slots() <= FEW_SLOTS && columns[2].slots() > FEW_SLOTS);
         let gradients = (0..n)
             .map(|_| [draw(2001) / 1000.0 - 1.0, draw(250) / 1000.0 + 1e-3])

@@ -190,8 +190,9 @@ impl LastScores {
 
     fn shard(&self, customer: &str) -> usize {
         use std::hash::BuildHasher;
-        // The top bits: each shard's map indexes by the low ones of its own hash.
-        (self.hasher.hash_one(customer) >> 56) as usize % LAST_SCORE_SHARDS
+        // Each shard's map hashes with a key of its own, so these bits say nothing of where a
+        // customer sits inside the shard.
+        self.hasher.hash_one(customer) as usize % LAST_SCORE_SHARDS
     }
 
     fn get(&self, customer: &str) -> Option<&LastScore> {
@@ -275,8 +276,7 @@ impl ScoreFile {
             for customer in customers {
                 memory.dirty.remove(&customer);
                 if let Some(last) = memory.known.get(&customer) {
-                    let last = last.clone();
-                    last_scores.push((customer, last));
+                    last_scores.push((customer, last.clone()));
                 }
             }
         }
