@@ -65,6 +65,35 @@ pub struct LoadReport {
     pub p99: Duration,
     pub p999: Duration,
     pub max: Duration,
+    /// The same quantiles over the answers that reported an alert, and over the others, when
+    /// some did: alert answers wait for a commit, so they show what the alert store costs.
+    pub by_alert: Option<[Quantiles; 2]>,
+}
+
+/// Latency quantiles of a set of answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantiles {
+    pub count: usize,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+}
+
+impl Quantiles {
+    fn of(mut latencies: Vec<Duration>) -> Quantiles {
+        latencies.sort_unstable();
+        let at = |quantile: f64| quantile_of(&latencies, quantile);
+        Quantiles {
+            count: latencies.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: latencies.last().copied().unwrap_or_default(),
+        }
+    }
 }
 
 impl LoadReport {
@@ -103,6 +132,25 @@ impl fmt::Display for LoadReport {
                 self.alerts,
                 100.0 * self.alerts as f64 / self.requests.max(1) as f64
             )?;
+        }
+        if let Some([alerting, quiet]) = &self.by_alert {
+            writeln!(
+                f,
+                "\n| answers | requests | p50 | p90 | p99 | p99.9 | max |"
+            )?;
+            writeln!(f, "|---|---|---|---|---|---|---|")?;
+            for (name, quantiles) in [("with an alert", alerting), ("without", quiet)] {
+                writeln!(
+                    f,
+                    "| {name} | {} | {} | {} | {} | {} | {} |",
+                    quantiles.count,
+                    micros(quantiles.p50),
+                    micros(quantiles.p90),
+                    micros(quantiles.p99),
+                    micros(quantiles.p999),
+                    micros(quantiles.max)
+                )?;
+            }
         }
         if let Some(error) = &self.first_error {
             writeln!(f, "first error: {error}")?;
@@ -242,10 +290,11 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
                 if due >= measure_from {
                     let latency = due.elapsed();
                     match outcome {
-                        Ok(response) => {
-                            tally.record(latency, None);
-                            tally.alerts += u64::from(response.alert.is_some());
+                        Ok(response) if response.alert.is_some() => {
+                            tally.alerts += 1;
+                            tally.alert_latencies.push(latency);
                         }
+                        Ok(_) => tally.record(latency, None),
                         Err(error) => tally.record(latency, Some(error)),
                     }
                 }
@@ -377,7 +426,10 @@ fn decode_message(message: &[u8]) -> std::result::Result<proto::ScoreResponse, S
 /// Latencies and errors of one task, merged at the end.
 #[derive(Debug, Default)]
 struct Tally {
+    /// Latencies of the answers that reported no alert, and of failed calls.
     latencies: Vec<Duration>,
+    /// Latencies of the answers that reported an alert.
+    alert_latencies: Vec<Duration>,
     errors: u64,
     alerts: u64,
     first_error: Option<String>,
@@ -394,6 +446,7 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.latencies.extend(other.latencies);
+        self.alert_latencies.extend(other.alert_latencies);
         self.errors += other.errors;
         self.alerts += other.alerts;
         if self.first_error.is_none() {
@@ -401,21 +454,27 @@ impl Tally {
         }
     }
 
-    fn report(mut self, elapsed: Duration, target_rate: Option<f64>) -> LoadReport {
-        self.latencies.sort_unstable();
-        let at = |quantile: f64| quantile_of(&self.latencies, quantile);
+    fn report(self, elapsed: Duration, target_rate: Option<f64>) -> LoadReport {
+        let all = Quantiles::of([&self.latencies[..], &self.alert_latencies].concat());
+        let by_alert = (!self.alert_latencies.is_empty()).then(|| {
+            [
+                Quantiles::of(self.alert_latencies),
+                Quantiles::of(self.latencies),
+            ]
+        });
         LoadReport {
-            requests: self.latencies.len() as u64,
+            requests: all.count as u64,
             errors: self.errors,
             alerts: self.alerts,
-            first_error: self.first_error.clone(),
+            first_error: self.first_error,
             elapsed,
             target_rate,
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: self.latencies.last().copied().unwrap_or_default(),
+            p50: all.p50,
+            p90: all.p90,
+            p99: all.p99,
+            p999: all.p999,
+            max: all.max,
+            by_alert,
         }
     }
 }
@@ -440,5 +499,29 @@ mod tests {
         assert_eq!(quantile_of(&sorted, 0.99), Duration::from_micros(99));
         assert_eq!(quantile_of(&sorted, 0.999), Duration::from_micros(100));
         assert_eq!(quantile_of(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn answers_with_an_alert_are_reported_apart_and_in_the_whole() {
+        let mut tally = Tally::default();
+        for micros in 1..=90 {
+            tally.record(Duration::from_micros(micros), None);
+        }
+        for micros in 91..=100 {
+            tally.alerts += 1;
+            tally
+                .alert_latencies
+                .push(Duration::from_micros(micros * 10));
+        }
+        let report = tally.report(Duration::from_secs(1), None);
+        assert_eq!(report.requests, 100);
+        assert_eq!(report.p90, Duration::from_micros(90));
+        assert_eq!(report.p99, Duration::from_micros(990));
+        let [alerting, quiet] = report.by_alert.expect("some answers alerted");
+        assert_eq!((alerting.count, quiet.count), (10, 90));
+        assert_eq!(alerting.p50, Duration::from_micros(950));
+        assert_eq!(alerting.max, Duration::from_micros(1000));
+        assert_eq!(quiet.max, Duration::from_micros(90));
+        assert!(format!("{report}").contains("| with an alert | 10 | 950 µs |"));
     }
 }
