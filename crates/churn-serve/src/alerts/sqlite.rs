@@ -152,19 +152,17 @@ pub struct SqliteStore {
 /// memory; nothing holds memory while waiting for a connection.
 #[derive(Debug)]
 struct Memory {
-    /// Every customer's last score, newest first: what the table holds plus `dirty`.
+    /// Every customer's last score: what the scores file holds plus `pending`.
     known: LastScores,
-    /// Customers whose last score is not written to the scores file yet.
-    dirty: std::collections::HashSet<String>,
     /// The model version of the last score, shared by the customers it scored.
     model_version: Arc<str>,
     /// Customers whose scores are being committed right now: their scores wait for that
     /// commit (the memory lock is not held during it, so other scores go on).
     busy: std::collections::HashSet<String>,
-    /// Scores not yet added to the history file, oldest first.
-    history: Vec<HistoryPoint>,
-    /// Scores left out of the history since it was last written (it was full).
-    history_dropped: u64,
+    /// Scores not yet written to the scores file (as last scores and history), oldest first.
+    /// The writer takes them all at once, so it holds the lock that every score takes for no
+    /// longer than a swap, whatever its CPU priority.
+    pending: Vec<PendingScore>,
 }
 
 /// Shards of [`LastScores`]: the most customers a growing shard moves at once is the whole
@@ -213,17 +211,13 @@ impl LastScores {
     }
 }
 
-/// One score on its way to the history file.
+/// One score on its way to the scores file.
 #[derive(Debug, Clone)]
-struct HistoryPoint {
+struct PendingScore {
     customer_id: String,
     score: PastScore,
     model_version: Arc<str>,
 }
-
-/// Scores waiting for the history file beyond which new ones are dropped (and counted in the
-/// log): the history is for charts, and must never hold up scoring.
-const MAX_PENDING_HISTORY: usize = 200_000;
 
 /// The scores file, `NAME.history.sqlite` beside the store: every customer's last score, and
 /// their score history (every last score the store keeps, one a second per customer at most).
@@ -234,6 +228,9 @@ struct ScoreFile {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Room for the pending scores that will come meanwhile, reserved while taking them: as
+    /// many as were taken last time, so that scores rarely grow the vector under the lock.
+    room: std::sync::atomic::AtomicUsize,
 }
 
 /// Returns where the history of the store at `path` lives: `NAME.history.sqlite`.
@@ -251,94 +248,68 @@ impl ScoreFile {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             reader: Mutex::new(connect(path)?),
+            room: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// Writes up to `limit` pending last scores and every pending history point in one
-    /// transaction; returns how many last scores. Memory is locked only to pick them.
-    fn write_pending(&self, memory: &Mutex<Memory>, limit: usize) -> StoreResult<usize> {
-        let (mut points, dropped) = {
-            let mut memory = lock(memory);
-            let dropped = std::mem::take(&mut memory.history_dropped);
-            (std::mem::take(&mut memory.history), dropped)
-        };
-        // A few hundred at a time: this runs at the lowest CPU priority, and every score waits
-        // for the lock while it is held, so it is held for tens of microseconds, not a
-        // millisecond.
-        let mut last_scores: Vec<(String, LastScore)> = Vec::with_capacity(limit);
-        while last_scores.len() < limit {
-            let mut memory = lock(memory);
-            let pick = (limit - last_scores.len()).min(LAST_SCORE_PICK);
-            let customers: Vec<String> = memory.dirty.iter().take(pick).cloned().collect();
-            if customers.is_empty() {
-                break;
-            }
-            for customer in customers {
-                memory.dirty.remove(&customer);
-                if let Some(last) = memory.known.get(&customer) {
-                    last_scores.push((customer, last.clone()));
-                }
-            }
+    /// Writes every pending score: the customer's last score and a history point, in
+    /// transactions of [`SCORE_CHUNK`]. Memory is locked only to swap the pending scores out.
+    fn write_pending(&self, memory: &Mutex<Memory>) -> StoreResult<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let room = Vec::with_capacity(self.room.load(Relaxed));
+        let mut scores = std::mem::replace(&mut lock(memory).pending, room);
+        self.room.store(scores.len(), Relaxed);
+        if scores.is_empty() {
+            return Ok(());
         }
-        if dropped > 0 {
-            tracing::warn!(
-                dropped,
-                "the score history fell behind; scores were left out of it"
-            );
-        }
-        if last_scores.is_empty() && points.is_empty() {
-            return Ok(0);
-        }
-        // In key order the writes touch each page once. Stable sorts keep a customer's scores in
-        // time order, so the later one wins: of two history points in one second, and of two
-        // last scores when the customer scored again between two picks.
-        last_scores.sort_by(|a, b| a.0.cmp(&b.0));
-        points.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        // In key order the writes touch each page once. A stable sort keeps a customer's scores
+        // in time order, so the later one wins: of two history points in one second, and as the
+        // last score.
+        scores.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         let connection = lock(&self.writer);
-        let written = in_transaction(&connection, || {
-            for (customer, last) in &last_scores {
-                write_last_score(&connection, customer, last)?;
+        let mut written = 0;
+        for chunk in scores.chunks(SCORE_CHUNK) {
+            let committed = in_transaction(&connection, || {
+                for (index, score) in chunk.iter().enumerate() {
+                    let newer = chunk.get(index + 1);
+                    if newer.is_none_or(|newer| newer.customer_id != score.customer_id) {
+                        write_last_score(&connection, score)?;
+                    }
+                    connection
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO score_history
+                                (customer_id, scored_at, probability, band, model_version)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![
+                            score.customer_id,
+                            score.score.at,
+                            score.score.probability,
+                            band_code(score.score.band),
+                            &*score.model_version,
+                        ])?;
+                }
+                Ok(())
+            });
+            if let Err(error) = committed {
+                tracing::warn!(
+                    %error,
+                    scores = %self.path.display(),
+                    unwritten = scores.len() - written,
+                    "cannot write scores; they are retried"
+                );
+                // Back in front of the scores that came meanwhile, which are newer.
+                let mut memory = lock(memory);
+                let newer = std::mem::take(&mut memory.pending);
+                memory.pending = scores.split_off(written);
+                memory.pending.extend(newer);
+                return Err(error);
             }
-            let mut insert = connection.prepare_cached(
-                "INSERT OR REPLACE INTO score_history
-                    (customer_id, scored_at, probability, band, model_version)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for point in &points {
-                insert.execute(params![
-                    point.customer_id,
-                    point.score.at,
-                    point.score.probability,
-                    band_code(point.score.band),
-                    &*point.model_version,
-                ])?;
-            }
-            Ok(())
-        });
-        if let Err(error) = written {
-            tracing::warn!(
-                %error,
-                scores = %self.path.display(),
-                points = points.len(),
-                "cannot write scores; last scores are retried, history points dropped"
-            );
-            // A newer score of the same customer may be in memory meanwhile; it is the one
-            // written next time either way.
-            lock(memory)
-                .dirty
-                .extend(last_scores.into_iter().map(|(customer, _)| customer));
-            return Err(error);
+            written += chunk.len();
         }
-        Ok(last_scores.len())
-    }
-
-    /// Writes everything pending.
-    fn write_all_pending(&self, memory: &Mutex<Memory>) -> StoreResult<()> {
-        while self.write_pending(memory, LAST_SCORE_CHUNK)? > 0 {}
         Ok(())
     }
 
-    /// Returns up to `limit` of a customer's scores, oldest first.
     fn scores(&self, customer_id: &str, limit: i64) -> StoreResult<Vec<ScorePoint>> {
         let connection = lock(&self.reader);
         let mut history: Vec<ScorePoint> = connection
@@ -386,11 +357,9 @@ struct LastScore {
 /// 2 s); a crash may lose that long of quiet scores, never an alert.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 const SCORE_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-/// Most last scores per transaction.
-const LAST_SCORE_CHUNK: usize = 4_096;
-/// Most last scores picked for a transaction per hold of the memory lock.
-const LAST_SCORE_PICK: usize = 256;
-/// Pending last scores beyond which a score waits for some to be written (back-pressure, and a
+/// Most pending scores written per transaction of the scores file.
+const SCORE_CHUNK: usize = 4_096;
+/// Pending scores beyond which a score waits for them to be written (back-pressure, and a
 /// bound on what a crash can lose).
 const MAX_PENDING: usize = 50_000;
 /// WAL pages after which the writer checkpoints itself: only if the checkpoint thread cannot
@@ -429,11 +398,9 @@ impl SqliteStore {
         migrate(&mut writer, path, MIGRATIONS)?;
         let memory = Arc::new(Mutex::new(Memory {
             known: load_last_scores(&lock(&scores.writer), &writer)?,
-            dirty: std::collections::HashSet::new(),
             model_version: Arc::from(""),
             busy: std::collections::HashSet::new(),
-            history: Vec::new(),
-            history_dropped: 0,
+            pending: Vec::new(),
         }));
         let writer = Arc::new(Mutex::new(writer));
         let stop_maintenance = start_maintenance(
@@ -544,7 +511,7 @@ fn start_maintenance(
     )?;
     let score_writes = every("churn-alert-store", SCORE_WRITE_INTERVAL, true, move |_| {
         // Logged inside; retried on the next tick.
-        let _ = scores.write_all_pending(&memory);
+        let _ = scores.write_pending(&memory);
     })?;
     Ok([checkpoints, score_writes])
 }
@@ -616,26 +583,16 @@ impl Memory {
         last_score(score, last_alert_id, &mut self.model_version)
     }
 
-    /// Keeps last scores not yet written: known at once, written in the background.
-    fn keep(&mut self, quiet: HashMap<String, LastScore>) {
-        for (customer, last) in quiet {
-            self.dirty.insert(customer.clone());
-            self.remember(customer, last);
-        }
-    }
-
-    /// Makes `last` the customer's last score and queues it for the history.
-    fn remember(&mut self, customer: String, last: LastScore) {
-        if self.history.len() < MAX_PENDING_HISTORY {
-            self.history.push(HistoryPoint {
+    /// Keeps last scores: known at once, written to the scores file in the background.
+    fn keep(&mut self, scores: HashMap<String, LastScore>) {
+        for (customer, last) in scores {
+            self.pending.push(PendingScore {
                 customer_id: customer.clone(),
                 score: last.score,
                 model_version: last.model_version.clone(),
             });
-        } else {
-            self.history_dropped += 1;
+            self.known.insert(customer, last);
         }
-        self.known.insert(customer, last);
     }
 }
 
@@ -655,11 +612,7 @@ fn last_score(score: &NewScore, last_alert_id: Option<i64>, version: &mut Arc<st
     }
 }
 
-fn write_last_score(
-    connection: &Connection,
-    customer_id: &str,
-    last: &LastScore,
-) -> StoreResult<()> {
+fn write_last_score(connection: &Connection, last: &PendingScore) -> StoreResult<()> {
     connection
         .prepare_cached(
             "INSERT OR REPLACE INTO last_scores
@@ -667,7 +620,7 @@ fn write_last_score(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
-            customer_id,
+            last.customer_id,
             last.score.probability,
             band_code(last.score.band),
             last.score.at,
@@ -691,16 +644,16 @@ fn move_last_scores(alerts: &Connection, scores: &Connection) -> StoreResult<()>
     let moved = in_transaction(scores, || {
         let mut moved = 0u64;
         while let Some(row) = rows.next()? {
-            let last = LastScore {
+            let last = PendingScore {
+                customer_id: row.get(0)?,
                 score: PastScore {
                     probability: row.get(1)?,
                     band: band_of_code(row.get(2)?)?,
                     at: row.get(3)?,
                 },
                 model_version: Arc::from(row.get::<_, String>(4)?.as_str()),
-                last_alert_id: None,
             };
-            write_last_score(scores, &row.get::<_, String>(0)?, &last)?;
+            write_last_score(scores, &last)?;
             moved += 1;
         }
         Ok(moved)
@@ -1129,8 +1082,8 @@ impl AlertStore for SqliteStore {
         // Something may change an alert: the whole call in one transaction, each score seeing
         // the scores and writes before it. Its customers are marked busy meanwhile, so their
         // other scores wait for this commit while everyone else's go on.
-        if lock(&self.memory).dirty.len() >= MAX_PENDING {
-            self.scores.write_all_pending(&self.memory)?;
+        if lock(&self.memory).pending.len() >= MAX_PENDING {
+            self.scores.write_pending(&self.memory)?;
         }
         let connection = self.writer();
         let (known, mut version) = {
@@ -1194,7 +1147,7 @@ impl AlertStore for SqliteStore {
     /// to record them all in a transaction instead.
     fn record_quiet(&self, scores: &[NewScore], decide: Decide<'_>) -> Option<Recorded> {
         let mut memory = lock(&self.memory);
-        if memory.dirty.len() >= MAX_PENDING {
+        if memory.pending.len() >= MAX_PENDING {
             return None;
         }
         let mut quiet = HashMap::with_capacity(scores.len());
@@ -1227,7 +1180,7 @@ impl AlertStore for SqliteStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.scores.write_all_pending(&self.memory)
+        self.scores.write_pending(&self.memory)
     }
 
     fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent> {
@@ -1627,23 +1580,25 @@ mod tests {
     }
 
     #[test]
-    fn pending_last_scores_picked_over_several_lock_holds_are_all_written() {
+    fn pending_scores_written_over_several_transactions_keep_each_customers_newest() {
         let (dir, store) = store();
-        let customers = 3 * LAST_SCORE_PICK + 17;
+        let customers = 2 * SCORE_CHUNK + 17;
+        let first = |customer: usize| customer as f64 / customers as f64 * 0.2;
         for customer in 0..customers {
-            let probability = customer as f64 / customers as f64 * 0.2;
+            let id = format!("p{customer:05}");
+            record(&store, &[score(&id, first(customer), RiskBand::Low, 0)]);
+        }
+        // Every third customer scores again later, lower: the later score is the last one, and
+        // both are history.
+        for customer in (0..customers).step_by(3) {
+            let id = format!("p{customer:05}");
             record(
                 &store,
-                &[score(
-                    &format!("p{customer:05}"),
-                    probability,
-                    RiskBand::Low,
-                    0,
-                )],
+                &[score(&id, first(customer) / 2.0, RiskBand::Low, 5)],
             );
         }
-        store.scores.write_all_pending(&store.memory).unwrap();
-        assert!(lock(&store.memory).dirty.is_empty());
+        store.scores.write_pending(&store.memory).unwrap();
+        assert!(lock(&store.memory).pending.is_empty());
         let connection = Connection::open(history_path(&dir.path().join("alerts.sqlite"))).unwrap();
         let mut statement = connection
             .prepare("SELECT customer_id, probability FROM last_scores ORDER BY customer_id")
@@ -1656,8 +1611,48 @@ mod tests {
         assert_eq!(written.len(), customers);
         for (customer, (id, probability)) in written.iter().enumerate() {
             assert_eq!(id, &format!("p{customer:05}"));
-            assert_eq!(*probability, customer as f64 / customers as f64 * 0.2);
+            let newest = if customer % 3 == 0 {
+                first(customer) / 2.0
+            } else {
+                first(customer)
+            };
+            assert_eq!(*probability, newest, "{id}");
         }
+        let points: i64 = connection
+            .query_row("SELECT COUNT(*) FROM score_history", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(points as usize, customers + customers.div_ceil(3));
+    }
+
+    #[test]
+    fn scores_that_cannot_be_written_are_kept_for_the_next_write_before_newer_ones() {
+        let (dir, store) = store();
+        record(&store, &[score("w1", 0.1, RiskBand::Low, 0)]);
+        record(&store, &[score("w2", 0.1, RiskBand::Low, 0)]);
+        let hide = |sql: &str| lock(&store.scores.writer).execute_batch(sql).unwrap();
+        hide("ALTER TABLE last_scores RENAME TO hidden");
+        assert!(store.scores.write_pending(&store.memory).is_err());
+        record(&store, &[score("w1", 0.2, RiskBand::Low, 5)]);
+        let pending: Vec<(String, f64)> = lock(&store.memory)
+            .pending
+            .iter()
+            .map(|pending| (pending.customer_id.clone(), pending.score.probability))
+            .collect();
+        assert_eq!(
+            pending,
+            [("w1".into(), 0.1), ("w2".into(), 0.1), ("w1".into(), 0.2)]
+        );
+        hide("ALTER TABLE hidden RENAME TO last_scores");
+        store.scores.write_pending(&store.memory).unwrap();
+        let connection = Connection::open(history_path(&dir.path().join("alerts.sqlite"))).unwrap();
+        let last: f64 = connection
+            .query_row(
+                "SELECT probability FROM last_scores WHERE customer_id = 'w1'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(last, 0.2);
     }
 
     #[test]
