@@ -110,6 +110,7 @@ pub fn serve_config(
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args, std::env::vars())?;
+    churn_serve::avoid_huge_page_stalls();
     let runtime = churn_serve::runtime().context("cannot start the async runtime")?;
     runtime.block_on(churn_serve::serve(config))?;
     Ok(())
@@ -474,6 +475,8 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
     {
         bail!("--rate must be a positive number of requests per second");
     }
+    // The generator's latencies are the figures: its own memory must not stall it either.
+    churn_serve::avoid_huge_page_stalls();
     let runtime = churn_serve::loadtest::runtime().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let channel = churn_serve::loadtest::connect(&args.addr).await?;

@@ -38,4 +38,4 @@ pub mod proto {
 
 pub use config::{ServeConfig, ServeOptions};
 pub use error::{RequestError, Result, ServeError};
-pub use server::{RunningServer, runtime, serve, start};
+pub use server::{RunningServer, avoid_huge_page_stalls, runtime, serve, start};

@@ -211,6 +211,21 @@ async fn settings_come_from_flags_environment_and_file_and_sighup_reloads() -> a
     Ok(())
 }
 
+/// The server runs without transparent huge pages: a fresh 2 MiB page, cleared whole under the
+/// alert store's lock, stalled every call for milliseconds. Linux says so in the process status.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[], &[])?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("THP_enabled:"))
+        .ok_or_else(|| anyhow::anyhow!("no THP_enabled in:\n{status}"))?;
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    Ok(())
+}
+
 /// `churn loadtest` against a served model: it runs at the rate asked, every call answered,
 /// and prints its table.
 #[test]
