@@ -962,6 +962,7 @@ fn raise(
     draft: &AlertDraft,
     previous: Option<f64>,
 ) -> StoreResult<AlertEvent> {
+    let triggers = trigger_texts(draft);
     connection
         .prepare_cached(
             "INSERT INTO alerts (customer_id, state, band, probability, previous_probability,
@@ -977,7 +978,7 @@ fn raise(
             previous,
             score.percentile,
             draft.revenue_at_risk,
-            json(&trigger_texts(draft))?,
+            json(&triggers)?,
             json(&score.reasons)?,
             score.assignee,
             score.team,
@@ -986,7 +987,36 @@ fn raise(
             draft.acknowledge_by,
             json(&score.lowering)?,
         ])?;
-    let alert = reload(connection, connection.last_insert_rowid())?;
+    // The row as written, with the columns' defaults, rather than read back: a commit on the
+    // request path does one statement less and parses no JSON.
+    let alert = AlertRecord {
+        id: connection.last_insert_rowid(),
+        customer_id: score.customer_id.clone(),
+        state: AlertState::Open,
+        band: draft.band,
+        probability: draft.probability,
+        previous_probability: previous,
+        percentile: score.percentile,
+        revenue_at_risk: draft.revenue_at_risk,
+        triggers,
+        reasons: score.reasons.clone(),
+        lowering: score.lowering.clone(),
+        assignee: score.assignee.clone(),
+        team: score.team.clone(),
+        model_version: score.model_version.clone(),
+        raised_at: score.at,
+        updated_at: score.at,
+        acknowledge_by: draft.acknowledge_by,
+        escalate_at: draft.acknowledge_by,
+        escalation_level: 0,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        outcome: None,
+        note: None,
+        score_count: 1,
+    };
     append_event(connection, EventKind::Raised, score.at, alert)
 }
 
@@ -1010,6 +1040,7 @@ fn update(
     } else {
         alert.escalate_at
     };
+    let triggers = trigger_texts(draft);
     connection
         .prepare_cached(
             "UPDATE alerts SET band = ?2, probability = ?3, previous_probability = ?4,
@@ -1026,7 +1057,7 @@ fn update(
             previous,
             score.percentile,
             draft.revenue_at_risk,
-            json(&trigger_texts(draft))?,
+            json(&triggers)?,
             json(&score.reasons)?,
             score.assignee,
             score.team,
@@ -1049,13 +1080,26 @@ fn update(
     if !material {
         return Ok(None);
     }
-    append_event(
-        connection,
-        EventKind::Updated,
-        score.at,
-        reload(connection, alert.id)?,
-    )
-    .map(Some)
+    // The row as updated, as for a raise.
+    let updated = AlertRecord {
+        band: draft.band,
+        probability: draft.probability,
+        previous_probability: previous,
+        percentile: score.percentile,
+        revenue_at_risk: draft.revenue_at_risk,
+        triggers,
+        reasons: score.reasons.clone(),
+        lowering: score.lowering.clone(),
+        assignee: score.assignee.clone().or_else(|| alert.assignee.clone()),
+        team: score.team.clone().or_else(|| alert.team.clone()),
+        model_version: score.model_version.clone(),
+        updated_at: score.at,
+        acknowledge_by: draft.acknowledge_by,
+        escalate_at,
+        score_count: alert.score_count + 1,
+        ..alert.clone()
+    };
+    append_event(connection, EventKind::Updated, score.at, updated).map(Some)
 }
 
 /// Builds the WHERE clause of `filter` over a table with `band`, `assignee`, `team`,
@@ -1485,6 +1529,8 @@ impl AlertStore for SqliteStore {
 mod tests {
     use churn_core::AlertPolicy;
 
+    use crate::alerts::StoredReason;
+
     use super::*;
 
     const HOUR: Timestamp = 3_600;
@@ -1560,6 +1606,42 @@ mod tests {
             .collect();
         assert_eq!(cursors, [1, 2, 3]);
         assert_eq!(store.last_cursor().unwrap(), 3);
+    }
+
+    /// Events carry the alert as built in memory, not read back: it must be the stored row.
+    #[test]
+    fn an_events_alert_is_the_row_as_stored() {
+        let (_dir, store) = store();
+        let mut first = score("e1", 0.8, RiskBand::High, 100);
+        first.reasons = vec![StoredReason {
+            feature: "Contract".into(),
+            value: "Month-to-month".into(),
+            contribution: 0.4,
+            message: "Contract is Month-to-month".into(),
+        }];
+        let raised = record(&store, &[first]);
+        let alert = raised.events[0].alert.clone();
+        assert_eq!(Some(&alert), store.get(alert.id).unwrap().as_ref());
+        store.acknowledge(alert.id, Some("bo"), 150).unwrap();
+        // A new owner's team, no assignee: the stored assignee stays.
+        let mut second = score("e1", 0.9, RiskBand::High, 200);
+        (second.assignee, second.team) = (None, Some("retention".into()));
+        let updated = record(&store, &[second]);
+        assert_eq!(kinds(&updated), [Some(EventKind::Updated)]);
+        let alert = updated.events[0].alert.clone();
+        assert_eq!(
+            (
+                alert.state,
+                alert.assignee.as_deref(),
+                alert.team.as_deref()
+            ),
+            (AlertState::Acknowledged, Some("ana"), Some("retention"))
+        );
+        assert_eq!(
+            (alert.score_count, alert.raised_at, alert.updated_at),
+            (2, 100, 200)
+        );
+        assert_eq!(Some(&alert), store.get(alert.id).unwrap().as_ref());
     }
 
     #[test]
