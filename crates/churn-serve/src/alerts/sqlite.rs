@@ -273,21 +273,9 @@ impl ScoreFile {
                 for (index, score) in chunk.iter().enumerate() {
                     let newer = chunk.get(index + 1);
                     if newer.is_none_or(|newer| newer.customer_id != score.customer_id) {
-                        write_last_score(&connection, score)?;
+                        write_score(&connection, WRITE_LAST_SCORE, score)?;
                     }
-                    connection
-                        .prepare_cached(
-                            "INSERT OR REPLACE INTO score_history
-                                (customer_id, scored_at, probability, band, model_version)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )?
-                        .execute(params![
-                            score.customer_id,
-                            score.score.at,
-                            score.score.probability,
-                            band_code(score.score.band),
-                            &*score.model_version,
-                        ])?;
+                    write_score(&connection, WRITE_HISTORY_POINT, score)?;
                 }
                 Ok(())
             });
@@ -623,20 +611,22 @@ fn last_score(score: &NewScore, last_alert_id: Option<i64>, version: &mut Arc<st
     }
 }
 
-fn write_last_score(connection: &Connection, last: &PendingScore) -> StoreResult<()> {
-    connection
-        .prepare_cached(
-            "INSERT OR REPLACE INTO last_scores
-                (customer_id, probability, band, scored_at, model_version)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            last.customer_id,
-            last.score.probability,
-            band_code(last.score.band),
-            last.score.at,
-            &*last.model_version,
-        ])?;
+/// Makes a score the customer's last one, and a point of their history: the two tables of the
+/// scores file have the same columns.
+const WRITE_LAST_SCORE: &str = "INSERT OR REPLACE INTO last_scores
+    (customer_id, scored_at, probability, band, model_version) VALUES (?1, ?2, ?3, ?4, ?5)";
+const WRITE_HISTORY_POINT: &str = "INSERT OR REPLACE INTO score_history
+    (customer_id, scored_at, probability, band, model_version) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Writes `score` with `sql`, [`WRITE_LAST_SCORE`] or [`WRITE_HISTORY_POINT`].
+fn write_score(connection: &Connection, sql: &str, score: &PendingScore) -> StoreResult<()> {
+    connection.prepare_cached(sql)?.execute(params![
+        score.customer_id,
+        score.score.at,
+        score.score.probability,
+        band_code(score.score.band),
+        &*score.model_version,
+    ])?;
     Ok(())
 }
 
@@ -664,7 +654,7 @@ fn move_last_scores(alerts: &Connection, scores: &Connection) -> StoreResult<()>
                 },
                 model_version: Arc::from(row.get::<_, String>(4)?.as_str()),
             };
-            write_last_score(scores, &last)?;
+            write_score(scores, WRITE_LAST_SCORE, &last)?;
             moved += 1;
         }
         Ok(moved)
