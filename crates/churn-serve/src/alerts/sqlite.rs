@@ -256,6 +256,10 @@ impl ScoreFile {
     /// transactions of [`SCORE_CHUNK`]. Memory is locked only to swap the pending scores out.
     fn write_pending(&self, memory: &Mutex<Memory>) -> StoreResult<()> {
         use std::sync::atomic::Ordering::Relaxed;
+        // The connection first: two writers (the background one and a score waiting for room)
+        // then write their batches in the order they took them, so an older score never
+        // overwrites a newer one.
+        let connection = lock(&self.writer);
         let room = Vec::with_capacity(self.room.load(Relaxed));
         let mut scores = std::mem::replace(&mut lock(memory).pending, room);
         self.room.store(scores.len(), Relaxed);
@@ -266,7 +270,6 @@ impl ScoreFile {
         // in time order, so the later one wins: of two history points in one second, and as the
         // last score.
         scores.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        let connection = lock(&self.writer);
         let mut written = 0;
         for chunk in scores.chunks(SCORE_CHUNK) {
             let committed = in_transaction(&connection, || {
