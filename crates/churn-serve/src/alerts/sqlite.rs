@@ -221,8 +221,9 @@ struct PendingScore {
 
 /// The scores file, `NAME.history.sqlite` beside the store: every customer's last score, and
 /// their score history (every last score the store keeps, one a second per customer at most).
-/// Written on the store's thread, sorted by customer, in one transaction per tick; the scores of
-/// the last tick may be lost to a crash, never an alert (whose row holds its latest score).
+/// Written on the store's thread, sorted by customer, in transactions of [`SCORE_CHUNK`]; the
+/// scores of the last tick may be lost to a crash, never an alert (whose row holds its latest
+/// score).
 #[derive(Debug)]
 struct ScoreFile {
     path: PathBuf,
