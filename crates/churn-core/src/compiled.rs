@@ -45,6 +45,22 @@
 //! `i ∉ O`), so a term is one table read times a factor, `−1` or `(1 − z_i) / z_i`, that the
 //! pattern's bit picks. Deeper trees, or a model whose tables would outgrow [`TABLE_BUDGET`],
 //! use quadrature.
+//!
+//! # Leaf pairs
+//! Most leaves of a leaf-wise grown tree come in pairs: a split on some `f` whose children are
+//! both leaves. Their paths differ only in `f`'s factor `z_f (1 − t) + o_f t`, so with
+//! `P(O) = ∫ Π g dt` and `R(O) = ∫ t Π g / (1 − t) dt` over the other path features `U'`
+//! (`g = z + (1 − z) t` on those in `O`, `z (1 − t)` on the rest) the two leaves together give
+//!
+//! ```text
+//! φ_i = −(c P(O) + h R(O))                  for i ∈ U' ∖ O
+//! φ_i = (1 − z_i) / z_i · (c P(O ∖ i) + h R(O ∖ i))   for i ∈ O
+//! φ_f = (v_L (o_L − z_L) + v_R (o_R − z_R)) P(O)
+//! ```
+//!
+//! with `c = v_L z_L + v_R z_R` and `h = v_L o_L + v_R o_R`. One table of `2 × 2^|U'|`
+//! entries replaces two of `2^(|U'| + 1)`, and a pair costs `|U'| + 1` terms instead of
+//! `2 (|U'| + 1)`. The pair takes its split itself, so the first pass skips it.
 
 use crate::error::{CoreError, Result};
 use crate::leaf_masks::LeafMasks;
@@ -82,14 +98,14 @@ pub struct CompiledTrees {
     roots: Vec<(u32, u8)>,
     /// The splits of tabulated trees, parents before children.
     table_splits: Vec<TableSplit>,
-    /// The leaves of tabulated trees whose paths split on something, fewest distinct path
-    /// features first; `leaves_by_length[k]` is where those with `k` start.
-    table_leaves: Vec<TableLeaf>,
-    leaves_by_length: [usize; MAX_TABLE_FEATURES + 2],
-    /// Per leaf, `v A(O)` for every pattern `O` of satisfied path features.
+    /// The leaves of tabulated trees whose paths split on something, other than those in
+    /// [`CompiledTrees::table_pairs`].
+    table_leaves: ByLength<TableLeaf>,
+    /// The splits of tabulated trees whose children are both leaves, with the leaves.
+    table_pairs: ByLength<TablePair>,
+    /// Per leaf, `v A(O)` for every pattern `O` of satisfied path features; per leaf pair,
+    /// `P(O)` and `R(O)` side by side.
     tables: Vec<f64>,
-    /// Per leaf, its path's distinct features in order of first split.
-    path_features: Vec<PathFeature>,
     /// The columns tabulated trees split on, one per [`TableSums`] entry.
     table_columns: Vec<u32>,
     /// Tree indices from shallowest to deepest, walked [`LANES`] at a time.
@@ -122,14 +138,97 @@ struct TableSplit {
     first: u16,
 }
 
-/// A leaf of a tabulated tree: its node, where its table and path features start, and how
-/// many distinct features its path splits on.
+/// A leaf of a tabulated tree: its node and where its table starts.
 #[derive(Debug, Clone, Copy)]
 struct TableLeaf {
     node: u32,
     table: u32,
-    path: u32,
-    length: u32,
+}
+
+/// A split of a tabulated tree whose children are both leaves, on a column `f` with the
+/// leaves' outputs `v_L`, `v_R` and shares `z_L`, `z_R` on it. Its path features are those
+/// of the split without `f`.
+#[derive(Debug, Clone, Copy)]
+struct TablePair {
+    /// The split, which the first pass leaves out: a pair reads its pattern and takes it
+    /// itself.
+    split: TableSplit,
+    table: u32,
+    /// The entry of `f` in [`TableSums`].
+    sum: u8,
+    /// `v_L z_L + v_R z_R`, the factor of `P`.
+    cold: f64,
+    /// The factor of `R` when the customer takes no branch on `f`, the left one, or the right
+    /// one: 0, `v_L`, `v_R`.
+    hot: [f64; 3],
+    /// `f`'s own SHAP value over `P(O)` in the same three cases.
+    split_terms: [f64; 3],
+}
+
+/// Items with path features, grouped by how many they have so that a loop over one group
+/// has a fixed length.
+#[derive(Debug, Clone)]
+struct ByLength<T> {
+    items: Vec<T>,
+    /// The items' path features, item after item.
+    features: Vec<PathFeature>,
+    /// While building, per item: how many path features it has.
+    lengths: Vec<usize>,
+    /// Where the items with `k` path features start, in `items` and in `features`.
+    starts: [(usize, usize); MAX_TABLE_FEATURES + 2],
+}
+
+impl<T: Copy> ByLength<T> {
+    fn new() -> Self {
+        ByLength {
+            items: Vec::new(),
+            features: Vec::new(),
+            lengths: Vec::new(),
+            starts: [(0, 0); MAX_TABLE_FEATURES + 2],
+        }
+    }
+
+    fn push(&mut self, item: T, features: impl IntoIterator<Item = PathFeature>) {
+        let before = self.features.len();
+        self.features.extend(features);
+        self.lengths.push(self.features.len() - before);
+        self.items.push(item);
+    }
+
+    /// Sorts the items, stably, by how many path features they have.
+    fn group(&mut self) {
+        let mut feature_starts = Vec::with_capacity(self.items.len());
+        let mut start = 0;
+        for &length in &self.lengths {
+            feature_starts.push(start);
+            start += length;
+        }
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        order.sort_by_key(|&item| self.lengths[item]);
+        self.items = order.iter().map(|&item| self.items[item]).collect();
+        self.features = order
+            .iter()
+            .flat_map(|&item| &self.features[feature_starts[item]..][..self.lengths[item]])
+            .copied()
+            .collect();
+        let (mut items, mut features) = (0, 0);
+        for k in 0..self.starts.len() {
+            self.starts[k] = (items, features);
+            let count = order[items..]
+                .iter()
+                .take_while(|&&item| self.lengths[item] == k)
+                .count();
+            items += count;
+            features += count * k;
+        }
+        self.lengths = Vec::new();
+    }
+
+    /// Returns the items with `k` path features and their features, `k` per item.
+    fn run(&self, k: usize) -> (&[T], &[PathFeature]) {
+        let ((item, feature), (end, feature_end)) = (self.starts[k], self.starts[k + 1]);
+        (&self.items[item..end], &self.features[feature..feature_end])
+    }
 }
 
 /// One of a leaf's path features: `(1 − z) / z` and its column's entry in [`TableSums`].
@@ -310,10 +409,9 @@ impl CompiledTrees {
             branch_share: Vec::new(),
             roots: Vec::with_capacity(ensemble.trees.len()),
             table_splits: Vec::new(),
-            table_leaves: Vec::new(),
-            leaves_by_length: [0; MAX_TABLE_FEATURES + 2],
+            table_leaves: ByLength::new(),
+            table_pairs: ByLength::new(),
             tables: Vec::new(),
-            path_features: Vec::new(),
             table_columns: Vec::new(),
             walk_order: Vec::new(),
             group_depth: Vec::new(),
@@ -377,20 +475,8 @@ impl CompiledTrees {
                 compiled.widest_rule = compiled.widest_rule.max(RULE_SIZES[rule]);
             }
         }
-        compiled.table_leaves.sort_by_key(|leaf| leaf.length);
-        // Path features in the same order, so that the leaves of one length read theirs in turn.
-        let features = compiled
-            .table_leaves
-            .iter()
-            .flat_map(|leaf| &compiled.path_features[leaf.path as usize..][..leaf.length as usize])
-            .copied()
-            .collect();
-        compiled.path_features = features;
-        for k in 0..compiled.leaves_by_length.len() {
-            compiled.leaves_by_length[k] = compiled
-                .table_leaves
-                .partition_point(|leaf| (leaf.length as usize) < k);
-        }
+        compiled.table_leaves.group();
+        compiled.table_pairs.group();
         compiled.idle_lane = compiled.nodes.iter().position(Node::is_leaf).unwrap_or(0); // no trees: no group is walked
         compiled.walk_order = (0..ensemble.trees.len() as u32).collect();
         compiled
@@ -488,26 +574,14 @@ impl CompiledTrees {
                 return; // a lone leaf contributes nothing
             }
             let zeros: Vec<f64> = path.iter().map(|&(_, zero)| zero).collect();
-            self.table_leaves.push(TableLeaf {
+            let leaf = TableLeaf {
                 node: slot as u32,
                 table: self.tables.len() as u32,
-                path: self.path_features.len() as u32,
-                length: path.len() as u32,
-            });
+            };
             self.tables
                 .extend(leaf_table(tree.value[node], &zeros, &self.rules));
-            let table_columns = &self.table_columns;
-            self.path_features
-                .extend(path.iter().map(|&(column, zero)| {
-                    PathFeature {
-                        factors: [-1.0, (1.0 - zero) / zero],
-                        sum: table_columns
-                            .iter()
-                            .position(|&known| known == column)
-                            .expect("the tree's columns are in table_columns")
-                            as u8,
-                    }
-                }));
+            let features = self.path_feature_terms(path);
+            self.table_leaves.push(leaf, features);
             return;
         }
         let column = tree.feature[node];
@@ -519,21 +593,81 @@ impl CompiledTrees {
             }
         };
         let bit = 1 << position;
-        self.table_splits.push(TableSplit {
+        let split = TableSplit {
             node: self.nodes[slot],
             index: slot as u32,
             bit,
             first: if first { bit } else { 0 },
-        });
+        };
         let zero = path[position].1;
-        for child in [tree.left[node] as usize, tree.right[node] as usize] {
-            path[position].1 = zero * tree.cover[child] / tree.cover[node];
-            self.tabulate(tree, slots, child, path);
+        let children = [tree.left[node] as usize, tree.right[node] as usize];
+        if children.iter().all(|&child| tree.is_leaf(child)) {
+            self.push_pair(tree, node, split, position, path);
+        } else {
+            self.table_splits.push(split);
+            for child in children {
+                path[position].1 = zero * tree.cover[child] / tree.cover[node];
+                self.tabulate(tree, slots, child, path);
+            }
+            path[position].1 = zero;
         }
-        path[position].1 = zero;
         if first {
             path.pop();
         }
+    }
+
+    /// Tabulates a split whose children are both leaves, reached through `path`, where its
+    /// column is at `position`.
+    fn push_pair(
+        &mut self,
+        tree: &Tree,
+        node: usize,
+        split: TableSplit,
+        position: usize,
+        path: &[(u32, f64)],
+    ) {
+        let (left, right) = (tree.left[node] as usize, tree.right[node] as usize);
+        let (column, zero) = path[position];
+        let [z_left, z_right] =
+            [left, right].map(|leaf| zero * tree.cover[leaf] / tree.cover[node]);
+        let [v_left, v_right] = [left, right].map(|leaf| tree.value[leaf]);
+        let cold = v_left * z_left + v_right * z_right;
+        let mut prefix = path.to_vec();
+        prefix.remove(position);
+        let zeros: Vec<f64> = prefix.iter().map(|&(_, zero)| zero).collect();
+        let pair = TablePair {
+            split,
+            table: self.tables.len() as u32,
+            sum: self.table_sum(column),
+            cold,
+            hot: [0.0, v_left, v_right],
+            split_terms: [
+                -cold,
+                v_left * (1.0 - z_left) - v_right * z_right,
+                v_right * (1.0 - z_right) - v_left * z_left,
+            ],
+        };
+        self.tables.extend(pair_table(&zeros, &self.rules));
+        let features = self.path_feature_terms(&prefix);
+        self.table_pairs.push(pair, features);
+    }
+
+    /// Returns the terms of features on a path: their factors and entries in [`TableSums`].
+    fn path_feature_terms(&self, path: &[(u32, f64)]) -> Vec<PathFeature> {
+        path.iter()
+            .map(|&(column, zero)| PathFeature {
+                factors: [-1.0, (1.0 - zero) / zero],
+                sum: self.table_sum(column),
+            })
+            .collect()
+    }
+
+    /// Returns a column's entry in [`TableSums`].
+    fn table_sum(&self, column: u32) -> u8 {
+        self.table_columns
+            .iter()
+            .position(|&known| known == column)
+            .expect("the tree's columns are in table_columns") as u8
     }
 
     /// Appends a leaf with no output yet; returns its index.
@@ -611,6 +745,11 @@ impl CompiledTrees {
         self.expected_margin
     }
 
+    /// Tells whether some tree's reasons are tabulated, with a split at least.
+    fn has_tables(&self) -> bool {
+        !(self.table_leaves.items.is_empty() && self.table_pairs.items.is_empty())
+    }
+
     /// Returns working memory for [`CompiledTrees::shap_into`].
     pub fn scratch(&self) -> ShapScratch {
         // Each pass sizes only what it reads.
@@ -619,7 +758,7 @@ impl CompiledTrees {
         } else {
             self.columns
         };
-        let nodes = if self.table_splits.is_empty() {
+        let nodes = if !self.has_tables() {
             0
         } else {
             self.nodes.len()
@@ -637,7 +776,7 @@ impl CompiledTrees {
     /// `expected_margin() + Σ phi = margin(row)` up to rounding. `scratch` comes from
     /// [`CompiledTrees::scratch`] on this ensemble.
     pub fn shap_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
-        if !self.table_splits.is_empty() {
+        if self.has_tables() {
             match CompleteRow::new(row, &self.categorical) {
                 Some(step) => self.tabulated_shap(&step, phi, scratch),
                 None => self.tabulated_shap(&AnyRow::new(row), phi, scratch),
@@ -684,13 +823,11 @@ impl CompiledTrees {
             children[1] = pattern & !(split.bit ^ left_cold);
         }
         let mut sums: TableSums = [0.0; MAX_TABLE_COLUMNS];
-        let mut features = &self.path_features[..];
-        for k in 1..=MAX_TABLE_FEATURES {
-            let leaves = &self.table_leaves[self.leaves_by_length[k]..self.leaves_by_length[k + 1]];
-            let (path_features, rest) = features.split_at(leaves.len() * k);
-            features = rest;
-            let run = (leaves, path_features, &patterns[..]);
+        for k in 0..=MAX_TABLE_FEATURES {
+            let (leaves, features) = self.table_leaves.run(k);
+            let run = (leaves, features, &patterns[..]);
             match k {
+                0 => {} // a path splits on something
                 1 => self.leaf_terms::<1>(run, &mut sums),
                 2 => self.leaf_terms::<2>(run, &mut sums),
                 3 => self.leaf_terms::<3>(run, &mut sums),
@@ -703,6 +840,23 @@ impl CompiledTrees {
                 10 => self.leaf_terms::<10>(run, &mut sums),
                 11 => self.leaf_terms::<11>(run, &mut sums),
                 _ => self.leaf_terms::<12>(run, &mut sums),
+            }
+            let (pairs, features) = self.table_pairs.run(k);
+            let run = (pairs, features, &patterns[..]);
+            match k {
+                0 => self.pair_terms::<0>(run, step, &mut sums),
+                1 => self.pair_terms::<1>(run, step, &mut sums),
+                2 => self.pair_terms::<2>(run, step, &mut sums),
+                3 => self.pair_terms::<3>(run, step, &mut sums),
+                4 => self.pair_terms::<4>(run, step, &mut sums),
+                5 => self.pair_terms::<5>(run, step, &mut sums),
+                6 => self.pair_terms::<6>(run, step, &mut sums),
+                7 => self.pair_terms::<7>(run, step, &mut sums),
+                8 => self.pair_terms::<8>(run, step, &mut sums),
+                9 => self.pair_terms::<9>(run, step, &mut sums),
+                10 => self.pair_terms::<10>(run, step, &mut sums),
+                11 => self.pair_terms::<11>(run, step, &mut sums),
+                _ => {} // the split's feature is on the leaves' paths
             }
         }
         for (&column, sum) in self.table_columns.iter().zip(sums) {
@@ -729,6 +883,42 @@ impl CompiledTrees {
                 let without = table[pattern & !(1 << position) & all];
                 sums[feature.sum as usize] += feature.factors[pattern >> position & 1] * without;
             }
+        }
+    }
+
+    /// Adds the terms of leaf pairs whose split has `K` other path features: for each of them,
+    /// the leaves' terms together, `−(cold P(O) + hot R(O))` when the customer misses a branch
+    /// on it and `(1 − z) / z · (cold P(O ∖ i) + hot R(O ∖ i))` when not; then the split
+    /// feature's own term.
+    #[inline(always)]
+    fn pair_terms<const K: usize>(
+        &self,
+        (pairs, features, patterns): (&[TablePair], &[PathFeature], &[u16]),
+        step: &impl Step,
+        sums: &mut TableSums,
+    ) {
+        let all = (1 << K) - 1;
+        for (index, pair) in pairs.iter().enumerate() {
+            let path = &features[index * K..][..K];
+            let split = &pair.split;
+            let above = usize::from(patterns[split.index as usize]);
+            let bit = usize::from(split.bit);
+            // The leaf the customer goes to has the split's feature in its pattern, unless
+            // they missed a branch on it above: 0 for neither leaf, 1 for the left, 2 for the
+            // right. Hidden from the optimiser, as in the first pass.
+            let taken = usize::from((above | usize::from(split.first)) & bit != 0);
+            let case = taken * (1 + std::hint::black_box(step.goes_right(&split.node)));
+            // The other features' pattern, the split's bit taken out.
+            let below = bit - 1;
+            let pattern = ((above & below) | (above >> 1 & !below)) & all;
+            let table = &self.tables[pair.table as usize..][..2 << K];
+            let (cold, hot) = (pair.cold, pair.hot[case]);
+            for (position, feature) in path.iter().enumerate() {
+                let without = 2 * (pattern & !(1 << position) & all);
+                let value = cold * table[without] + hot * table[without + 1];
+                sums[feature.sum as usize] += feature.factors[pattern >> position & 1] * value;
+            }
+            sums[pair.sum as usize] += pair.split_terms[case] * table[2 * pattern];
         }
     }
 
@@ -865,34 +1055,67 @@ impl<const Q: usize> ShapPass<'_, Q> {
 /// share `z`.
 fn leaf_table(value: f64, zeros: &[f64], rules: &[Rule]) -> Vec<f64> {
     // The integrand Π_{O} (z + (1 − z) t) Π_{U∖O} z (1 − t) / (1 − t) has degree |U| − 1.
-    let points = zeros.len().div_ceil(2).max(1);
-    let rule = &rules[RULE_SIZES
-        .iter()
-        .position(|&size| size >= points)
-        .expect("a rule covers MAX_TABLE_FEATURES")];
+    let rule = rule_for_degree(zeros.len().saturating_sub(1), rules);
     let mut table = vec![0.0; 1 << zeros.len()];
     let mut products: Vec<f64> = Vec::with_capacity(table.len());
     for (&t, &cold_weight) in rule.points.iter().zip(&rule.cold_weights) {
-        products.clear();
-        products.push(1.0);
-        for &zero in zeros {
-            // Patterns with this feature's bit set are the upper half.
-            let half = products.len();
-            let (hot, cold) = (zero + (1.0 - zero) * t, zero * (1.0 - t));
-            products.extend_from_within(..half);
-            products[..half]
-                .iter_mut()
-                .for_each(|product| *product *= cold);
-            products[half..]
-                .iter_mut()
-                .for_each(|product| *product *= hot);
-        }
+        pattern_products(zeros, t, &mut products);
         for (entry, product) in table.iter_mut().zip(&products) {
             *entry += cold_weight * product;
         }
     }
     table.iter_mut().for_each(|entry| *entry *= value);
     table
+}
+
+/// Returns `P(O)` and `R(O)` side by side for every pattern `O` of a leaf pair's path features
+/// without the split's, given each one's share `z`: with `g = z + (1 − z) t` on features in
+/// `O` and `z (1 − t)` on the others, `P(O) = ∫₀¹ Π g dt` and `R(O) = ∫₀¹ t Π g / (1 − t) dt`.
+/// `R` of the full pattern, which no term reads, is 0.
+fn pair_table(zeros: &[f64], rules: &[Rule]) -> Vec<f64> {
+    // Both integrands have degree |U|: R's misses a branch, so (1 − t) divides its product.
+    let rule = rule_for_degree(zeros.len(), rules);
+    let mut table = vec![0.0; 2 << zeros.len()];
+    let mut products: Vec<f64> = Vec::with_capacity(1 << zeros.len());
+    for (&t, &weight) in rule.points.iter().zip(&rule.weights) {
+        pattern_products(zeros, t, &mut products);
+        let hot_weight = weight * t / (1.0 - t);
+        for (entry, product) in table.chunks_exact_mut(2).zip(&products) {
+            entry[0] += weight * product;
+            entry[1] += hot_weight * product;
+        }
+    }
+    let last = table.len() - 1;
+    table[last] = 0.0;
+    table
+}
+
+/// Returns the smallest rule that integrates polynomials of `degree` exactly.
+fn rule_for_degree(degree: usize, rules: &[Rule]) -> &Rule {
+    let points = (degree + 1).div_ceil(2);
+    &rules[RULE_SIZES
+        .iter()
+        .position(|&size| size >= points)
+        .expect("a rule covers MAX_TABLE_FEATURES")]
+}
+
+/// Sets `products` to, for every pattern `O` of features with shares `zeros`, the product at
+/// `t` of `z + (1 − z) t` over the features in `O` and `z (1 − t)` over the others.
+fn pattern_products(zeros: &[f64], t: f64, products: &mut Vec<f64>) {
+    products.clear();
+    products.push(1.0);
+    for &zero in zeros {
+        // Patterns with this feature's bit set are the upper half.
+        let half = products.len();
+        let (hot, cold) = (zero + (1.0 - zero) * t, zero * (1.0 - t));
+        products.extend_from_within(..half);
+        products[..half]
+            .iter_mut()
+            .for_each(|product| *product *= cold);
+        products[half..]
+            .iter_mut()
+            .for_each(|product| *product *= hot);
+    }
 }
 
 /// How a row goes down a tree: [`Step::child`] takes a split node to the child the row goes to
@@ -973,8 +1196,9 @@ fn code_bit(x: f64) -> u64 {
 struct PathFeatures {
     /// The most on one path.
     deepest: usize,
-    /// Table entries the leaves would need, `2^distinct` each (saturating). (Validation
-    /// guarantees every branch a share `z > 0`, so the ratios `(1 − z) / z` are finite.)
+    /// Table entries the leaves would need, `2^distinct` each, a leaf pair's two counting as
+    /// one (saturating). (Validation guarantees every branch a share `z > 0`, so the ratios
+    /// `(1 − z) / z` are finite.)
     table_entries: usize,
 }
 
@@ -986,16 +1210,22 @@ fn path_features(tree: &Tree, columns: usize) -> PathFeatures {
         distinct: usize,
         found: &mut PathFeatures,
     ) {
-        if tree.is_leaf(node) {
+        let children = [tree.left[node] as usize, tree.right[node] as usize];
+        let pair = !tree.is_leaf(node) && children.iter().all(|&child| tree.is_leaf(child));
+        let column = tree.feature[node] as usize;
+        let distinct = if tree.is_leaf(node) {
+            distinct
+        } else {
+            distinct + usize::from(counts[column] == 0)
+        };
+        if tree.is_leaf(node) || pair {
             found.deepest = found.deepest.max(distinct);
             let entries = 1usize.checked_shl(distinct as u32).unwrap_or(usize::MAX);
             found.table_entries = found.table_entries.saturating_add(entries);
             return;
         }
-        let column = tree.feature[node] as usize;
-        let distinct = distinct + usize::from(counts[column] == 0);
         counts[column] += 1;
-        for child in [tree.left[node] as usize, tree.right[node] as usize] {
+        for child in children {
             walk(tree, child, counts, distinct, found);
         }
         counts[column] -= 1;
@@ -1274,6 +1504,48 @@ mod tests {
         assert_eq!(tabulated, [true, false]);
         let none = CompiledTrees::compile(&ensemble, &[false; 40], 0).unwrap();
         assert!(none.roots.iter().all(|&(_, rule)| rule != TABULATED));
+    }
+
+    #[test]
+    fn leaf_pairs_give_the_shapley_values_in_each_case() {
+        // Root x0 <= 0.5. Left: x0 <= 0.2 again, a pair whose split feature is on the path
+        // above. Right: x2 <= 0.5, then x1 <= 0.5, a pair on a new feature below a path
+        // through x0 and x2.
+        let tree = Tree {
+            feature: vec![0, 0, 2, 0, 0, 0, 1, 0, 0],
+            threshold: vec![0.5, 0.2, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0],
+            left_categories: vec![0; 9],
+            default_left: vec![true, false, true, false, false, false, false, false, false],
+            left: vec![1, 3, 5, 0, 0, 0, 7, 0, 0],
+            right: vec![2, 4, 6, 0, 0, 0, 8, 0, 0],
+            value: vec![0.0, 0.0, 0.0, -0.7, 0.3, 0.9, 0.0, -0.2, 1.4],
+            cover: vec![100.0, 40.0, 60.0, 15.0, 25.0, 35.0, 25.0, 10.0, 15.0],
+        };
+        let ensemble = TreeEnsemble {
+            base_score: 0.0,
+            trees: vec![tree.clone()],
+        };
+        let compiled = CompiledTrees::new(&ensemble, &[false; 3]).unwrap();
+        assert_eq!(compiled.table_pairs.items.len(), 2);
+        assert_eq!(compiled.table_leaves.items.len(), 1);
+        // x0 below both thresholds, between them, above both, or missing; each side of x1 and
+        // x2: every case of both pairs.
+        for x0 in [0.1, 0.3, 0.8, f64::NAN] {
+            for x1 in [0.2, 0.9] {
+                for x2 in [0.4, 0.6, f64::NAN] {
+                    let row = [x0, x1, x2];
+                    let expected = brute_force_shapley(&tree, &row, 3);
+                    let mut phi = vec![0.0; 3];
+                    compiled.shap_into(&row, &mut phi, &mut compiled.scratch());
+                    for (fast, exact) in phi.iter().zip(&expected) {
+                        assert!(
+                            (fast - exact).abs() < 1e-12,
+                            "{row:?}: {phi:?} vs {expected:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
