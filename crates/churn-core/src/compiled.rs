@@ -170,8 +170,10 @@ struct TablePair {
 #[derive(Debug, Clone)]
 struct ByLength<T> {
     items: Vec<T>,
-    /// The items' path features, item after item.
-    features: Vec<PathFeature>,
+    /// The items' path features, item after item, as `(1 − z) / z` and their columns' entries
+    /// in [`TableSums`] (apart, as they are read in turn: 9 bytes a term).
+    ratios: Vec<f64>,
+    sums: Vec<u8>,
     /// While building, per item: how many path features it has.
     lengths: Vec<usize>,
     /// Where the items with `k` path features start, in `items` and in `features`.
@@ -182,16 +184,20 @@ impl<T: Copy> ByLength<T> {
     fn new() -> Self {
         ByLength {
             items: Vec::new(),
-            features: Vec::new(),
+            ratios: Vec::new(),
+            sums: Vec::new(),
             lengths: Vec::new(),
             starts: [(0, 0); MAX_TABLE_FEATURES + 2],
         }
     }
 
     fn push(&mut self, item: T, features: impl IntoIterator<Item = PathFeature>) {
-        let before = self.features.len();
-        self.features.extend(features);
-        self.lengths.push(self.features.len() - before);
+        let before = self.sums.len();
+        for feature in features {
+            self.ratios.push(feature.ratio);
+            self.sums.push(feature.sum);
+        }
+        self.lengths.push(self.sums.len() - before);
         self.items.push(item);
     }
 
@@ -206,9 +212,16 @@ impl<T: Copy> ByLength<T> {
         let mut order: Vec<usize> = (0..self.items.len()).collect();
         order.sort_by_key(|&item| self.lengths[item]);
         self.items = order.iter().map(|&item| self.items[item]).collect();
-        self.features = order
+        let features =
+            |item: usize| feature_starts[item]..feature_starts[item] + self.lengths[item];
+        self.ratios = order
             .iter()
-            .flat_map(|&item| &self.features[feature_starts[item]..][..self.lengths[item]])
+            .flat_map(|&item| &self.ratios[features(item)])
+            .copied()
+            .collect();
+        self.sums = order
+            .iter()
+            .flat_map(|&item| &self.sums[features(item)])
             .copied()
             .collect();
         let (mut items, mut features) = (0, 0);
@@ -224,19 +237,36 @@ impl<T: Copy> ByLength<T> {
         self.lengths = Vec::new();
     }
 
-    /// Returns the items with `k` path features and their features, `k` per item.
-    fn run(&self, k: usize) -> (&[T], &[PathFeature]) {
+    /// Returns the items with `k` path features and their features' ratios and sums, `k` per
+    /// item.
+    fn run(&self, k: usize) -> Run<'_, T> {
         let ((item, feature), (end, feature_end)) = (self.starts[k], self.starts[k + 1]);
-        (&self.items[item..end], &self.features[feature..feature_end])
+        Run {
+            items: &self.items[item..end],
+            ratios: &self.ratios[feature..feature_end],
+            sums: &self.sums[feature..feature_end],
+        }
     }
+}
+
+/// The items of a [`ByLength`] with one number of path features.
+struct Run<'a, T> {
+    items: &'a [T],
+    ratios: &'a [f64],
+    sums: &'a [u8],
+}
+
+/// Returns a path feature's factor of a table entry: `(1 − z) / z` once the customer takes
+/// every branch on it (`taken` is 1), −1 while they miss one; picked by index, not a branch.
+#[inline(always)]
+fn factor(taken: usize, ratio: f64) -> f64 {
+    [-1.0, ratio][taken & 1]
 }
 
 /// One of a leaf's path features: `(1 − z) / z` and its column's entry in [`TableSums`].
 #[derive(Debug, Clone, Copy)]
 struct PathFeature {
-    /// The factor of the leaf's table entry for the pattern without this feature: `−1`
-    /// while the customer misses a branch on it, `(1 − z) / z` once they take them all.
-    factors: [f64; 2],
+    ratio: f64,
     sum: u8,
 }
 
@@ -656,7 +686,7 @@ impl CompiledTrees {
     fn path_feature_terms(&self, path: &[(u32, f64)]) -> Vec<PathFeature> {
         path.iter()
             .map(|&(column, zero)| PathFeature {
-                factors: [-1.0, (1.0 - zero) / zero],
+                ratio: (1.0 - zero) / zero,
                 sum: self.table_sum(column),
             })
             .collect()
@@ -824,8 +854,7 @@ impl CompiledTrees {
         }
         let mut sums: TableSums = [0.0; MAX_TABLE_COLUMNS];
         for k in 0..=MAX_TABLE_FEATURES {
-            let (leaves, features) = self.table_leaves.run(k);
-            let run = (leaves, features, &patterns[..]);
+            let run = (self.table_leaves.run(k), &patterns[..]);
             match k {
                 0 => {} // a path splits on something
                 1 => self.leaf_terms::<1>(run, &mut sums),
@@ -841,8 +870,7 @@ impl CompiledTrees {
                 11 => self.leaf_terms::<11>(run, &mut sums),
                 _ => self.leaf_terms::<12>(run, &mut sums),
             }
-            let (pairs, features) = self.table_pairs.run(k);
-            let run = (pairs, features, &patterns[..]);
+            let run = (self.table_pairs.run(k), &patterns[..]);
             match k {
                 0 => self.pair_terms::<0>(run, step, &mut sums),
                 1 => self.pair_terms::<1>(run, step, &mut sums),
@@ -869,19 +897,24 @@ impl CompiledTrees {
     #[inline(always)]
     fn leaf_terms<const K: usize>(
         &self,
-        (leaves, features, patterns): (&[TableLeaf], &[PathFeature], &[u16]),
+        (leaves, patterns): (Run<'_, TableLeaf>, &[u16]),
         sums: &mut TableSums,
     ) {
         let all = (1 << K) - 1;
-        for (leaf, path) in leaves.iter().zip(features.chunks_exact(K)) {
+        let paths = leaves
+            .ratios
+            .chunks_exact(K)
+            .zip(leaves.sums.chunks_exact(K));
+        for (leaf, (ratios, columns)) in leaves.items.iter().zip(paths) {
             let pattern = patterns[leaf.node as usize] as usize & all;
             let table = &self.tables[leaf.table as usize..][..1 << K];
-            for (position, feature) in path.iter().enumerate() {
+            for position in 0..K {
                 // Missed: −v A(O), and O is the pattern without this feature. Taken:
                 // (1 − z) / z · v A(O ∖ i), the pattern without it too. Only the factor depends
-                // on whether it is in the pattern, and is picked by index, not by a branch.
+                // on whether it is in the pattern.
                 let without = table[pattern & !(1 << position) & all];
-                sums[feature.sum as usize] += feature.factors[pattern >> position & 1] * without;
+                sums[columns[position] as usize] +=
+                    factor(pattern >> position, ratios[position]) * without;
             }
         }
     }
@@ -893,13 +926,14 @@ impl CompiledTrees {
     #[inline(always)]
     fn pair_terms<const K: usize>(
         &self,
-        (pairs, features, patterns): (&[TablePair], &[PathFeature], &[u16]),
+        (pairs, patterns): (Run<'_, TablePair>, &[u16]),
         step: &impl Step,
         sums: &mut TableSums,
     ) {
         let all = (1 << K) - 1;
-        for (index, pair) in pairs.iter().enumerate() {
-            let path = &features[index * K..][..K];
+        for (index, pair) in pairs.items.iter().enumerate() {
+            let ratios = &pairs.ratios[index * K..][..K];
+            let columns = &pairs.sums[index * K..][..K];
             let split = &pair.split;
             let above = usize::from(patterns[split.index as usize]);
             let bit = usize::from(split.bit);
@@ -913,10 +947,11 @@ impl CompiledTrees {
             let pattern = ((above & below) | (above >> 1 & !below)) & all;
             let table = &self.tables[pair.table as usize..][..2 << K];
             let (cold, hot) = (pair.cold, pair.hot[case]);
-            for (position, feature) in path.iter().enumerate() {
+            for position in 0..K {
                 let without = 2 * (pattern & !(1 << position) & all);
                 let value = cold * table[without] + hot * table[without + 1];
-                sums[feature.sum as usize] += feature.factors[pattern >> position & 1] * value;
+                sums[columns[position] as usize] +=
+                    factor(pattern >> position, ratios[position]) * value;
             }
             sums[pair.sum as usize] += pair.split_terms[case] * table[2 * pattern];
         }
