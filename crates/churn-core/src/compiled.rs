@@ -99,13 +99,12 @@ pub struct CompiledTrees {
     /// The splits of tabulated trees, parents before children.
     table_splits: Vec<TableSplit>,
     /// The leaves of tabulated trees whose paths split on something, other than those in
-    /// [`CompiledTrees::table_pairs`].
+    /// [`CompiledTrees::table_pairs`], each with `v A(O)` for every pattern `O` of satisfied
+    /// path features.
     table_leaves: ByLength<TableLeaf>,
-    /// The splits of tabulated trees whose children are both leaves, with the leaves.
+    /// The splits of tabulated trees whose children are both leaves, with the leaves, each
+    /// with `P(O)` and `R(O)` side by side for every pattern `O`.
     table_pairs: ByLength<TablePair>,
-    /// Per leaf, `v A(O)` for every pattern `O` of satisfied path features; per leaf pair,
-    /// `P(O)` and `R(O)` side by side.
-    tables: Vec<f64>,
     /// The columns tabulated trees split on, one per [`TableSums`] entry.
     table_columns: Vec<u32>,
     /// Tree indices from shallowest to deepest, walked [`LANES`] at a time.
@@ -138,11 +137,10 @@ struct TableSplit {
     first: u16,
 }
 
-/// A leaf of a tabulated tree: its node and where its table starts.
+/// A leaf of a tabulated tree: its node.
 #[derive(Debug, Clone, Copy)]
 struct TableLeaf {
     node: u32,
-    table: u32,
 }
 
 /// A split of a tabulated tree whose children are both leaves, on a column `f` with the
@@ -153,7 +151,6 @@ struct TablePair {
     /// The split, which the first pass leaves out: a pair reads its pattern and takes it
     /// itself.
     split: TableSplit,
-    table: u32,
     /// The entry of `f` in [`TableSums`].
     sum: u8,
     /// `v_L z_L + v_R z_R`, the factor of `P`.
@@ -174,10 +171,14 @@ struct ByLength<T> {
     /// in [`TableSums`] (apart, as they are read in turn: 9 bytes a term).
     ratios: Vec<f64>,
     sums: Vec<u8>,
-    /// While building, per item: how many path features it has.
-    lengths: Vec<usize>,
-    /// Where the items with `k` path features start, in `items` and in `features`.
-    starts: [(usize, usize); MAX_TABLE_FEATURES + 2],
+    /// The items' tables, item after item: in the order they are read, and of one size for
+    /// one number of path features, so that none needs an offset.
+    tables: Vec<f64>,
+    /// While building, per item: how many path features it has and its table's length.
+    lengths: Vec<(usize, usize)>,
+    /// Where the items with `k` path features start, in `items`, in the features and in
+    /// `tables`.
+    starts: [(usize, usize, usize); MAX_TABLE_FEATURES + 2],
 }
 
 impl<T: Copy> ByLength<T> {
@@ -186,53 +187,60 @@ impl<T: Copy> ByLength<T> {
             items: Vec::new(),
             ratios: Vec::new(),
             sums: Vec::new(),
+            tables: Vec::new(),
             lengths: Vec::new(),
-            starts: [(0, 0); MAX_TABLE_FEATURES + 2],
+            starts: [(0, 0, 0); MAX_TABLE_FEATURES + 2],
         }
     }
 
-    fn push(&mut self, item: T, features: impl IntoIterator<Item = PathFeature>) {
-        let before = self.sums.len();
+    fn push(&mut self, item: T, features: Vec<PathFeature>, table: Vec<f64>) {
+        self.lengths.push((features.len(), table.len()));
         for feature in features {
             self.ratios.push(feature.ratio);
             self.sums.push(feature.sum);
         }
-        self.lengths.push(self.sums.len() - before);
+        self.tables.extend(table);
         self.items.push(item);
     }
 
     /// Sorts the items, stably, by how many path features they have.
     fn group(&mut self) {
-        let mut feature_starts = Vec::with_capacity(self.items.len());
-        let mut start = 0;
-        for &length in &self.lengths {
-            feature_starts.push(start);
-            start += length;
+        let (mut feature_starts, mut table_starts) = (Vec::new(), Vec::new());
+        let (mut feature, mut table) = (0, 0);
+        for &(features, entries) in &self.lengths {
+            feature_starts.push(feature..feature + features);
+            table_starts.push(table..table + entries);
+            feature += features;
+            table += entries;
         }
         let mut order: Vec<usize> = (0..self.items.len()).collect();
-        order.sort_by_key(|&item| self.lengths[item]);
+        order.sort_by_key(|&item| self.lengths[item].0);
         self.items = order.iter().map(|&item| self.items[item]).collect();
-        let features =
-            |item: usize| feature_starts[item]..feature_starts[item] + self.lengths[item];
-        self.ratios = order
-            .iter()
-            .flat_map(|&item| &self.ratios[features(item)])
-            .copied()
-            .collect();
+        let reorder = |values: &[f64], ranges: &[std::ops::Range<usize>]| -> Vec<f64> {
+            order
+                .iter()
+                .flat_map(|&item| &values[ranges[item].clone()])
+                .copied()
+                .collect()
+        };
+        self.ratios = reorder(&self.ratios, &feature_starts);
+        self.tables = reorder(&self.tables, &table_starts);
         self.sums = order
             .iter()
-            .flat_map(|&item| &self.sums[features(item)])
+            .flat_map(|&item| &self.sums[feature_starts[item].clone()])
             .copied()
             .collect();
-        let (mut items, mut features) = (0, 0);
+        let (mut items, mut features, mut entries) = (0, 0, 0);
         for k in 0..self.starts.len() {
-            self.starts[k] = (items, features);
-            let count = order[items..]
+            self.starts[k] = (items, features, entries);
+            for &item in order[items..]
                 .iter()
-                .take_while(|&&item| self.lengths[item] == k)
-                .count();
-            items += count;
-            features += count * k;
+                .take_while(|&&item| self.lengths[item].0 == k)
+            {
+                items += 1;
+                features += k;
+                entries += self.lengths[item].1;
+            }
         }
         self.lengths = Vec::new();
     }
@@ -240,11 +248,13 @@ impl<T: Copy> ByLength<T> {
     /// Returns the items with `k` path features and their features' ratios and sums, `k` per
     /// item.
     fn run(&self, k: usize) -> Run<'_, T> {
-        let ((item, feature), (end, feature_end)) = (self.starts[k], self.starts[k + 1]);
+        let ((item, feature, table), (end, feature_end, table_end)) =
+            (self.starts[k], self.starts[k + 1]);
         Run {
             items: &self.items[item..end],
             ratios: &self.ratios[feature..feature_end],
             sums: &self.sums[feature..feature_end],
+            tables: &self.tables[table..table_end],
         }
     }
 }
@@ -254,6 +264,7 @@ struct Run<'a, T> {
     items: &'a [T],
     ratios: &'a [f64],
     sums: &'a [u8],
+    tables: &'a [f64],
 }
 
 /// Returns a path feature's factor of a table entry: `(1 − z) / z` once the customer takes
@@ -441,7 +452,6 @@ impl CompiledTrees {
             table_splits: Vec::new(),
             table_leaves: ByLength::new(),
             table_pairs: ByLength::new(),
-            tables: Vec::new(),
             table_columns: Vec::new(),
             walk_order: Vec::new(),
             group_depth: Vec::new(),
@@ -494,7 +504,7 @@ impl CompiledTrees {
             new_columns.sort_unstable();
             new_columns.dedup();
             if distinct <= MAX_TABLE_FEATURES
-                && paths.table_entries <= table_budget - compiled.tables.len()
+                && paths.table_entries <= table_budget - compiled.table_entries()
                 && new_columns.len() <= MAX_TABLE_COLUMNS - compiled.table_columns.len()
             {
                 compiled.table_columns.extend(new_columns);
@@ -604,14 +614,10 @@ impl CompiledTrees {
                 return; // a lone leaf contributes nothing
             }
             let zeros: Vec<f64> = path.iter().map(|&(_, zero)| zero).collect();
-            let leaf = TableLeaf {
-                node: slot as u32,
-                table: self.tables.len() as u32,
-            };
-            self.tables
-                .extend(leaf_table(tree.value[node], &zeros, &self.rules));
+            let table = leaf_table(tree.value[node], &zeros, &self.rules);
             let features = self.path_feature_terms(path);
-            self.table_leaves.push(leaf, features);
+            self.table_leaves
+                .push(TableLeaf { node: slot as u32 }, features, table);
             return;
         }
         let column = tree.feature[node];
@@ -667,7 +673,6 @@ impl CompiledTrees {
         let zeros: Vec<f64> = prefix.iter().map(|&(_, zero)| zero).collect();
         let pair = TablePair {
             split,
-            table: self.tables.len() as u32,
             sum: self.table_sum(column),
             cold,
             hot: [0.0, v_left, v_right],
@@ -677,9 +682,9 @@ impl CompiledTrees {
                 v_right * (1.0 - z_right) - v_left * z_left,
             ],
         };
-        self.tables.extend(pair_table(&zeros, &self.rules));
+        let table = pair_table(&zeros, &self.rules);
         let features = self.path_feature_terms(&prefix);
-        self.table_pairs.push(pair, features);
+        self.table_pairs.push(pair, features, table);
     }
 
     /// Returns the terms of features on a path: their factors and entries in [`TableSums`].
@@ -773,6 +778,11 @@ impl CompiledTrees {
     /// Returns the expected margin over training rows: the base value of the SHAP values.
     pub fn expected_margin(&self) -> f64 {
         self.expected_margin
+    }
+
+    /// Returns how many table entries the tabulated trees use.
+    fn table_entries(&self) -> usize {
+        self.table_leaves.tables.len() + self.table_pairs.tables.len()
     }
 
     /// Tells whether some tree's reasons are tabulated, with a split at least.
@@ -905,9 +915,9 @@ impl CompiledTrees {
             .ratios
             .chunks_exact(K)
             .zip(leaves.sums.chunks_exact(K));
-        for (leaf, (ratios, columns)) in leaves.items.iter().zip(paths) {
+        for (index, (leaf, (ratios, columns))) in leaves.items.iter().zip(paths).enumerate() {
             let pattern = patterns[leaf.node as usize] as usize & all;
-            let table = &self.tables[leaf.table as usize..][..1 << K];
+            let table = &leaves.tables[index << K..][..1 << K];
             for position in 0..K {
                 // Missed: −v A(O), and O is the pattern without this feature. Taken:
                 // (1 − z) / z · v A(O ∖ i), the pattern without it too. Only the factor depends
@@ -945,7 +955,7 @@ impl CompiledTrees {
             // The other features' pattern, the split's bit taken out.
             let below = bit - 1;
             let pattern = ((above & below) | (above >> 1 & !below)) & all;
-            let table = &self.tables[pair.table as usize..][..2 << K];
+            let table = &pairs.tables[index << (K + 1)..][..2 << K];
             let (cold, hot) = (pair.cold, pair.hot[case]);
             for position in 0..K {
                 let without = 2 * (pattern & !(1 << position) & all);
