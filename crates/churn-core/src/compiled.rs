@@ -155,11 +155,11 @@ struct TablePair {
     sum: u8,
     /// `v_L z_L + v_R z_R`, the factor of `P`.
     cold: f64,
-    /// The factor of `R` when the customer takes no branch on `f`, the left one, or the right
-    /// one: 0, `v_L`, `v_R`.
-    hot: [f64; 3],
-    /// `f`'s own SHAP value over `P(O)` in the same three cases.
-    split_terms: [f64; 3],
+    /// The factor of `R` by `case`: 0 twice while the customer misses a branch on `f` above
+    /// (whichever way they go at the split), then `v_L` or `v_R` for the leaf they go to.
+    hot: [f64; 4],
+    /// `f`'s own SHAP value over `P(O)` in the same four cases.
+    split_terms: [f64; 4],
 }
 
 /// Items with path features, grouped by how many they have so that a loop over one group
@@ -675,8 +675,9 @@ impl CompiledTrees {
             split,
             sum: self.table_sum(column),
             cold,
-            hot: [0.0, v_left, v_right],
+            hot: [0.0, 0.0, v_left, v_right],
             split_terms: [
+                -cold,
                 -cold,
                 v_left * (1.0 - z_left) - v_right * z_right,
                 v_right * (1.0 - z_right) - v_left * z_left,
@@ -948,10 +949,11 @@ impl CompiledTrees {
             let above = usize::from(patterns[split.index as usize]);
             let bit = usize::from(split.bit);
             // The leaf the customer goes to has the split's feature in its pattern, unless
-            // they missed a branch on it above: 0 for neither leaf, 1 for the left, 2 for the
-            // right. Hidden from the optimiser, as in the first pass.
+            // they missed a branch on it above. Bits only, so that no branch on the row's
+            // values can be made of them (the split's test is hidden from the optimiser, as in
+            // the first pass).
             let taken = usize::from((above | usize::from(split.first)) & bit != 0);
-            let case = taken * (1 + std::hint::black_box(step.goes_right(&split.node)));
+            let case = taken << 1 | std::hint::black_box(step.goes_right(&split.node));
             // The other features' pattern, the split's bit taken out.
             let below = bit - 1;
             let pattern = ((above & below) | (above >> 1 & !below)) & all;
