@@ -845,9 +845,9 @@ impl CompiledTrees {
     }
 
     /// Adds the tabulated trees' SHAP values in two flat passes. The first carries each node's
-    /// pattern of satisfied path features from its parent, splits in order; the second adds
-    /// every leaf's terms, leaves of one path length together so that the inner loop has a
-    /// fixed length.
+    /// pattern of satisfied path features from its parent, splits in order (but those of leaf
+    /// pairs); the second adds the terms of every leaf and leaf pair, those of one path length
+    /// together so that the inner loop has a fixed length.
     fn tabulated_shap(&self, step: &impl Step, phi: &mut [f64], scratch: &mut ShapScratch) {
         let patterns = &mut scratch.patterns;
         for split in &self.table_splits {
