@@ -216,20 +216,9 @@ impl<T: Copy> ByLength<T> {
         let mut order: Vec<usize> = (0..self.items.len()).collect();
         order.sort_by_key(|&item| self.lengths[item].0);
         self.items = order.iter().map(|&item| self.items[item]).collect();
-        let reorder = |values: &[f64], ranges: &[std::ops::Range<usize>]| -> Vec<f64> {
-            order
-                .iter()
-                .flat_map(|&item| &values[ranges[item].clone()])
-                .copied()
-                .collect()
-        };
-        self.ratios = reorder(&self.ratios, &feature_starts);
-        self.tables = reorder(&self.tables, &table_starts);
-        self.sums = order
-            .iter()
-            .flat_map(|&item| &self.sums[feature_starts[item].clone()])
-            .copied()
-            .collect();
+        self.ratios = in_order(&self.ratios, &feature_starts, &order);
+        self.sums = in_order(&self.sums, &feature_starts, &order);
+        self.tables = in_order(&self.tables, &table_starts, &order);
         let (mut items, mut features, mut entries) = (0, 0, 0);
         for k in 0..self.starts.len() {
             self.starts[k] = (items, features, entries);
@@ -257,6 +246,15 @@ impl<T: Copy> ByLength<T> {
             tables: &self.tables[table..table_end],
         }
     }
+}
+
+/// Returns the runs of `values` (item `i`'s at `ranges[i]`) one after another in `order`.
+fn in_order<V: Copy>(values: &[V], ranges: &[std::ops::Range<usize>], order: &[usize]) -> Vec<V> {
+    order
+        .iter()
+        .flat_map(|&item| &values[ranges[item].clone()])
+        .copied()
+        .collect()
 }
 
 /// The items of a [`ByLength`] with one number of path features.
@@ -635,13 +633,12 @@ impl CompiledTrees {
             bit,
             first: if first { bit } else { 0 },
         };
-        let zero = path[position].1;
-        let children = [tree.left[node] as usize, tree.right[node] as usize];
-        if children.iter().all(|&child| tree.is_leaf(child)) {
+        if is_leaf_pair(tree, node) {
             self.push_pair(tree, node, split, position, path);
         } else {
             self.table_splits.push(split);
-            for child in children {
+            let zero = path[position].1;
+            for child in [tree.left[node] as usize, tree.right[node] as usize] {
                 path[position].1 = zero * tree.cover[child] / tree.cover[node];
                 self.tabulate(tree, slots, child, path);
             }
@@ -1239,6 +1236,14 @@ fn code_bit(x: f64) -> u64 {
     }
 }
 
+/// Tells whether `node` is a split whose children are both leaves: a leaf pair, tabulated as
+/// one (see "Leaf pairs").
+fn is_leaf_pair(tree: &Tree, node: usize) -> bool {
+    !tree.is_leaf(node)
+        && tree.is_leaf(tree.left[node] as usize)
+        && tree.is_leaf(tree.right[node] as usize)
+}
+
 /// Distinct columns split on along a tree's root-to-leaf paths.
 struct PathFeatures {
     /// The most on one path.
@@ -1257,8 +1262,7 @@ fn path_features(tree: &Tree, columns: usize) -> PathFeatures {
         distinct: usize,
         found: &mut PathFeatures,
     ) {
-        let children = [tree.left[node] as usize, tree.right[node] as usize];
-        let pair = !tree.is_leaf(node) && children.iter().all(|&child| tree.is_leaf(child));
+        let pair = is_leaf_pair(tree, node);
         let column = tree.feature[node] as usize;
         let distinct = if tree.is_leaf(node) {
             distinct
@@ -1272,7 +1276,7 @@ fn path_features(tree: &Tree, columns: usize) -> PathFeatures {
             return;
         }
         counts[column] += 1;
-        for child in children {
+        for child in [tree.left[node] as usize, tree.right[node] as usize] {
             walk(tree, child, counts, distinct, found);
         }
         counts[column] -= 1;
