@@ -79,7 +79,10 @@ fn blanks_follow_the_learned_direction_instead_of_failing() -> anyhow::Result<()
     let (_, mut profile) = churn_data::table_profiles(&table, &features, None)?.swap_remove(0);
     profile.insert("TotalCharges".into(), RawValue::Missing);
     let explanation = scorer.explain(&profile)?;
-    assert!(explanation.probability > 0.0 && explanation.probability < 1.0);
+    assert!(
+        explanation.probability > 0.0 && explanation.probability < 1.0,
+        "{explanation:?}"
+    );
     // Absent is the same as missing.
     profile.remove("TotalCharges");
     assert_eq!(scorer.explain(&profile)?, explanation);

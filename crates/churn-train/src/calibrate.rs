@@ -32,9 +32,18 @@ impl CalibrationMethod {
     }
 }
 
-/// Fits Platt scaling, `sigmoid(slope · margin + intercept)`, by Newton's method on log loss.
+/// Fits Platt scaling, `sigmoid(slope · margin + intercept)`, by Newton's method on log loss
+/// against Platt's smoothed targets, `(N₊ + 1) / (N₊ + 2)` for churners and `1 / (N₋ + 2)` for
+/// the others: with 0 and 1, margins that separate a small validation set drive the slope to
+/// infinity and every probability to 0 or 1 (scikit-learn's sigmoid calibration does the same).
 /// Returns `None` when the margins do not rank churners higher (no monotone map fits).
 pub fn fit_platt(margins: &[f64], labels: &[bool]) -> Option<Calibration> {
+    let positives = labels.iter().filter(|&&label| label).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    let targets = [
+        1.0 / (negatives + 2.0),
+        (positives + 1.0) / (positives + 2.0),
+    ];
     let (mut slope, mut intercept) = (1.0, 0.0);
     for _ in 0..100 {
         // Gradient and Hessian of the summed log loss in (slope, intercept).
@@ -42,7 +51,7 @@ pub fn fit_platt(margins: &[f64], labels: &[bool]) -> Option<Calibration> {
         let (mut h_ss, mut h_si, mut h_ii) = (0.0, 0.0, 0.0);
         for (&margin, &label) in margins.iter().zip(labels) {
             let probability = sigmoid(slope * margin + intercept);
-            let residual = probability - f64::from(u8::from(label));
+            let residual = probability - targets[usize::from(label)];
             let weight = (probability * (1.0 - probability)).max(1e-12);
             g_slope += residual * margin;
             g_intercept += residual;
@@ -119,17 +128,33 @@ mod tests {
 
     #[test]
     fn platt_matches_scikit_learn() {
-        // sklearn 1.9.1: LogisticRegression(C=1e12, tol=1e-12).fit(m.reshape(-1, 1), y) on these
-        // points gives coef 1.25546195, intercept -0.27130979 (unregularised log loss, as here).
-        let margins = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, -3.0, 1.5];
-        let labels = [
-            false, false, true, false, true, false, true, true, false, true,
+        // sklearn 1.9.1: sklearn.calibration._sigmoid_calibration(m, y) (what
+        // CalibratedClassifierCV(method="sigmoid") fits, Platt's smoothed targets) returns
+        // (a, b) for 1 / (1 + exp(a m + b)), so slope −a and intercept −b.
+        let cases: [(&[f64], &[bool], f64, f64); 2] = [
+            (
+                &[-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, -3.0, 1.5],
+                &[
+                    false, false, true, false, true, false, true, true, false, true,
+                ],
+                0.6547349331146408,
+                -0.11729095267664966,
+            ),
+            // Separable: with 0/1 targets the slope would grow without bound.
+            (
+                &[-2.0, -1.0, 1.0, 2.0, 3.0],
+                &[false, false, true, true, true],
+                0.6341876215173106,
+                0.03287016200787628,
+            ),
         ];
-        let Some(Calibration::Platt { slope, intercept }) = fit_platt(&margins, &labels) else {
-            panic!("no fit");
-        };
-        assert!((slope - 1.25546195).abs() < 1e-6, "{slope}");
-        assert!((intercept + 0.27130979).abs() < 1e-6, "{intercept}");
+        for (margins, labels, want_slope, want_intercept) in cases {
+            let Some(Calibration::Platt { slope, intercept }) = fit_platt(margins, labels) else {
+                panic!("no fit");
+            };
+            assert!((slope - want_slope).abs() < 1e-5, "{slope} {want_slope}");
+            assert!((intercept - want_intercept).abs() < 1e-5, "{intercept}");
+        }
     }
 
     #[test]
