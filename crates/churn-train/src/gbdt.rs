@@ -3,7 +3,8 @@
 //! The recipe is LightGBM's: per-column quantile bins (at most 255, plus one for missing values),
 //! leaf-wise growth (split the leaf with the largest gain next), histograms built for the smaller
 //! child and subtracted from the parent for the larger, a learned default direction for missing
-//! values, native categorical splits (categories sorted by gradient ratio, best prefix sent left),
+//! values, native categorical splits (categories sorted by gradient ratio, the best set from
+//! either end sent left, under LightGBM's rules against fitting rare categories),
 //! L2 on leaf values, row and column subsampling, and early stopping on a stratified validation
 //! split. Histograms are built feature by feature on all cores; every sum runs in a fixed order,
 //! so the model depends on the seed only.
@@ -42,6 +43,18 @@ pub struct GbdtParams {
     pub max_bins: usize,
     /// Added to a category's hessian when categories are ordered for a split; tames rare ones.
     pub category_smoothing: f64,
+    /// Added to `l2` when a categorical split's gain is measured, so that a column of many
+    /// categories does not win by fitting each one (LightGBM's `cat_l2`).
+    pub category_l2: f64,
+    /// Categories with fewer rows in a leaf are never picked out by its split; they go with
+    /// the rest (LightGBM's `cat_smooth` used as a count).
+    pub min_data_per_category: usize,
+    /// A categorical split is tried only once the categories it adds since the last one tried
+    /// hold this many rows, and only with this many rows on the other side
+    /// (LightGBM's `min_data_per_group`).
+    pub min_data_per_group: usize,
+    /// Most categories a split picks out (LightGBM's `max_cat_threshold`).
+    pub max_categories_picked: usize,
     /// Share of rows each tree learns from (bagging without replacement); 1 for all.
     pub row_subsample: f64,
     /// Share of columns each tree may split on; 1 for all.
@@ -66,6 +79,10 @@ impl Default for GbdtParams {
             min_split_gain: 0.0,
             max_bins: 255,
             category_smoothing: 10.0,
+            category_l2: 10.0,
+            min_data_per_category: 10,
+            min_data_per_group: 100,
+            max_categories_picked: 32,
             row_subsample: 1.0,
             column_subsample: 1.0,
             early_stopping_rounds: 50,
@@ -117,10 +134,14 @@ impl GbdtParams {
             ("l2", self.l2),
             ("min_split_gain", self.min_split_gain),
             ("category_smoothing", self.category_smoothing),
+            ("category_l2", self.category_l2),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return invalid(name, value.to_string(), "must be a finite number ≥ 0");
             }
+        }
+        if self.max_categories_picked == 0 {
+            return invalid("max_categories_picked", "0".into(), "must be at least 1");
         }
         if !(2..=255).contains(&self.max_bins) {
             return invalid(
@@ -412,8 +433,50 @@ impl Grower<'_> {
         histogram
     }
 
-    fn score(&self, bin: &Bin) -> f64 {
-        bin.gradient * bin.gradient / (bin.hessian + self.params.l2)
+    /// Offers `try_left` the category sets of a categorical column worth trying, LightGBM's
+    /// way: categories with enough rows sorted by smoothed gradient ratio, then growing sets
+    /// from either end (the categories most and least likely to churn), tried when the rows
+    /// added since the last set tried reach `min_data_per_group`. The gain of each is taken
+    /// with `category_l2` more L2 than the leaf's own.
+    fn categorical_splits(
+        &self,
+        slots: &[Bin],
+        total: &Bin,
+        try_left: &mut impl FnMut(Bin, usize, u64, f64),
+    ) {
+        let params = self.params;
+        let n_bins = slots.len() - 1;
+        let mut frequent: Vec<usize> = (0..n_bins)
+            .filter(|&bin| {
+                slots[bin].count > 0.0 && slots[bin].count >= params.min_data_per_category as f64
+            })
+            .collect();
+        let ratio =
+            |bin: usize| slots[bin].gradient / (slots[bin].hessian + params.category_smoothing);
+        frequent.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)).then(a.cmp(&b)));
+        let most = params.max_categories_picked.min(frequent.len().div_ceil(2));
+        let group = params.min_data_per_group as f64;
+        for from_high_end in [false, true] {
+            let (mut left, mut mask, mut added) = (Bin::default(), 0u64, 0.0);
+            for index in 0..most {
+                let bin = if from_high_end {
+                    frequent[frequent.len() - 1 - index]
+                } else {
+                    frequent[index]
+                };
+                left.add(&slots[bin]);
+                mask |= 1 << bin;
+                added += slots[bin].count;
+                if total.count - left.count < group {
+                    break;
+                }
+                if added < group {
+                    continue;
+                }
+                added = 0.0;
+                try_left(left, bin, mask, params.category_l2);
+            }
+        }
     }
 
     fn admissible(&self, side: &Bin) -> bool {
@@ -429,7 +492,8 @@ impl Grower<'_> {
         if total.count < 2.0 * self.params.min_data_in_leaf as f64 {
             return None;
         }
-        let parent_score = self.score(total);
+        let score = |bin: &Bin, l2: f64| bin.gradient * bin.gradient / (bin.hessian + l2);
+        let parent_score = score(total, self.params.l2);
         let mut best: Option<Split> = None;
         let mut consider = |candidate: Split| {
             if candidate.gain > self.params.min_split_gain
@@ -444,30 +508,7 @@ impl Grower<'_> {
             }
             let slots = &histogram[column.offset..column.offset + column.slots()];
             let missing = slots[column.n_bins];
-            // Bins in the order they may be sent left: by value, or by gradient ratio.
-            let order: Vec<usize> = if column.categorical {
-                let mut present: Vec<usize> = (0..column.n_bins)
-                    .filter(|&bin| slots[bin].count > 0.0)
-                    .collect();
-                let smoothing = self.params.category_smoothing;
-                present.sort_by(|&a, &b| {
-                    let ratio = |bin: usize| slots[bin].gradient / (slots[bin].hessian + smoothing);
-                    ratio(a).total_cmp(&ratio(b)).then(a.cmp(&b))
-                });
-                present
-            } else {
-                (0..column.n_bins).collect()
-            };
-            let mut left = Bin::default();
-            let mut mask = 0u64;
-            for &bin in order.iter().take(order.len().saturating_sub(1)) {
-                left.add(&slots[bin]);
-                if column.categorical {
-                    mask |= 1 << bin;
-                } else if slots[bin].count == 0.0 {
-                    // An empty bin gives the same partition as its neighbour.
-                    continue;
-                }
+            let mut try_left = |left: Bin, bin: usize, mask: u64, penalty: f64| {
                 for default_left in [false, true] {
                     if default_left && missing.count == 0.0 {
                         continue;
@@ -480,7 +521,8 @@ impl Grower<'_> {
                     if !(self.admissible(&left_side) && self.admissible(&right_side)) {
                         continue;
                     }
-                    let gain = self.score(&left_side) + self.score(&right_side) - parent_score;
+                    let l2 = self.params.l2 + penalty;
+                    let gain = score(&left_side, l2) + score(&right_side, l2) - parent_score;
                     // With no missing values here, unseen ones go where most rows went.
                     let default_left = if missing.count == 0.0 {
                         left_side.count >= right_side.count
@@ -496,6 +538,18 @@ impl Grower<'_> {
                         left: left_side,
                         right: right_side,
                     });
+                }
+            };
+            if column.categorical {
+                self.categorical_splits(slots, total, &mut try_left);
+                continue;
+            }
+            let mut left = Bin::default();
+            for bin in 0..column.n_bins.saturating_sub(1) {
+                left.add(&slots[bin]);
+                // An empty bin gives the same partition as its neighbour.
+                if slots[bin].count > 0.0 {
+                    try_left(left, bin, 0, 0.0);
                 }
             }
         }
@@ -953,6 +1007,157 @@ mod tests {
                 "{feature} {default_left}"
             );
         }
+    }
+
+    /// A leaf's histogram over one categorical column of eight codes, 0.25 hessian a row:
+    /// code 0 has 5 rows and the churniest gradient ratio of all, codes 1 and 2 have 200 rows
+    /// and churn, codes 3..=7 have 200 rows and churn a little less than average; no missing
+    /// values.
+    fn category_histogram() -> (Vec<BinnedColumn>, Vec<Bin>, Bin) {
+        let codes: Vec<f64> = (0..8).map(f64::from).collect();
+        let mut columns = vec![BinnedColumn::new(&codes, true, 255).unwrap()];
+        lay_out_histogram(&mut columns);
+        let sums = [(5.0, -10.0), (200.0, -50.0), (200.0, -40.0)]
+            .into_iter()
+            .chain([0.0, 1.0, 2.0, 3.0, 4.0].map(|gradient| (200.0, gradient)));
+        let mut histogram: Vec<Bin> = sums
+            .map(|(count, gradient)| Bin {
+                gradient,
+                hessian: 0.25 * count,
+                count,
+            })
+            .collect();
+        histogram.push(Bin::default());
+        let mut total = Bin::default();
+        histogram.iter().for_each(|bin| total.add(bin));
+        (columns, histogram, total)
+    }
+
+    /// Expected splits and gains from LightGBM's search re-derived in Python from
+    /// feature_histogram.hpp (FindBestThresholdCategoricalInner: categories with at least
+    /// `cat_smooth` rows sorted by smoothed ratio, sets grown from both ends up to
+    /// `max_cat_threshold` and half the categories, tried every `min_data_per_group` rows, the
+    /// children scored with `cat_l2` more L2 than the parent), run on this histogram.
+    #[test]
+    fn categorical_splits_follow_lightgbms_rules() {
+        let (columns, histogram, total) = category_histogram();
+        let best =
+            |params: GbdtParams| grower(&params, &columns, &[]).best_split(&histogram, &total, 0);
+        let defaults = GbdtParams::default();
+        let cases = [
+            // The two churny codes; code 0, too rare to pick out, goes with the rest.
+            (defaults.clone(), Some((0b110, 400.0, 49.977941035428614))),
+            // Without the count rule, its ratio puts it first and it joins them.
+            (
+                GbdtParams {
+                    min_data_per_category: 1,
+                    ..defaults.clone()
+                },
+                Some((0b111, 405.0, 66.47496951310374)),
+            ),
+            // At most `max_categories_picked` codes.
+            (
+                GbdtParams {
+                    max_categories_picked: 1,
+                    ..defaults.clone()
+                },
+                Some((0b10, 200.0, 23.112673899256233)),
+            ),
+            // Sets are tried once they add `min_data_per_group` rows: 500 takes three codes.
+            (
+                GbdtParams {
+                    min_data_per_group: 500,
+                    ..defaults.clone()
+                },
+                Some((0b1110, 600.0, 27.31552706866682)),
+            ),
+            // And never with fewer rows than that on the other side.
+            (
+                GbdtParams {
+                    min_data_per_group: 1000,
+                    ..defaults
+                },
+                None,
+            ),
+        ];
+        for (params, expected) in cases {
+            let found =
+                best(params.clone()).map(|split| (split.mask, split.left.count, split.gain));
+            match (found, expected) {
+                (Some((mask, count, gain)), Some((want_mask, want_count, want_gain))) => {
+                    assert_eq!((mask, count), (want_mask, want_count), "{params:?}");
+                    assert!((gain - want_gain).abs() < 1e-9, "{gain} {want_gain}");
+                }
+                _ => assert_eq!(found.is_none(), expected.is_none(), "{params:?}"),
+            }
+        }
+    }
+
+    /// Churn from one numeric column, and a column of 60 codes drawn at random (noise that a
+    /// split can fit: each code holds about 50 rows).
+    fn noise_category(n: usize, seed: u64) -> (Array2<f64>, Vec<bool>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut data = Vec::with_capacity(n * 2);
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let x: f64 = rand::Rng::r#gen(&mut rng);
+            let code = f64::from(rand::Rng::gen_range(&mut rng, 0..60u8));
+            let churn = rand::Rng::r#gen::<f64>(&mut rng) < 0.2 + 0.5 * x;
+            data.extend([x, code]);
+            labels.push(churn);
+        }
+        (Array2::from_shape_vec((n, 2), data).unwrap(), labels)
+    }
+
+    #[test]
+    fn the_category_rules_keep_trees_off_noise_and_generalise_better() {
+        let ((train, train_labels), (test, test_labels)) =
+            (noise_category(3000, 5), noise_category(3000, 6));
+        // Splits on the noise column per tree, and log loss on the 3,000 rows not trained on.
+        let fit = |params: GbdtParams| {
+            let fitted = params
+                .check()
+                .unwrap()
+                .fit(&train, &[false, true], &train_labels, 1)
+                .unwrap();
+            let trees = &fitted.ensemble.trees;
+            let on_noise = trees
+                .iter()
+                .flat_map(|tree| {
+                    (0..tree.len()).filter(|&node| tree.left[node] != 0 && tree.feature[node] == 1)
+                })
+                .count() as f64
+                / trees.len() as f64;
+            let log_loss = test
+                .rows()
+                .into_iter()
+                .zip(&test_labels)
+                .map(|(row, &churn)| {
+                    let p = sigmoid(fitted.ensemble.margin(row.as_slice().unwrap()));
+                    -(if churn { p } else { 1.0 - p }).ln()
+                })
+                .sum::<f64>()
+                / 3000.0;
+            (on_noise, log_loss)
+        };
+        let fixed = GbdtParams {
+            max_trees: 50,
+            early_stopping_rounds: 0,
+            ..GbdtParams::default()
+        };
+        let regularised = fit(fixed.clone());
+        let unregularised = fit(GbdtParams {
+            category_l2: 0.0,
+            min_data_per_category: 1,
+            min_data_per_group: 1,
+            max_categories_picked: 64,
+            ..fixed
+        });
+        assert!(
+            regularised.0 < 0.7 * unregularised.0 && regularised.1 < unregularised.1,
+            "splits on the noise per tree and holdout log loss: {regularised:?} against \
+             {unregularised:?}"
+        );
     }
 
     /// Rows where churn = (x0 > 0.5) xor (code of x1 is 2), with x0 missing for some rows
