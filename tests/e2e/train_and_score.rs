@@ -65,6 +65,53 @@ fn the_same_seed_gives_the_same_bytes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The holdout measures a model fitted without it; the model shipped then learns from every
+/// row, or, with `refit = false`, is the one measured.
+#[test]
+fn the_model_shipped_learns_from_every_row_once_the_holdout_has_measured_it() -> anyhow::Result<()>
+{
+    let mut config = sample_config();
+    config.model = churn_train::ModelChoice::Gbdt;
+    let refitted = train(&config, "sample")?;
+    config.refit = false;
+    let measured = train(&config, "sample")?;
+    // One holdout, one measured model: the same numbers either way.
+    assert_eq!(refitted.holdout, measured.holdout);
+    assert_eq!(
+        refitted.holdout_probabilities,
+        measured.holdout_probabilities
+    );
+    let rows = refitted.artifact.metadata.rows;
+    assert_eq!(
+        (refitted.train_rows, refitted.test_rows),
+        (measured.train_rows, measured.test_rows)
+    );
+    assert_eq!(refitted.train_rows + refitted.test_rows, rows);
+    assert_eq!(refitted.trained_on_rows, rows);
+    assert_eq!(measured.trained_on_rows, measured.train_rows);
+    assert_ne!(refitted.artifact.model, measured.artifact.model);
+    for (outcome, refit) in [(&refitted, true), (&measured, false)] {
+        let params = &outcome.artifact.metadata.params;
+        assert_eq!(params["refit"], refit);
+        assert_eq!(params["trained_on_rows"], outcome.trained_on_rows);
+        assert_eq!(
+            outcome.metrics_json()["trained_on_rows"],
+            outcome.trained_on_rows
+        );
+    }
+    assert!(
+        refitted
+            .card
+            .contains(&format!("fitted the same way on all {rows} customers"))
+    );
+    assert!(
+        measured
+            .card
+            .contains("The model shipped is the one measured")
+    );
+    Ok(())
+}
+
 /// Parity: a table scored in batch gives exactly the scores of the same rows sent one by one as
 /// profiles (the online path).
 #[test]

@@ -46,13 +46,27 @@ pub fn model_card(outcome: &TrainOutcome, dataset: &Dataset) -> String {
     );
     let _ = writeln!(
         card,
-        "- {} customers, {} churned ({:.1}%); {} used for training, {} held out for the metrics below",
+        "- {} customers, {} churned ({:.1}%); the metrics below were measured on {} held out \
+         from a model fitted on the other {}",
         metadata.rows,
         metadata.positives,
         100.0 * churn_rate,
-        outcome.train_rows,
-        outcome.test_rows
+        outcome.test_rows,
+        outcome.train_rows
     );
+    let _ = if outcome.trained_on_rows > outcome.train_rows {
+        writeln!(
+            card,
+            "- The model shipped was then fitted the same way on all {} customers, held-out ones \
+             included (`refit = false` ships the measured model instead)",
+            outcome.trained_on_rows
+        )
+    } else {
+        writeln!(
+            card,
+            "- The model shipped is the one measured (`refit = false`)"
+        )
+    };
     if let Some(snapshots) = metadata.params["events"]["snapshots"].as_array() {
         let dates: Vec<&str> = snapshots.iter().filter_map(|date| date.as_str()).collect();
         let _ = writeln!(

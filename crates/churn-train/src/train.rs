@@ -85,6 +85,10 @@ pub struct TrainConfig {
     /// Share of rows held out to measure the fitted model.
     #[serde(default = "default_test_fraction")]
     pub test_fraction: f64,
+    /// Once measured, fit the model shipped on every row, held-out ones included (the
+    /// default); off, the model shipped is the one measured.
+    #[serde(default = "default_refit")]
+    pub refit: bool,
     #[serde(default)]
     pub logistic: LogisticParams,
     #[serde(default)]
@@ -195,6 +199,10 @@ fn default_seed() -> u64 {
     42
 }
 
+fn default_refit() -> bool {
+    true
+}
+
 fn default_test_fraction() -> f64 {
     0.2
 }
@@ -215,6 +223,7 @@ impl TrainConfig {
             cv: None,
             seed: default_seed(),
             test_fraction: default_test_fraction(),
+            refit: default_refit(),
             logistic: LogisticParams::default(),
             gbdt: GbdtParams::default(),
             calibration: CalibrationMethod::default(),
@@ -289,8 +298,11 @@ pub struct TrainOutcome {
     pub holdout_uncalibrated: Option<Metrics>,
     pub cv: Option<CvReport>,
     pub selection: Option<Selection>,
+    /// Rows the measured model was fitted on, and rows it was measured on.
     pub train_rows: usize,
     pub test_rows: usize,
+    /// Rows the shipped model was fitted on: every row when refitted, else `train_rows`.
+    pub trained_on_rows: usize,
     /// Raw features by importance, largest first.
     pub drivers: Vec<Driver>,
     pub card: String,
@@ -310,6 +322,7 @@ impl TrainOutcome {
         }
         map.insert("train_rows".into(), self.train_rows.into());
         map.insert("test_rows".into(), self.test_rows.into());
+        map.insert("trained_on_rows".into(), self.trained_on_rows.into());
         if let Some(cv) = &self.cv {
             map.insert("cv_folds".into(), cv.folds.len().into());
             for (name, _) in self.holdout.named() {
@@ -512,55 +525,61 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         Some(split) => split,
         None => stratified_split(labels, config.test_fraction, config.seed)?,
     };
-    let fitted = fit_model(kind, &dataset, &split.train, &params)?;
-    let train_probabilities = fitted.probabilities(&dataset, &split.train)?;
-    let score_quantiles = quantiles(&train_probabilities, 100);
-    let mut artifact = ModelArtifact {
-        name: name.to_string(),
-        schema: dataset.schema.clone(),
-        preprocessor: fitted.preprocessor.clone(),
-        model: fitted.model.clone(),
-        calibration: fitted.calibration.clone(),
-        bands: Some(
-            config
-                .bands
-                .unwrap_or_else(|| RiskBands::from_quantiles(&score_quantiles)),
-        ),
-        score_quantiles,
-        metadata: TrainingMetadata {
-            churn_version: env!("CARGO_PKG_VERSION").to_string(),
-            data_source: file_name(&dataset.source.path),
-            data_sha256: dataset.source.sha256.clone(),
-            rows: dataset.n_rows(),
-            positives: dataset.labels.positives(),
-            seed: config.seed,
-            params: {
-                let mut params = serde_json::json!({
-                    "model": kind.name(),
-                    "logistic": params.logistic.params(),
-                    "gbdt": params.gbdt.params(),
-                    "calibration": fitted.calibration.as_ref().map(Calibration::method_name),
-                    "trees_grown": fitted.trees_grown,
-                    "test_fraction": config.test_fraction,
-                });
-                // Only when trained on events, so flat-file artifacts keep their bytes.
-                if let Some(events) = &config.events {
-                    params["events"] = serde_json::json!({
-                        "snapshots": snapshots.iter().copied().map(format_date).collect::<Vec<_>>(),
-                        "horizon_days": events.horizon_days,
-                        "operational_only": events.operational_only,
-                        "test": "latest snapshot",
+    // The holdout measures a model fitted without it; the model shipped then learns from every
+    // row (unless `refit` is off), like the one cross-validation and the holdout estimated.
+    let measured = fit_model(kind, &dataset, &split.train, &params)?;
+    let build_artifact = |fitted: &FittedModel, rows: &[usize]| -> Result<ModelArtifact> {
+        let probabilities = fitted.probabilities(&dataset, rows)?;
+        let score_quantiles = quantiles(&probabilities, 100);
+        Ok(ModelArtifact {
+            name: name.to_string(),
+            schema: dataset.schema.clone(),
+            preprocessor: fitted.preprocessor.clone(),
+            model: fitted.model.clone(),
+            calibration: fitted.calibration.clone(),
+            bands: Some(
+                config
+                    .bands
+                    .unwrap_or_else(|| RiskBands::from_quantiles(&score_quantiles)),
+            ),
+            score_quantiles,
+            metadata: TrainingMetadata {
+                churn_version: env!("CARGO_PKG_VERSION").to_string(),
+                data_source: file_name(&dataset.source.path),
+                data_sha256: dataset.source.sha256.clone(),
+                rows: dataset.n_rows(),
+                positives: dataset.labels.positives(),
+                seed: config.seed,
+                params: {
+                    let mut params = serde_json::json!({
+                        "model": kind.name(),
+                        "logistic": params.logistic.params(),
+                        "gbdt": params.gbdt.params(),
+                        "calibration": fitted.calibration.as_ref().map(Calibration::method_name),
+                        "trees_grown": fitted.trees_grown,
+                        "test_fraction": config.test_fraction,
+                        "refit": config.refit,
+                        "trained_on_rows": rows.len(),
                     });
-                }
-                params
+                    // Only when trained on events, so flat-file artifacts keep their bytes.
+                    if let Some(events) = &config.events {
+                        params["events"] = serde_json::json!({
+                            "snapshots": snapshots.iter().copied().map(format_date).collect::<Vec<_>>(),
+                            "horizon_days": events.horizon_days,
+                            "operational_only": events.operational_only,
+                            "test": "latest snapshot",
+                        });
+                    }
+                    params
+                },
+                metrics: BTreeMap::new(),
+                excluded_columns: dataset.excluded.clone(),
             },
-            metrics: BTreeMap::new(),
-            excluded_columns: dataset.excluded.clone(),
-        },
+        })
     };
     // Measure the holdout through the serving path: the artifact's own scorer.
-    let scorer = Scorer::new(artifact.clone())?;
-    let explain = |row: usize| {
+    let measured_artifact = build_artifact(&measured, &split.train)?;
+    let explain_with = |scorer: &Scorer, row: usize| {
         scorer
             .explain_values(|feature| Some(dataset.value(feature, row)))
             .map_err(|source| TrainError::Row {
@@ -568,10 +587,11 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
                 source,
             })
     };
+    let measured_scorer = Scorer::new(measured_artifact.clone())?;
     let holdout_explanations = split
         .test
         .iter()
-        .map(|&row| explain(row))
+        .map(|&row| explain_with(&measured_scorer, row))
         .collect::<Result<Vec<_>>>()?;
     let test_probabilities: Vec<f64> = holdout_explanations
         .iter()
@@ -579,21 +599,37 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         .collect();
     let test_labels: Vec<bool> = split.test.iter().map(|&row| labels[row]).collect();
     let holdout = Metrics::compute(&test_labels, &test_probabilities);
-    let holdout_uncalibrated = artifact.calibration.as_ref().map(|_| {
+    let holdout_uncalibrated = measured_artifact.calibration.as_ref().map(|_| {
         let raw: Vec<f64> = holdout_explanations
             .iter()
             .map(|explanation| sigmoid(explanation.logit))
             .collect();
         Metrics::compute(&test_labels, &raw)
     });
+
+    let trained_on: Vec<usize> = if config.refit {
+        (0..dataset.n_rows()).collect()
+    } else {
+        split.train.clone()
+    };
+    let (mut artifact, scorer) = if config.refit {
+        let artifact = build_artifact(
+            &fit_model(kind, &dataset, &trained_on, &params)?,
+            &trained_on,
+        )?;
+        let scorer = Scorer::new(artifact.clone())?;
+        (artifact, scorer)
+    } else {
+        (measured_artifact, measured_scorer)
+    };
     artifact.metadata.metrics = holdout.to_map();
 
     // Drivers from exact contributions over (up to 2,000 evenly spread) training customers.
-    let step = split.train.len().div_ceil(2000).max(1);
-    let sample: Vec<usize> = split.train.iter().step_by(step).copied().collect();
+    let step = trained_on.len().div_ceil(2000).max(1);
+    let sample: Vec<usize> = trained_on.iter().step_by(step).copied().collect();
     let explanations = sample
         .iter()
-        .map(|&row| explain(row))
+        .map(|&row| explain_with(&scorer, row))
         .collect::<Result<Vec<_>>>()?;
     let drivers = drivers(&dataset, &sample, &explanations);
 
@@ -608,6 +644,7 @@ pub fn train(config: &TrainConfig, name: &str) -> Result<TrainOutcome> {
         selection,
         train_rows: split.train.len(),
         test_rows: split.test.len(),
+        trained_on_rows: trained_on.len(),
         drivers,
         card: String::new(),
         card_html: String::new(),
