@@ -43,6 +43,10 @@ pub struct GbdtParams {
     pub max_bins: usize,
     /// Added to a category's hessian when categories are ordered for a split; tames rare ones.
     pub category_smoothing: f64,
+    /// Columns of at most this many categories are split on any prefix of their ratio order,
+    /// free of the four rules below, which are for columns of many categories (LightGBM's
+    /// `max_cat_to_onehot`).
+    pub few_categories: usize,
     /// Added to `l2` when a categorical split's gain is measured, so that a column of many
     /// categories does not win by fitting each one (LightGBM's `cat_l2`).
     pub category_l2: f64,
@@ -79,6 +83,7 @@ impl Default for GbdtParams {
             min_split_gain: 0.0,
             max_bins: 255,
             category_smoothing: 10.0,
+            few_categories: 4,
             category_l2: 10.0,
             min_data_per_category: 10,
             min_data_per_group: 100,
@@ -433,11 +438,12 @@ impl Grower<'_> {
         histogram
     }
 
-    /// Offers `try_left` the category sets of a categorical column worth trying, LightGBM's
-    /// way: categories with enough rows sorted by smoothed gradient ratio, then growing sets
-    /// from either end (the categories most and least likely to churn), tried when the rows
-    /// added since the last set tried reach `min_data_per_group`. The gain of each is taken
-    /// with `category_l2` more L2 than the leaf's own.
+    /// Offers `try_left` the category sets of a categorical column worth trying, ordered by
+    /// smoothed gradient ratio. A column of few categories offers every prefix. Otherwise
+    /// LightGBM's way: only categories with enough rows, sets grown from either end (the
+    /// categories most and least likely to churn), tried when the rows added since the last
+    /// set tried reach `min_data_per_group`, each gain taken with `category_l2` more L2 than
+    /// the leaf's own.
     fn categorical_splits(
         &self,
         slots: &[Bin],
@@ -446,14 +452,27 @@ impl Grower<'_> {
     ) {
         let params = self.params;
         let n_bins = slots.len() - 1;
+        let few = n_bins <= params.few_categories;
+        let floor = if few {
+            1
+        } else {
+            params.min_data_per_category.max(1)
+        };
         let mut frequent: Vec<usize> = (0..n_bins)
-            .filter(|&bin| {
-                slots[bin].count > 0.0 && slots[bin].count >= params.min_data_per_category as f64
-            })
+            .filter(|&bin| slots[bin].count >= floor as f64)
             .collect();
         let ratio =
             |bin: usize| slots[bin].gradient / (slots[bin].hessian + params.category_smoothing);
         frequent.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)).then(a.cmp(&b)));
+        if few {
+            let (mut left, mut mask) = (Bin::default(), 0u64);
+            for &bin in frequent.iter().take(frequent.len().saturating_sub(1)) {
+                left.add(&slots[bin]);
+                mask |= 1 << bin;
+                try_left(left, bin, mask, 0.0);
+            }
+            return;
+        }
         let most = params.max_categories_picked.min(frequent.len().div_ceil(2));
         let group = params.min_data_per_group as f64;
         for from_high_end in [false, true] {
@@ -1091,6 +1110,43 @@ mod tests {
                 _ => assert_eq!(found.is_none(), expected.is_none(), "{params:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_column_of_few_categories_may_send_any_prefix_left() {
+        // Code 0: 5 rows and the churniest ratio; code 1 churns; code 2 does not.
+        let codes = [0.0, 1.0, 2.0];
+        let mut columns = vec![BinnedColumn::new(&codes, true, 255).unwrap()];
+        lay_out_histogram(&mut columns);
+        let histogram: Vec<Bin> = [(5.0, -10.0), (200.0, -50.0), (200.0, 40.0), (0.0, 0.0)]
+            .into_iter()
+            .map(|(count, gradient)| Bin {
+                gradient,
+                hessian: 0.25 * count,
+                count,
+            })
+            .collect();
+        let mut total = Bin::default();
+        histogram.iter().for_each(|bin| total.add(bin));
+        let best = |params: GbdtParams| {
+            let split = grower(&params, &columns, &[])
+                .best_split(&histogram, &total, 0)
+                .expect("a split");
+            (split.mask, split.gain)
+        };
+        // Three codes are few: codes 0 and 1 go left together, the gain at the leaf's own L2
+        // (Python: g²/(h + 1) summed over the sides, less the parent's).
+        let (mask, gain) = best(GbdtParams::default());
+        assert_eq!(mask, 0b011);
+        assert!((gain - 96.36009011061053).abs() < 1e-9, "{gain}");
+        // Counted as many, the rules apply: code 0 is too rare, one code at most is picked, and
+        // code 2 alone wins (LightGBM's search re-derived in Python).
+        let (mask, gain) = best(GbdtParams {
+            few_categories: 2,
+            ..GbdtParams::default()
+        });
+        assert_eq!(mask, 0b100);
+        assert!((gain - 80.14885305782833).abs() < 1e-9, "{gain}");
     }
 
     /// Churn from one numeric column, and a column of 60 codes drawn at random (noise that a
