@@ -564,10 +564,11 @@ impl Grower<'_> {
                 continue;
             }
             let mut left = Bin::default();
-            for bin in 0..column.n_bins.saturating_sub(1) {
-                left.add(&slots[bin]);
+            let values = &slots[..column.n_bins.saturating_sub(1)];
+            for (bin, slot) in values.iter().enumerate() {
+                left.add(slot);
                 // An empty bin gives the same partition as its neighbour.
-                if slots[bin].count > 0.0 {
+                if slot.count > 0.0 {
                     try_left(left, bin, 0, 0.0);
                 }
             }
