@@ -46,27 +46,12 @@ pub fn model_card(outcome: &TrainOutcome, dataset: &Dataset) -> String {
     );
     let _ = writeln!(
         card,
-        "- {} customers, {} churned ({:.1}%); the metrics below were measured on {} held out \
-         from a model fitted on the other {}",
+        "- {} customers, {} churned ({:.1}%). {}",
         metadata.rows,
         metadata.positives,
         100.0 * churn_rate,
-        outcome.test_rows,
-        outcome.train_rows
+        how_measured_and_fitted(outcome)
     );
-    let _ = if outcome.trained_on_rows > outcome.train_rows {
-        writeln!(
-            card,
-            "- The model shipped was then fitted the same way on all {} customers, held-out ones \
-             included (`refit = false` ships the measured model instead)",
-            outcome.trained_on_rows
-        )
-    } else {
-        writeln!(
-            card,
-            "- The model shipped is the one measured (`refit = false`)"
-        )
-    };
     if let Some(snapshots) = metadata.params["events"]["snapshots"].as_array() {
         let dates: Vec<&str> = snapshots.iter().filter_map(|date| date.as_str()).collect();
         let _ = writeln!(
@@ -226,6 +211,24 @@ fn metric_label(name: &str) -> &'static str {
     }
 }
 
+/// Says which rows measured the model and which the model shipped learnt from.
+fn how_measured_and_fitted(outcome: &TrainOutcome) -> String {
+    let measured = format!(
+        "The metrics below were measured on {} customers held out from a model fitted on the \
+         other {}",
+        outcome.test_rows, outcome.train_rows
+    );
+    if outcome.trained_on_rows > outcome.train_rows {
+        format!(
+            "{measured}; the model shipped was then fitted the same way on all {} customers, \
+             held-out ones included (`refit = false` ships the measured model instead).",
+            outcome.trained_on_rows
+        )
+    } else {
+        format!("{measured}, and is the model shipped (`refit = false`).")
+    }
+}
+
 /// Writes the model card as one self-contained HTML page with the ROC curve, the calibration
 /// curve and the lift chart of the holdout.
 pub fn model_card_html(outcome: &TrainOutcome, dataset: &Dataset) -> String {
@@ -253,8 +256,9 @@ pub fn model_card_html(outcome: &TrainOutcome, dataset: &Dataset) -> String {
     );
     let _ = write!(
         html,
-        "<h2>Metrics</h2>\n<table><tr><th>metric</th><th>holdout ({} customers)</th>\
+        "<h2>Metrics</h2>\n<p>{}</p>\n<table><tr><th>metric</th><th>holdout ({} customers)</th>\
          <th>cross-validation</th></tr>\n",
+        escape(&how_measured_and_fitted(outcome)),
         outcome.test_rows
     );
     for (name, value, cv) in metric_rows(outcome) {
