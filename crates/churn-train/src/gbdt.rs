@@ -452,11 +452,17 @@ impl Grower<'_> {
     ) {
         let params = self.params;
         let n_bins = slots.len() - 1;
+        // Few categories: every prefix from the low end, at the leaf's own L2, is the same
+        // search with no floor, no groups and no penalty.
         let few = n_bins <= params.few_categories;
-        let floor = if few {
-            1
+        let (floor, group, penalty) = if few {
+            (1, 0.0, 0.0)
         } else {
-            params.min_data_per_category.max(1)
+            (
+                params.min_data_per_category.max(1),
+                params.min_data_per_group as f64,
+                params.category_l2,
+            )
         };
         let mut frequent: Vec<usize> = (0..n_bins)
             .filter(|&bin| slots[bin].count >= floor as f64)
@@ -464,18 +470,15 @@ impl Grower<'_> {
         let ratio =
             |bin: usize| slots[bin].gradient / (slots[bin].hessian + params.category_smoothing);
         frequent.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)).then(a.cmp(&b)));
-        if few {
-            let (mut left, mut mask) = (Bin::default(), 0u64);
-            for &bin in frequent.iter().take(frequent.len().saturating_sub(1)) {
-                left.add(&slots[bin]);
-                mask |= 1 << bin;
-                try_left(left, bin, mask, 0.0);
-            }
-            return;
-        }
-        let most = params.max_categories_picked.min(frequent.len().div_ceil(2));
-        let group = params.min_data_per_group as f64;
-        for from_high_end in [false, true] {
+        let (most, ends): (usize, &[bool]) = if few {
+            (frequent.len().saturating_sub(1), &[false])
+        } else {
+            (
+                params.max_categories_picked.min(frequent.len().div_ceil(2)),
+                &[false, true],
+            )
+        };
+        for &from_high_end in ends {
             let (mut left, mut mask, mut added) = (Bin::default(), 0u64, 0.0);
             for index in 0..most {
                 let bin = if from_high_end {
@@ -493,7 +496,7 @@ impl Grower<'_> {
                     continue;
                 }
                 added = 0.0;
-                try_left(left, bin, mask, params.category_l2);
+                try_left(left, bin, mask, penalty);
             }
         }
     }
