@@ -2,7 +2,8 @@
 //! explanation (every feature in words), for a
 //! 300-tree, 31-leaf tree model (early stopping off) and for logistic regression, both trained on
 //! the shipped Telco data, and for the shipped model itself; then the parts: encoding a profile,
-//! the margin and the SHAP values of an encoded row, loading the artifact.
+//! the margin and the SHAP values of an encoded row, loading the artifact; and probability + top-5
+//! reasons over a batch on every core, the nightly rescoring's throughput.
 //! `cargo bench --profile dev --workspace --bench scoring` (with `--workspace`, polars keeps the
 //! features of the test build; `-p churn-train` alone would rebuild it).
 
@@ -12,7 +13,8 @@ use std::path::PathBuf;
 
 use churn_core::{Profile, RawValue, Scorer};
 use churn_train::{CalibrationMethod, GbdtParams, ModelChoice, TrainConfig, train};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rayon::prelude::*;
 
 /// Returns the Telco CSV shipped in `notebooks-data/`.
 fn telco_csv() -> PathBuf {
@@ -100,6 +102,25 @@ fn bench_scoring(c: &mut Criterion) {
                 black_box((top.raising.len(), top.lowering.len()))
             })
         });
+        // What a nightly rescoring does: profiles explained side by side on every core (rayon,
+        // as `churn rescore`), reported per profile (time per batch / batch size, or the
+        // throughput line), so it can be set against the one-profile latency above.
+        let batch = &profiles[..256];
+        let mut group = c.benchmark_group(format!("{name}/batch_of_256_every_core"));
+        group.throughput(Throughput::Elements(batch.len() as u64));
+        group.bench_function("probability_and_top5_reasons", |b| {
+            b.iter(|| {
+                let explained: usize = batch
+                    .par_iter()
+                    .map(|profile| {
+                        let top = scorer.explain_top(profile, 5).expect("explain");
+                        top.raising.len() + top.lowering.len()
+                    })
+                    .sum();
+                black_box(explained)
+            })
+        });
+        group.finish();
         // What Explain does: every feature's reason in words.
         c.bench_function(&format!("{name}/full_explanation"), |b| {
             b.iter(|| {
