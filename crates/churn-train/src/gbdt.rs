@@ -1043,7 +1043,15 @@ mod tests {
         let sums = [(5.0, -10.0), (200.0, -50.0), (200.0, -40.0)]
             .into_iter()
             .chain([0.0, 1.0, 2.0, 3.0, 4.0].map(|gradient| (200.0, gradient)));
+        let (histogram, total) = code_histogram(sums);
+        (columns, histogram, total)
+    }
+
+    /// A categorical column's histogram from each code's (rows, gradient sum) at 0.25 hessian a
+    /// row, with an empty slot for missing values; and its total.
+    fn code_histogram(sums: impl IntoIterator<Item = (f64, f64)>) -> (Vec<Bin>, Bin) {
         let mut histogram: Vec<Bin> = sums
+            .into_iter()
             .map(|(count, gradient)| Bin {
                 gradient,
                 hessian: 0.25 * count,
@@ -1053,7 +1061,7 @@ mod tests {
         histogram.push(Bin::default());
         let mut total = Bin::default();
         histogram.iter().for_each(|bin| total.add(bin));
-        (columns, histogram, total)
+        (histogram, total)
     }
 
     /// Expected splits and gains from LightGBM's search re-derived in Python from
@@ -1122,16 +1130,7 @@ mod tests {
         let codes = [0.0, 1.0, 2.0];
         let mut columns = vec![BinnedColumn::new(&codes, true, 255).unwrap()];
         lay_out_histogram(&mut columns);
-        let histogram: Vec<Bin> = [(5.0, -10.0), (200.0, -50.0), (200.0, 40.0), (0.0, 0.0)]
-            .into_iter()
-            .map(|(count, gradient)| Bin {
-                gradient,
-                hessian: 0.25 * count,
-                count,
-            })
-            .collect();
-        let mut total = Bin::default();
-        histogram.iter().for_each(|bin| total.add(bin));
+        let (histogram, total) = code_histogram([(5.0, -10.0), (200.0, -50.0), (200.0, 40.0)]);
         let best = |params: GbdtParams| {
             let split = grower(&params, &columns, &[])
                 .best_split(&histogram, &total, 0)
