@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use churn_serve::proto;
-use churn_serve::proto::alert_service_client::AlertServiceClient;
-use churn_serve::proto::churn_service_client::ChurnServiceClient;
+use churn_api::proto;
+use churn_api::proto::alert_service_client::AlertServiceClient;
+use churn_api::proto::churn_service_client::ChurnServiceClient;
 use churn_serve::{RunningServer, ServeOptions};
 use tonic::transport::Channel;
 
@@ -354,7 +354,7 @@ async fn scores_raise_alerts_once_per_customer_and_agents_close_the_loop() -> an
 }
 
 fn band_name(band: proto::RiskBand) -> &'static str {
-    churn_serve::convert::band_from_proto(band).map_or("?", |band| band.as_str())
+    churn_api::convert::band_from_proto(band).map_or("?", |band| band.as_str())
 }
 
 /// Reads `count` events from a stream, failing if one takes over 30 s.
@@ -497,7 +497,7 @@ async fn a_stalled_stream_is_cut_off_with_its_cursor_and_holds_nothing_up() -> a
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}");
     let resume: u64 = status
         .metadata()
-        .get(churn_serve::alert_service::RESUME_CURSOR_TRAILER)
+        .get(churn_serve::grpc::RESUME_CURSOR_TRAILER)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
         .expect("a resume cursor");

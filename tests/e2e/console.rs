@@ -5,8 +5,8 @@
 use std::io::BufRead;
 use std::net::SocketAddr;
 
+use churn_api::proto;
 use churn_serve::ServeOptions;
-use churn_serve::proto;
 use serde_json::json;
 
 use crate::alerts::{ALERT_ON_EVERY_SCORE, AlertServer, start_alerts};

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use churn_api::proto;
+use churn_api::proto::churn_service_client::ChurnServiceClient;
 use churn_core::RawValue;
 use churn_serve::ServeOptions;
-use churn_serve::proto;
-use churn_serve::proto::churn_service_client::ChurnServiceClient;
 use churn_train::ModelChoice;
 use polars::prelude::*;
 
@@ -142,7 +142,7 @@ async fn rescored_rows_equal_the_grpc_score_of_the_same_profiles_to_the_bit() ->
             let logit = number(&frame, "logit", row)?.unwrap_or(f64::NAN);
             assert_eq!(logit.to_bits(), online.logit.to_bits());
             assert_eq!(number(&frame, "percentile", row)?, Some(online.percentile));
-            let band = churn_serve::convert::band_from_proto(online.band()).map(|b| b.as_str());
+            let band = churn_api::convert::band_from_proto(online.band()).map(|b| b.as_str());
             assert_eq!(text(&frame, "band", row)?.as_deref(), band);
             bands_seen.insert(band);
             for (direction, reasons) in
@@ -467,9 +467,9 @@ fn alerts_follow_the_policy_and_are_ranked_by_revenue_at_risk() -> anyhow::Resul
     assert_eq!(alerts.column("rank")?.i64()?.get(0), Some(1));
 
     // The policy shipped beside the Telco model reads.
-    let shipped = churn_serve::config::read_alert_policy(
-        &churn_e2e::repo_root().join("models/telco/alert-policy.toml"),
-    )?;
+    let shipped = churn_core::AlertPolicy::from_toml(&std::fs::read_to_string(
+        churn_e2e::repo_root().join("models/telco/alert-policy.toml"),
+    )?)?;
     assert_eq!(shipped.value_feature.as_deref(), Some("MonthlyCharges"));
 
     // A misspelt policy key is refused by name before anything is scored.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use churn_serve::proto;
-use churn_serve::proto::admin_service_client::AdminServiceClient;
-use churn_serve::proto::churn_service_client::ChurnServiceClient;
+use churn_api::proto;
+use churn_api::proto::admin_service_client::AdminServiceClient;
+use churn_api::proto::churn_service_client::ChurnServiceClient;
 use churn_serve::{RunningServer, ServeOptions};
 use churn_train::{ModelChoice, train};
 use tonic::transport::Channel;
@@ -44,12 +44,12 @@ pub(crate) async fn start(model: &Path, options: ServeOptions) -> anyhow::Result
 }
 
 pub(crate) async fn channel(server: &RunningServer) -> anyhow::Result<Channel> {
-    Ok(churn_serve::loadtest::connect(&format!("http://{}", server.grpc_addr())).await?)
+    Ok(churn_api::client::connect(&format!("http://{}", server.grpc_addr())).await?)
 }
 
 /// The fixture's rows as protobuf profiles of the model's features.
 pub(crate) fn fixture_profiles(model: &proto::ModelInfo) -> anyhow::Result<Vec<proto::Profile>> {
-    churn_cli::serve::profiles_for(model, &churn_e2e::fixture("telco-sample.csv"))
+    churn_cli::client::profiles_for(model, &churn_e2e::fixture("telco-sample.csv"))
 }
 
 /// Checks one gRPC result against the `churn score` JSON line of the same row, to the bit.
@@ -65,7 +65,7 @@ fn assert_same_as_cli(response: &proto::ScoreResponse, line: &serde_json::Value)
         "{line}"
     );
     assert_eq!(
-        churn_serve::convert::band_from_proto(response.band()).map_or("?", |band| band.as_str()),
+        churn_api::convert::band_from_proto(response.band()).map_or("?", |band| band.as_str()),
         line["band"].as_str().unwrap_or_default()
     );
     assert_eq!(
@@ -288,7 +288,7 @@ async fn the_load_generator_counts_what_the_server_answered() -> anyhow::Result<
         .await?
         .into_inner();
     let profiles = fixture_profiles(&model)?;
-    let test = churn_serve::loadtest::LoadTest {
+    let test = churn_cli::load_generator::LoadTest {
         addr: format!("http://{}", server.grpc_addr()),
         concurrency: 4,
         connections: 2,
@@ -299,7 +299,7 @@ async fn the_load_generator_counts_what_the_server_answered() -> anyhow::Result<
         top_k: 5,
         fresh_customers: false,
     };
-    let report = churn_serve::loadtest::run(&test, profiles.clone()).await?;
+    let report = churn_cli::load_generator::run(&test, profiles.clone()).await?;
     assert!(report.requests > 10, "{report}");
     assert_eq!(report.errors, 0, "{report}");
     assert!(
@@ -318,11 +318,11 @@ async fn the_load_generator_counts_what_the_server_answered() -> anyhow::Result<
     unknown
         .features
         .insert("tenur".into(), value(proto::value::Kind::Number(3.0)));
-    let refused = churn_serve::loadtest::LoadTest {
+    let refused = churn_cli::load_generator::LoadTest {
         rate: Some(200.0),
         ..test
     };
-    let report = churn_serve::loadtest::run(&refused, vec![unknown]).await?;
+    let report = churn_cli::load_generator::run(&refused, vec![unknown]).await?;
     assert!(report.requests > 10, "{report}");
     assert_eq!(report.errors, report.requests, "{report}");
     let error = report.first_error.unwrap_or_default();

@@ -3,7 +3,7 @@
 //! exits non-zero only when too many rows were rejected.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,7 +91,7 @@ pub fn rescore(args: RescoreArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
             path: path.clone(),
             format: OutputFormat::from_path(path)?,
             policy: match &args.alert_policy {
-                Some(file) => churn_serve::config::read_alert_policy(file)?,
+                Some(file) => read_alert_policy(file)?,
                 None => AlertPolicy::default(),
             },
         }),
@@ -229,4 +229,11 @@ impl ProgressReporter {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Reads an alert policy file, naming it in any error.
+fn read_alert_policy(file: &Path) -> anyhow::Result<AlertPolicy> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read alert policy `{}`", file.display()))?;
+    AlertPolicy::from_toml(&text).with_context(|| format!("alert policy `{}`", file.display()))
 }

@@ -195,6 +195,21 @@ pub enum AlertDecision {
 }
 
 impl AlertPolicy {
+    /// Reads a policy from the text of a TOML policy file (`alert-policy.toml`) and checks it:
+    /// unknown keys and out-of-range values are refused by name. The caller reads the file and
+    /// names it in the error, as this crate knows no files.
+    pub fn from_toml(text: &str) -> Result<AlertPolicy> {
+        let policy: AlertPolicy =
+            toml::from_str(text).map_err(|error| CoreError::InvalidPolicy {
+                reason: error.message().to_string(),
+                line: error
+                    .span()
+                    .map(|span| text[..span.start.min(text.len())].lines().count().max(1)),
+            })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
     /// Checks the settings, naming the first one out of range.
     pub fn validate(&self) -> Result<()> {
         let bad = |setting: &str, value: f64, expected: &str| CoreError::InvalidSetting {
@@ -305,6 +320,30 @@ mod tests {
     use super::*;
 
     const DAY: Timestamp = 86_400;
+
+    #[test]
+    fn a_policy_file_reads_and_bad_ones_are_refused_by_key_and_line() {
+        let policy = AlertPolicy::from_toml(
+            "min_band = \"medium\"\ncooldown_days = 7\n[acknowledge_within_hours]\nhigh = 2\n",
+        )
+        .unwrap();
+        assert_eq!(policy.min_band, Some(RiskBand::Medium));
+        assert_eq!(policy.cooldown_days, 7.0);
+        assert_eq!(policy.acknowledge_within_hours.high, 2.0);
+
+        let typo = AlertPolicy::from_toml("cooldown_days = 7\nmin_bnad = \"high\"\n").unwrap_err();
+        let text = typo.to_string();
+        assert!(
+            text.starts_with("line 2: unknown field `min_bnad`"),
+            "{text}"
+        );
+
+        let out_of_range = AlertPolicy::from_toml("min_rise = 1.5\n").unwrap_err();
+        assert_eq!(
+            out_of_range.to_string(),
+            "setting `min_rise`: 1.5 is not between 0 (off) and 1"
+        );
+    }
 
     fn score(probability: f64, band: RiskBand, at: Timestamp) -> ScoreEvent {
         ScoreEvent {

@@ -40,6 +40,14 @@ pub enum CoreError {
         value: String,
         expected: String,
     },
+    /// An alert policy's text is not valid TOML or names a setting that does not exist.
+    #[error("{}{reason}", line.map(|line| format!("line {line}: ")).unwrap_or_default())]
+    InvalidPolicy {
+        /// What the parser said.
+        reason: String,
+        /// The line it points at, when it points at one.
+        line: Option<usize>,
+    },
     /// The artifact could not be parsed or is internally inconsistent.
     #[error("invalid model artifact: {reason}")]
     InvalidArtifact { reason: String },
@@ -62,7 +70,8 @@ impl CoreError {
             | CoreError::UnknownCategory { feature, .. } => Some(feature),
             CoreError::InvalidArtifact { .. }
             | CoreError::UnsupportedFormatVersion { .. }
-            | CoreError::InvalidSetting { .. } => None,
+            | CoreError::InvalidSetting { .. }
+            | CoreError::InvalidPolicy { .. } => None,
         }
     }
 
@@ -73,6 +82,7 @@ impl CoreError {
             CoreError::InvalidArtifact { .. }
                 | CoreError::UnsupportedFormatVersion { .. }
                 | CoreError::InvalidSetting { .. }
+                | CoreError::InvalidPolicy { .. }
         )
     }
 }

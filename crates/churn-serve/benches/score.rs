@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use churn_api::proto;
+use churn_serve::grpc::ChurnApi;
 use churn_serve::model::ModelSlot;
-use churn_serve::proto;
-use churn_serve::service::ChurnApi;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 /// Telco customer 7590-VHVEG, as a CRM would send it.

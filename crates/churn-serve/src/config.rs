@@ -57,6 +57,7 @@ pub struct AlertsConfig {
     pub policy: AlertPolicy,
     /// Where the policy was read from; `None` for the built-in default.
     pub policy_file: Option<PathBuf>,
+    /// How durably each commit is written (`normal`, or `full` to fsync every commit).
     pub synchronous: Synchronous,
     /// How often open alerts are checked against their time to acknowledge.
     pub escalation_interval: Duration,
@@ -69,20 +70,14 @@ pub const DEFAULT_ALERTS_DB: &str = "churn-alerts.sqlite";
 /// The policy file looked for next to the model when none is configured.
 pub const POLICY_FILE_NAME: &str = "alert-policy.toml";
 
-/// Reads an alert policy from a TOML file; unknown keys and out-of-range values are refused by
-/// name.
+/// Reads an alert policy file (see [`AlertPolicy::from_toml`]), naming the file in any error.
 pub fn read_alert_policy(file: &Path) -> Result<AlertPolicy> {
     let file_error = |reason: String| ServeError::ConfigFile {
         path: file.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(file).map_err(|error| file_error(error.to_string()))?;
-    let policy: AlertPolicy =
-        toml::from_str(&text).map_err(|error| file_error(error.to_string()))?;
-    policy
-        .validate()
-        .map_err(|error| file_error(error.to_string()))?;
-    Ok(policy)
+    AlertPolicy::from_toml(&text).map_err(|error| file_error(error.to_string()))
 }
 
 impl Default for ServeConfig {
@@ -118,12 +113,19 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeOptions {
+    /// Model folder or model.json (default `models/telco`).
     pub model: Option<PathBuf>,
+    /// gRPC address (default `127.0.0.1:50051`).
     pub addr: Option<SocketAddr>,
+    /// HTTP address of `/metrics` and the console (default `127.0.0.1:9464`).
     pub metrics_addr: Option<SocketAddr>,
+    /// Most profiles in one ScoreBatch.
     pub max_batch: Option<usize>,
+    /// Most reasons asked for each way.
     pub max_top_k: Option<usize>,
+    /// Largest request message, in bytes.
     pub max_message_bytes: Option<usize>,
+    /// How often the model file is checked for a change, in milliseconds (0: never).
     pub watch_interval_ms: Option<u64>,
     /// SQLite file of alerts, or `off` to run without alerts.
     pub alerts_db: Option<PathBuf>,
@@ -131,7 +133,9 @@ pub struct ServeOptions {
     pub alert_policy: Option<PathBuf>,
     /// `normal` or `full` (fsync every commit).
     pub alerts_sync: Option<String>,
+    /// How often open alerts are checked against their time to acknowledge, in milliseconds.
     pub escalation_interval_ms: Option<u64>,
+    /// Events buffered for a live stream before a slow one is cut off.
     pub alert_stream_buffer: Option<usize>,
     /// Serve the agent console on the metrics port (default true when alerts are on).
     pub console: Option<bool>,

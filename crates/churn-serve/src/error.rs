@@ -1,5 +1,8 @@
 //! Errors of the service: the server's own faults (a model that will not load, a port that will
 //! not bind) apart from a caller's bad request, which maps to a gRPC status in one place.
+//!
+//! Each message says its cause once: a variant either writes its cause into the message (the
+//! field is then not a `source`) or leaves it to the error chain that `{:#}` prints, never both.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,64 +15,153 @@ pub type Result<T, E = ServeError> = std::result::Result<T, E>;
 /// What can stop the server from starting or a model from loading.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot read model `{path}`: {source}")]
+    /// The model file cannot be read; a relative path also says the folder it was looked for in.
+    #[error("cannot read model `{}`{}: {cause}", path.display(), looked_in(path))]
     ReadModel {
+        /// The model folder or file as configured.
         path: PathBuf,
-        source: std::io::Error,
+        /// Why it cannot be read.
+        cause: std::io::Error,
     },
-    #[error("model `{path}`: {source}")]
-    InvalidModel { path: PathBuf, source: CoreError },
-    #[error("cannot read config `{path}`: {reason}")]
-    ConfigFile { path: PathBuf, reason: String },
-    #[error("config `{key}` = `{value}`: {reason}")]
-    InvalidConfig {
-        key: String,
-        value: String,
+    /// The model file reads but is not a model this build can serve.
+    #[error("model `{}`: {cause}", path.display())]
+    InvalidModel {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: CoreError,
+    },
+    /// A settings or policy file cannot be read or parsed.
+    #[error("cannot read config `{}`: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// Why, with the line where the parser points at one.
         reason: String,
     },
-    #[error("alert store `{path}`: {reason}")]
-    AlertStore { path: PathBuf, reason: String },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
+    /// A setting has a value out of its range.
+    #[error("config `{key}` = `{value}`: {reason}")]
+    InvalidConfig {
+        /// The setting's name.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What the value should be.
+        reason: String,
     },
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect { addr: String, reason: String },
-    #[error("server failed: {0}")]
+    /// The alert store cannot be opened or started.
+    #[error("alert store `{}`: {reason}", path.display())]
+    AlertStore {
+        /// The store's file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A port cannot be bound.
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// The gRPC server stopped with an error.
+    // tonic's transport error says only "transport error"; the chain `{:#}` prints holds the rest.
+    #[error("server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The server stopped with an input/output error.
     #[error("server failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(error: std::io::Error) -> Self {
+        ServeError::Io(error)
+    }
+}
+
+/// Returns ` (in FOLDER)` for a relative path, naming the working folder it was resolved in, so
+/// that a server started from another folder says where it looked.
+fn looked_in(path: &std::path::Path) -> String {
+    if path.is_absolute() {
+        return String::new();
+    }
+    std::env::current_dir()
+        .map(|folder| format!(" (in {})", folder.display()))
+        .unwrap_or_default()
 }
 
 /// Why a request (or one profile of a batch) cannot be answered. Every variant is the caller's
 /// fault except `Internal`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
+    /// A profile the model cannot score (or, when not the caller's fault, a broken model).
     #[error(transparent)]
     Profile(#[from] CoreError),
+    /// A required field is absent or blank.
     #[error("`{field}` is required")]
-    Required { field: &'static str },
-    #[error("`customer_id` is {length} bytes long; the limit is {limit}")]
-    CustomerIdTooLong { length: usize, limit: usize },
-    #[error("`{field}` is {length} bytes long; the limit is {limit}")]
-    TooLong {
+    Required {
+        /// The field.
         field: &'static str,
+    },
+    /// A customer id over the length limit.
+    #[error("`customer_id` is {length} bytes long; the limit is {limit}")]
+    CustomerIdTooLong {
+        /// Its length in bytes.
         length: usize,
+        /// The longest accepted.
         limit: usize,
     },
+    /// A text field over its length limit.
+    #[error("`{field}` is {length} bytes long; the limit is {limit}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length in bytes.
+        length: usize,
+        /// The longest accepted.
+        limit: usize,
+    },
+    /// No alert has this id.
     #[error("`alert_id` `{id}` does not exist")]
-    NotFound { id: String },
+    NotFound {
+        /// The id as given.
+        id: String,
+    },
+    /// The alert is in a state that does not allow the change (resolving twice, say).
     #[error("{reason}")]
-    FailedPrecondition { reason: String },
+    FailedPrecondition {
+        /// Which alert, its state, and the change refused.
+        reason: String,
+    },
+    /// A field's value is not one of those allowed.
     #[error("`{field}`: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What was given and what is expected.
+        reason: String,
+    },
+    /// The alert store cannot take the change now; nothing was recorded.
     #[error("alerts cannot be recorded now ({reason}); nothing was reported, retry the call")]
-    Unavailable { reason: String },
+    Unavailable {
+        /// What the store said.
+        reason: String,
+    },
+    /// A batch over `max_batch` profiles.
     #[error("`profiles` has {count} profiles; the limit is {limit} per batch")]
-    BatchTooLarge { count: usize, limit: usize },
+    BatchTooLarge {
+        /// Profiles sent.
+        count: usize,
+        /// Most accepted.
+        limit: usize,
+    },
+    /// The server's own fault.
     #[error("internal error: {reason}")]
-    Internal { reason: String },
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl RequestError {
@@ -108,8 +200,49 @@ impl RequestError {
     }
 }
 
+impl From<churn_api::ApiError> for RequestError {
+    fn from(error: churn_api::ApiError) -> Self {
+        use churn_api::ApiError;
+        match error {
+            ApiError::Profile(error) => RequestError::Profile(error),
+            ApiError::Required { field } => RequestError::Required { field },
+            ApiError::CustomerIdTooLong { length, limit } => {
+                RequestError::CustomerIdTooLong { length, limit }
+            }
+            // A server never connects anywhere on a request's path.
+            ApiError::Connect { .. } => RequestError::Internal {
+                reason: error.to_string(),
+            },
+        }
+    }
+}
+
 impl From<RequestError> for tonic::Status {
     fn from(error: RequestError) -> Self {
         tonic::Status::new(error.code(), error.to_string())
+    }
+}
+
+/// Returns a gRPC code's canonical name, as in `grpc-status` documentation.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

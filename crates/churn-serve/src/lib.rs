@@ -1,9 +1,14 @@
 //! The gRPC scoring service behind `churn serve`: tonic services for `churn.v1` (Score,
-//! ScoreBatch, ScoreStream, Explain, GetModel, ReloadModel), `grpc.health.v1`, server reflection,
-//! model hot reload, Prometheus metrics, the agent console, configuration, and a load generator.
+//! ScoreBatch, ScoreStream, Explain, GetModel, ReloadModel, the AlertService), `grpc.health.v1`,
+//! server reflection, model hot reload, Prometheus metrics, the agent console, settings, and the
+//! alert store.
 //!
-//! Scoring itself is `churn-core`'s [`churn_core::Scorer`], the same code as the batch path; this
-//! crate only moves profiles in and results out. It knows no polars and no training.
+//! Scoring itself is `churn-core`'s [`churn_core::Scorer`], the same code as the batch path; the
+//! wire contract is `churn-api`'s. This crate only moves profiles in and results out, and keeps
+//! alerts. It knows no polars and no training.
+//!
+//! Layout: `grpc/` (the tonic services), `http/` (`/metrics` and the console), `alerts/` (the
+//! alert store behind one trait), `requests` (request checks both front ends share).
 //!
 //! ```no_run
 //! # async fn demo() -> churn_serve::Result<()> {
@@ -14,28 +19,18 @@
 //! # }
 //! ```
 
-pub mod alert_service;
+#![warn(missing_docs)]
+
 pub mod alerts;
 pub mod config;
-pub mod console;
-pub mod convert;
 pub mod error;
-pub mod loadtest;
+pub mod grpc;
+pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod requests;
 pub mod server;
-pub mod service;
-
-/// The `churn.v1` protocol, generated from `proto/churn/v1/churn.proto`.
-pub mod proto {
-    #![allow(missing_docs, clippy::all, clippy::pedantic)]
-    tonic::include_proto!("churn.v1");
-
-    /// The encoded descriptors of `churn.v1`, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("churn_v1_descriptor");
-}
 
 pub use config::{ServeConfig, ServeOptions};
 pub use error::{RequestError, Result, ServeError};
-pub use server::{RunningServer, avoid_huge_page_stalls, runtime, serve, start};
+pub use server::{RunningServer, runtime, serve, start};

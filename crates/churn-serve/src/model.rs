@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
+use churn_api::convert::kind_to_proto;
+use churn_api::proto;
 use churn_core::{FeatureEncoding, Model, ModelArtifact, Scorer};
 
-use crate::convert::kind_to_proto;
 use crate::error::{Result, ServeError};
-use crate::proto;
 
 /// A loaded, validated model with what the service reports about it.
 #[derive(Debug)]
 pub struct LoadedModel {
+    /// Scores and explains profiles.
     pub scorer: Scorer,
     /// First 16 hex digits of the artifact file's SHA-256.
     pub version: String,
@@ -22,6 +23,7 @@ pub struct LoadedModel {
     pub file: PathBuf,
     /// When the artifact file was last written.
     pub written_at: SystemTime,
+    /// When this server loaded it.
     pub loaded_at: SystemTime,
 }
 
@@ -29,17 +31,17 @@ impl LoadedModel {
     /// Reads and checks an artifact from a model folder or a model.json path.
     pub fn load(path: &Path) -> Result<Self> {
         let file = model_file(path);
-        let read_error = |source| ServeError::ReadModel {
+        let read_error = |cause| ServeError::ReadModel {
             path: file.clone(),
-            source,
+            cause,
         };
         let bytes = std::fs::read(&file).map_err(read_error)?;
         let written_at = std::fs::metadata(&file)
             .and_then(|metadata| metadata.modified())
             .map_err(read_error)?;
-        let invalid = |source| ServeError::InvalidModel {
+        let invalid = |cause| ServeError::InvalidModel {
             path: file.clone(),
-            source,
+            cause,
         };
         let json = String::from_utf8(bytes).map_err(|error| {
             invalid(churn_core::CoreError::InvalidArtifact {
@@ -143,6 +145,7 @@ pub fn model_file(path: &Path) -> PathBuf {
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reloaded {
+    /// The version serving after the reload.
     pub version: String,
     /// Whether a different artifact was swapped in.
     pub changed: bool,

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use churn_api::proto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -14,15 +15,13 @@ use tonic::codegen::http;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::alert_service::AlertApi;
 use crate::alerts::{AlertHub, HubSettings, SqliteStore};
 use crate::config::{AlertsConfig, ServeConfig};
-use crate::console::Console;
 use crate::error::{Result, ServeError};
+use crate::grpc::{AlertApi, ChurnApi};
+use crate::http::Console;
 use crate::metrics::Metrics;
 use crate::model::{ModelSlot, Reloaded};
-use crate::proto;
-use crate::service::ChurnApi;
 
 /// Stack size of the runtime's threads. TreeSHAP recurses once per tree level (at most
 /// `churn_core::compiled::MAX_TREE_DEPTH`), so give it room beyond the 2 MiB default.
@@ -34,19 +33,6 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)
         .build()
-}
-
-/// Asks Linux not to back this process's memory with transparent huge pages, for a process
-/// whose answers must not stall: the allocator (mimalloc) marks its arenas for huge pages, and
-/// the first touch of each fresh 2 MiB then clears it whole, in the thread that touched it.
-/// On a virtual machine that took 6-7 ms (measured with 5,000 Score calls/s of new customers:
-/// the alert store's memory grew under the lock every call takes, and every call waited), where
-/// 4 KiB pages spread the same cost thin. Best effort: a refusal is logged and changes nothing.
-pub fn avoid_huge_page_stalls() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
-        tracing::debug!(%error, "cannot turn transparent huge pages off");
-    }
 }
 
 /// A server that is accepting requests.
@@ -130,13 +116,16 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         Ok(())
     });
 
-    let mut router = axum::Router::new()
-        .route("/metrics", axum::routing::get(render_metrics))
-        .with_state(metrics.clone());
-    if let (Some(hub), Some(console)) = (alerts.clone(), &config.console) {
-        let console = Console::new(hub, slot.clone(), console.token.clone(), stopped.clone());
-        router = router.merge(console.router());
-    }
+    let console = match (alerts.clone(), &config.console) {
+        (Some(hub), Some(console)) => Some(Console::new(
+            hub,
+            slot.clone(),
+            console.token.clone(),
+            stopped.clone(),
+        )),
+        _ => None,
+    };
+    let router = crate::http::router(metrics.clone(), console);
     let metrics_stopped = stopped.clone();
     let metrics_task = tokio::spawn(async move {
         axum::serve(metrics_listener, router)
@@ -303,7 +292,7 @@ async fn escalate_overdue(
         }
         let sweeping = hub.clone();
         let swept =
-            tokio::task::spawn_blocking(move || sweeping.escalate_overdue(crate::service::now()))
+            tokio::task::spawn_blocking(move || sweeping.escalate_overdue(crate::requests::now()))
                 .await
                 .map_err(|error| ServeError::Io(std::io::Error::other(error)))?;
         match swept {
@@ -354,7 +343,7 @@ async fn until_stopped(mut stopped: watch::Receiver<bool>) {
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|cause| ServeError::Bind { addr, cause })
 }
 
 fn reflection_error(error: tonic_reflection::server::Error) -> ServeError {
@@ -394,16 +383,4 @@ fn oversized_message_is_invalid_argument<B>(mut response: http::Response<B>) -> 
         }
     }
     response
-}
-
-async fn render_metrics(
-    axum::extract::State(metrics): axum::extract::State<Metrics>,
-) -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.render(),
-    )
 }

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use churn_serve::proto;
-use churn_serve::proto::alert_service_client::AlertServiceClient;
-use churn_serve::proto::churn_service_client::ChurnServiceClient;
+use churn_api::proto;
+use churn_api::proto::alert_service_client::AlertServiceClient;
+use churn_api::proto::churn_service_client::ChurnServiceClient;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -117,14 +117,14 @@ async fn client(
     server: &ServerProcess,
 ) -> anyhow::Result<ChurnServiceClient<tonic::transport::Channel>> {
     Ok(ChurnServiceClient::new(
-        churn_serve::loadtest::connect(&server.addr).await?,
+        churn_api::client::connect(&server.addr).await?,
     ))
 }
 
 /// Telco customers as protobuf profiles of the shipped model's features.
 fn telco_profiles(model: &proto::ModelInfo, count: usize) -> anyhow::Result<Vec<proto::Profile>> {
     let data = repo_root().join("notebooks-data/telco/Telco-Customer-Churn.csv");
-    let mut profiles = churn_cli::serve::profiles_for(model, &data)?;
+    let mut profiles = churn_cli::client::profiles_for(model, &data)?;
     profiles.truncate(count);
     Ok(profiles)
 }
@@ -414,8 +414,7 @@ async fn every_alert_a_client_was_told_of_survives_kill_9_exactly_once() -> anyh
     );
 
     let restarted = ServerProcess::start(&args, &[])?;
-    let mut alerts =
-        AlertServiceClient::new(churn_serve::loadtest::connect(&restarted.addr).await?);
+    let mut alerts = AlertServiceClient::new(churn_api::client::connect(&restarted.addr).await?);
     let stored = all_alerts(&mut alerts, proto::AlertFilter::default()).await?;
     let by_id: std::collections::HashMap<&str, &proto::Alert> = stored
         .iter()
@@ -440,8 +439,7 @@ async fn every_alert_a_client_was_told_of_survives_kill_9_exactly_once() -> anyh
     let (customer, id, _) = &told[0];
     let mut profile = profiles[0].clone();
     profile.customer_id = customer.clone();
-    let mut scoring =
-        ChurnServiceClient::new(churn_serve::loadtest::connect(&restarted.addr).await?);
+    let mut scoring = ChurnServiceClient::new(churn_api::client::connect(&restarted.addr).await?);
     let response = scoring
         .score(proto::ScoreRequest {
             profile: Some(profile),

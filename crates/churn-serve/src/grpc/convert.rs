@@ -1,116 +1,13 @@
-//! Between protobuf messages and `churn-core` values, in both directions.
+//! The server's side of the wire contract: responses built from a loaded model, and the alert
+//! store's records as messages. Conversions of `churn-core` values alone are `churn-api`'s.
 
-use churn_core::{
-    CoreError, Explanation, FeatureKind, Profile, RawValue, Reason, RiskBand, TopReasons,
-};
-
-use churn_core::Timestamp;
+use churn_api::convert::{band_to_proto, reason_to_proto};
+use churn_api::proto;
+use churn_core::{Explanation, RawValue, Timestamp, TopReasons};
 
 use crate::alerts::{AlertEvent, AlertRecord, AlertState, EventKind, Outcome, StoredReason};
-use crate::error::RequestError;
+use crate::error::{RequestError, code_name};
 use crate::model::LoadedModel;
-use crate::proto;
-
-/// Longest `customer_id` accepted, in bytes.
-pub const MAX_CUSTOMER_ID_BYTES: usize = 256;
-
-/// Reads a request's profile: the customer id (non-empty, bounded) and the raw values.
-pub fn profile_from_proto(
-    profile: Option<proto::Profile>,
-) -> Result<(String, Profile), RequestError> {
-    let profile = profile.ok_or(RequestError::Required { field: "profile" })?;
-    let customer_id = profile.customer_id;
-    if customer_id.trim().is_empty() {
-        return Err(RequestError::Required {
-            field: "customer_id",
-        });
-    }
-    if customer_id.len() > MAX_CUSTOMER_ID_BYTES {
-        return Err(RequestError::CustomerIdTooLong {
-            length: customer_id.len(),
-            limit: MAX_CUSTOMER_ID_BYTES,
-        });
-    }
-    let mut values = Profile::new();
-    for (name, value) in profile.features {
-        let raw = match value.kind {
-            None => RawValue::Missing,
-            Some(proto::value::Kind::Number(number)) if !number.is_finite() => {
-                return Err(CoreError::NonFinite {
-                    feature: name,
-                    value: number.to_string(),
-                }
-                .into());
-            }
-            Some(proto::value::Kind::Number(number)) => RawValue::Number(number),
-            Some(proto::value::Kind::Text(text)) => RawValue::Text(text),
-            Some(proto::value::Kind::Flag(flag)) => RawValue::Bool(flag),
-        };
-        values.insert(name, raw);
-    }
-    Ok((customer_id, values))
-}
-
-/// Writes a profile as a protobuf message (for clients and the load generator).
-pub fn profile_to_proto(customer_id: &str, profile: &Profile) -> proto::Profile {
-    proto::Profile {
-        assignee: String::new(),
-        team: String::new(),
-        customer_id: customer_id.to_string(),
-        features: profile
-            .iter()
-            .map(|(name, value)| (name.clone(), value_to_proto(value)))
-            .collect(),
-    }
-}
-
-/// Returns a raw value as a protobuf value (no kind for missing).
-pub fn value_to_proto(value: &RawValue) -> proto::Value {
-    let kind = match value {
-        RawValue::Missing => None,
-        RawValue::Bool(flag) => Some(proto::value::Kind::Flag(*flag)),
-        RawValue::Number(number) => Some(proto::value::Kind::Number(*number)),
-        RawValue::Text(text) => Some(proto::value::Kind::Text(text.clone())),
-    };
-    proto::Value { kind }
-}
-
-fn reason_to_proto(reason: &Reason) -> proto::Reason {
-    proto::Reason {
-        feature: reason.feature.clone(),
-        value: Some(value_to_proto(&reason.value)),
-        contribution: reason.contribution,
-        message: reason.text.clone(),
-    }
-}
-
-/// Returns the protobuf band.
-pub fn band_to_proto(band: RiskBand) -> proto::RiskBand {
-    match band {
-        RiskBand::Low => proto::RiskBand::Low,
-        RiskBand::Medium => proto::RiskBand::Medium,
-        RiskBand::High => proto::RiskBand::High,
-    }
-}
-
-/// Returns the band of a protobuf band, `None` when unspecified.
-pub fn band_from_proto(band: proto::RiskBand) -> Option<RiskBand> {
-    match band {
-        proto::RiskBand::Unspecified => None,
-        proto::RiskBand::Low => Some(RiskBand::Low),
-        proto::RiskBand::Medium => Some(RiskBand::Medium),
-        proto::RiskBand::High => Some(RiskBand::High),
-    }
-}
-
-/// Returns the protobuf feature kind.
-pub fn kind_to_proto(kind: FeatureKind) -> proto::FeatureKind {
-    match kind {
-        FeatureKind::Numeric => proto::FeatureKind::Numeric,
-        FeatureKind::Boolean => proto::FeatureKind::Boolean,
-        FeatureKind::Categorical => proto::FeatureKind::Categorical,
-    }
-}
 
 /// Builds a Score response from a score and its strongest reasons each way.
 pub fn score_response(
@@ -148,16 +45,6 @@ pub fn explain_response(
         model: Some(model.model_ref()),
         band: band_to_proto(scorer.band(explanation.probability)).into(),
         percentile: scorer.percentile(explanation.probability),
-    }
-}
-
-/// Returns a raw value as an agent reads it: the number, the text, yes/no; empty when missing.
-pub fn value_text(value: Option<&proto::Value>) -> String {
-    match value.and_then(|value| value.kind.as_ref()) {
-        None => String::new(),
-        Some(proto::value::Kind::Number(number)) => number.to_string(),
-        Some(proto::value::Kind::Text(text)) => text.clone(),
-        Some(proto::value::Kind::Flag(flag)) => if *flag { "yes" } else { "no" }.to_string(),
     }
 }
 
@@ -293,33 +180,17 @@ pub fn profile_error(error: &RequestError) -> proto::ProfileError {
     }
 }
 
-/// Returns a gRPC code's canonical name, as in `grpc-status` documentation.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use churn_api::convert::{MAX_CUSTOMER_ID_BYTES, profile_from_proto};
+    use churn_core::{CoreError, Profile};
+
     use super::*;
+
+    /// Reads a profile as the service does: the wire contract's error as the caller's.
+    fn read_profile(profile: Option<proto::Profile>) -> Result<(String, Profile), RequestError> {
+        Ok(profile_from_proto(profile)?)
+    }
 
     #[test]
     fn profile_errors_carry_grpc_code_names_and_the_field() {
@@ -337,26 +208,13 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_round_trips_through_protobuf() {
-        let mut profile = Profile::new();
-        profile.insert("tenure".into(), RawValue::Number(3.5));
-        profile.insert("Contract".into(), RawValue::Text("Month-to-month".into()));
-        profile.insert("Partner".into(), RawValue::Bool(true));
-        profile.insert("TotalCharges".into(), RawValue::Missing);
-        let (customer_id, back) =
-            profile_from_proto(Some(profile_to_proto("c-1", &profile))).unwrap();
-        assert_eq!(customer_id, "c-1");
-        assert_eq!(back, profile);
-    }
-
-    #[test]
     fn bad_profiles_are_refused_by_field() {
         let blank = proto::Profile {
             customer_id: "  ".into(),
             ..Default::default()
         };
         assert_eq!(
-            profile_from_proto(Some(blank)).unwrap_err().field(),
+            read_profile(Some(blank)).unwrap_err().field(),
             Some("customer_id")
         );
         let long = proto::Profile {
@@ -364,7 +222,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            profile_from_proto(Some(long)),
+            read_profile(Some(long)),
             Err(RequestError::CustomerIdTooLong { .. })
         ));
         let nan = proto::Profile {
@@ -378,15 +236,12 @@ mod tests {
             .into(),
             ..Default::default()
         };
-        let error = profile_from_proto(Some(nan)).unwrap_err();
+        let error = read_profile(Some(nan)).unwrap_err();
         assert_eq!(
             error.to_string(),
             "feature `tenure`: value `NaN` is not finite"
         );
         assert_eq!(error.code(), tonic::Code::InvalidArgument);
-        assert_eq!(
-            profile_from_proto(None).unwrap_err().field(),
-            Some("profile")
-        );
+        assert_eq!(read_profile(None).unwrap_err().field(), Some("profile"));
     }
 }

@@ -27,22 +27,21 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 
-use crate::alert_service::{MAX_NOTE_BYTES, alert_id, off_the_runtime, optional_text};
 use crate::alerts::{AlertFilter, AlertHub, AlertState, Outcome, StoreError};
-use crate::convert::MAX_CUSTOMER_ID_BYTES;
 use crate::error::RequestError;
 use crate::model::ModelSlot;
-use crate::service::now;
+use crate::requests::{
+    FilterTexts, alert_filter, alert_id, name_field, note_field, now, off_the_runtime, page_size,
+};
 
-const INDEX_HTML: &str = include_str!("../console/index.html");
-const CONSOLE_JS: &str = include_str!("../console/console.js");
-const CONSOLE_CSS: &str = include_str!("../console/console.css");
+const INDEX_HTML: &str = include_str!("../../console/index.html");
+const CONSOLE_JS: &str = include_str!("../../console/console.js");
+const CONSOLE_CSS: &str = include_str!("../../console/console.css");
 
 /// The cookie holding the console token once `/console?token=…` has been opened.
 const TOKEN_COOKIE: &str = "churn_console_token";
 /// Alerts per page by default, and at most.
 const DEFAULT_PAGE: u64 = 100;
-const MAX_PAGE: u64 = 500;
 /// Scores shown in a customer's history chart.
 const HISTORY_POINTS: u64 = 500;
 /// Largest action body; an acknowledgement or resolution is a few hundred bytes.
@@ -68,6 +67,8 @@ pub struct Console {
 }
 
 impl Console {
+    /// Serves the queue of `hub` and the model of `slot`, behind `token` when there is one;
+    /// live feeds end when `stopping` turns true.
     pub fn new(
         hub: AlertHub,
         slot: Arc<ModelSlot>,
@@ -103,13 +104,13 @@ impl Console {
 
     /// Lets a request in if it carries the token, or, with no token configured, names a
     /// loopback host.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), HttpError> {
         let Some(token) = &self.token else {
             let host = header_text(headers, header::HOST).unwrap_or_default();
             if is_loopback_host(host) {
                 return Ok(());
             }
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
                 format!(
                     "host `{host}` is not a loopback name; a console without a token answers \
@@ -123,7 +124,7 @@ impl Console {
         if given.is_some_and(|given| same_secret(given, token)) {
             return Ok(());
         }
-        Err(ApiError::new(
+        Err(HttpError::new(
             StatusCode::UNAUTHORIZED,
             "this console needs its token: open /console?token=… once, or send \
              `Authorization: Bearer …`",
@@ -131,13 +132,13 @@ impl Console {
     }
 
     /// Checks an action: authorized, from this origin, with a JSON body.
-    fn authorize_action(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn authorize_action(&self, headers: &HeaderMap) -> Result<(), HttpError> {
         self.authorize(headers)?;
         let host = header_text(headers, header::HOST).unwrap_or_default();
         if let Some(origin) = header_text(headers, header::ORIGIN) {
             let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
             if origin_host != host {
-                return Err(ApiError::new(
+                return Err(HttpError::new(
                     StatusCode::FORBIDDEN,
                     format!("origin `{origin}` is not this console's"),
                 ));
@@ -146,7 +147,7 @@ impl Console {
         let json = header_text(headers, header::CONTENT_TYPE)
             .is_some_and(|kind| kind.starts_with("application/json"));
         if !json {
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "actions take a JSON body (`Content-Type: application/json`)",
             ));
@@ -158,22 +159,22 @@ impl Console {
     async fn blocking<T: Send + 'static>(
         &self,
         call: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, HttpError> {
         Ok(off_the_runtime(&self.hub, call).await?)
     }
 }
 
 /// An error as the console's API returns it: a status and `{"error": …, "field": …}`.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct HttpError {
     status: StatusCode,
     message: String,
     field: Option<String>,
 }
 
-impl ApiError {
+impl HttpError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
+        HttpError {
             status,
             message: message.into(),
             field: None,
@@ -181,7 +182,7 @@ impl ApiError {
     }
 }
 
-impl From<RequestError> for ApiError {
+impl From<RequestError> for HttpError {
     fn from(error: RequestError) -> Self {
         let status = match error.code() {
             tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
@@ -190,7 +191,7 @@ impl From<RequestError> for ApiError {
             tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError {
+        HttpError {
             status,
             field: error.field().map(str::to_string),
             message: error.to_string(),
@@ -198,7 +199,7 @@ impl From<RequestError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "console call failed");
@@ -222,9 +223,9 @@ fn json_headers() -> [(header::HeaderName, HeaderValue); 3] {
     ]
 }
 
-fn json_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
+fn json_response<T: serde::Serialize>(value: &T) -> Result<Response, HttpError> {
     let body = serde_json::to_string(value)
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+        .map_err(|error| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
     Ok((json_headers(), body).into_response())
 }
 
@@ -281,7 +282,7 @@ async fn page(
         .map(|(_, value)| value.as_str());
     if let (Some(token), Some(given)) = (&console.token, given) {
         if !same_secret(given, token) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "that is not this console's token")
+            return HttpError::new(StatusCode::UNAUTHORIZED, "that is not this console's token")
                 .into_response();
         }
         // Into a cookie the page's calls carry, and out of the address bar and history.
@@ -298,7 +299,7 @@ async fn page(
                 ],
             )
                 .into_response(),
-            Err(_) => ApiError::new(StatusCode::BAD_REQUEST, "the token cannot be a cookie")
+            Err(_) => HttpError::new(StatusCode::BAD_REQUEST, "the token cannot be a cookie")
                 .into_response(),
         };
     }
@@ -334,12 +335,12 @@ fn asset(body: &'static str, kind: &'static str, csp: &'static str) -> Response 
 async fn model_card(
     State(console): State<Console>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     console.authorize(&headers)?;
     let model = console.slot.current();
     let file = model.file.with_file_name("card.html");
     let html = tokio::fs::read_to_string(&file).await.map_err(|error| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no model card at `{}`: {error}", file.display()),
         )
@@ -366,7 +367,7 @@ fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .filter(|value| !value.trim().is_empty())
 }
 
-fn number_param(params: &[(String, String)], key: &'static str) -> Result<Option<u64>, ApiError> {
+fn number_param(params: &[(String, String)], key: &'static str) -> Result<Option<u64>, HttpError> {
     param(params, key)
         .map(|text| {
             text.trim().parse::<u64>().map_err(|_| {
@@ -384,10 +385,7 @@ fn number_param(params: &[(String, String)], key: &'static str) -> Result<Option
 fn filter_params(
     params: &[(String, String)],
     default_states: &[AlertState],
-) -> Result<AlertFilter, ApiError> {
-    let text = |key: &'static str| {
-        optional_text(key, param(params, key).unwrap_or(""), MAX_CUSTOMER_ID_BYTES)
-    };
+) -> Result<AlertFilter, HttpError> {
     let min_band = match param(params, "band") {
         None => None,
         Some(name) => Some(parse_band(name).ok_or_else(|| RequestError::Invalid {
@@ -413,13 +411,16 @@ fn filter_params(
             })
             .collect::<Result<_, _>>()?,
     };
-    Ok(AlertFilter {
+    let text = |key: &'static str| (key, param(params, key).unwrap_or(""));
+    Ok(alert_filter(
         min_band,
-        assignee: text("assignee")?,
-        team: text("team")?,
-        customer_id: text("customer_id")?,
         states,
-    })
+        FilterTexts {
+            assignee: text("assignee"),
+            team: text("team"),
+            customer_id: text("customer_id"),
+        },
+    )?)
 }
 
 fn parse_band(name: &str) -> Option<churn_core::RiskBand> {
@@ -433,13 +434,11 @@ async fn list_alerts(
     State(console): State<Console>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     console.authorize(&headers)?;
     let filter = filter_params(&params, &[AlertState::Open, AlertState::Acknowledged])?;
     let offset = number_param(&params, "offset")?.unwrap_or(0);
-    let limit = number_param(&params, "limit")?
-        .unwrap_or(DEFAULT_PAGE)
-        .clamp(1, MAX_PAGE);
+    let limit = page_size(number_param(&params, "limit")?, DEFAULT_PAGE);
     // The cursor is read first: a feed started after it replays whatever the list missed.
     let (cursor, page) = console
         .blocking(move |hub| {
@@ -458,7 +457,7 @@ async fn get_alert(
     State(console): State<Console>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     console.authorize(&headers)?;
     let alert_id = alert_id(&id)?;
     match console
@@ -487,7 +486,7 @@ struct ResolveBody {
     by: String,
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, HttpError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(RequestError::TooLong {
             field: "body",
@@ -510,11 +509,11 @@ async fn acknowledge(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     console.authorize_action(&headers)?;
     let alert_id = alert_id(&id)?;
     let request: AcknowledgeBody = parse_body(&body)?;
-    let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+    let by = name_field("by", &request.by)?;
     let event = console
         .blocking(move |hub| hub.acknowledge(alert_id, by.as_deref(), now()))
         .await?;
@@ -526,7 +525,7 @@ async fn resolve(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     console.authorize_action(&headers)?;
     let alert_id = alert_id(&id)?;
     let request: ResolveBody = parse_body(&body)?;
@@ -539,8 +538,8 @@ async fn resolve(
             ),
         },
     )?;
-    let note = optional_text("note", &request.note, MAX_NOTE_BYTES)?;
-    let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+    let note = note_field(&request.note)?;
+    let by = name_field("by", &request.by)?;
     let event = console
         .blocking(move |hub| hub.resolve(alert_id, outcome, note.as_deref(), by.as_deref(), now()))
         .await?;
@@ -551,21 +550,17 @@ async fn customer(
     State(console): State<Console>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     console.authorize(&headers)?;
-    let id = optional_text(
-        "id",
-        param(&params, "id").unwrap_or(""),
-        MAX_CUSTOMER_ID_BYTES,
-    )?
-    .ok_or(RequestError::Required { field: "id" })?;
+    let id = name_field("id", param(&params, "id").unwrap_or(""))?
+        .ok_or(RequestError::Required { field: "id" })?;
     let lookup = id.clone();
     match console
         .blocking(move |hub| hub.store().customer(&lookup, HISTORY_POINTS))
         .await?
     {
         Some(record) => json_response(&record),
-        None => Err(ApiError {
+        None => Err(HttpError {
             status: StatusCode::NOT_FOUND,
             message: format!("customer `{id}` has never been scored here"),
             field: Some("id".into()),
@@ -573,7 +568,7 @@ async fn customer(
     }
 }
 
-async fn model(State(console): State<Console>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn model(State(console): State<Console>, headers: HeaderMap) -> Result<Response, HttpError> {
     console.authorize(&headers)?;
     let info = console.slot.current().info();
     let model = info.model.unwrap_or_default();
@@ -595,7 +590,7 @@ async fn model(State(console): State<Console>, headers: HeaderMap) -> Result<Res
     }))
 }
 
-async fn stats(State(console): State<Console>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn stats(State(console): State<Console>, headers: HeaderMap) -> Result<Response, HttpError> {
     console.authorize(&headers)?;
     let at = now();
     let stats = console.blocking(move |hub| hub.store().stats(at)).await?;
@@ -625,7 +620,7 @@ async fn events(
     State(console): State<Console>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
     console.authorize(&headers)?;
     let mut filter = filter_params(&params, &[])?;
     filter.states.clear();

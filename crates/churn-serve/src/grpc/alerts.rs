@@ -9,23 +9,22 @@ use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use churn_api::convert::band_from_proto;
+use churn_api::proto;
+
 use crate::alerts::{AlertFilter, AlertHub, StoreError, StreamEnd};
-use crate::convert::{
-    MAX_CUSTOMER_ID_BYTES, alert_to_proto, band_from_proto, event_to_proto, outcome_from_proto,
-    state_from_proto,
-};
 use crate::error::RequestError;
+use crate::grpc::convert::{alert_to_proto, event_to_proto, outcome_from_proto, state_from_proto};
 use crate::metrics::Metrics;
-use crate::proto;
-use crate::service::now;
+use crate::requests::{
+    FilterTexts, alert_filter, alert_id, name_field, note_field, now, off_the_runtime, page_size,
+    store_error,
+};
 
 /// Events queued for one stream's connection before its writer waits.
 const STREAM_QUEUE: usize = 64;
-/// Alerts per ListAlerts page by default, and at most.
+/// Alerts per ListAlerts page by default.
 const DEFAULT_PAGE_SIZE: u64 = 50;
-const MAX_PAGE_SIZE: u64 = 500;
-/// Longest resolution note, in bytes.
-pub const MAX_NOTE_BYTES: usize = 2_000;
 /// The trailer naming the cursor a cut-off stream resumes from.
 pub const RESUME_CURSOR_TRAILER: &str = "churn-resume-cursor";
 
@@ -39,6 +38,7 @@ pub struct AlertApi {
 }
 
 impl AlertApi {
+    /// Serves the alerts of `hub`; streams end when `stopping` turns true.
     pub fn new(hub: AlertHub, metrics: Metrics, stopping: watch::Receiver<bool>) -> Self {
         AlertApi {
             hub,
@@ -75,63 +75,10 @@ impl AlertApi {
     }
 }
 
-/// Runs a call of the alert store on the blocking pool (SQLite blocks the thread it runs on).
-pub(crate) async fn off_the_runtime<T: Send + 'static>(
-    hub: &AlertHub,
-    call: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, RequestError> {
-    let hub = hub.clone();
-    tokio::task::spawn_blocking(move || call(&hub))
-        .await
-        .map_err(|error| RequestError::Internal {
-            reason: format!("alert store call stopped: {error}"),
-        })?
-        .map_err(store_error)
-}
-
-pub(crate) fn store_error(error: StoreError) -> RequestError {
-    match error {
-        StoreError::NotFound { id } => RequestError::NotFound { id },
-        StoreError::WrongState { .. } => RequestError::FailedPrecondition {
-            reason: error.to_string(),
-        },
-        StoreError::Backend { reason } => RequestError::Unavailable { reason },
-    }
-}
-
-/// Reads an alert id; anything but a stored id is NOT_FOUND, naming what was given.
-pub(crate) fn alert_id(text: &str) -> Result<i64, RequestError> {
-    text.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| RequestError::NotFound {
-            id: text.to_string(),
-        })
-}
-
-/// Reads a free-text field, blank meaning none, refusing one over `limit` bytes.
-pub(crate) fn optional_text(
-    field: &'static str,
-    text: &str,
-    limit: usize,
-) -> Result<Option<String>, RequestError> {
-    let text = text.trim();
-    if text.len() > limit {
-        return Err(RequestError::TooLong {
-            field,
-            length: text.len(),
-            limit,
-        });
-    }
-    Ok((!text.is_empty()).then(|| text.to_string()))
-}
-
 fn filter_from_proto(filter: Option<proto::AlertFilter>) -> Result<AlertFilter, RequestError> {
     let Some(filter) = filter else {
         return Ok(AlertFilter::default());
     };
-    let text = |field, value: &str| optional_text(field, value, MAX_CUSTOMER_ID_BYTES);
     let states = filter
         .states
         .iter()
@@ -150,13 +97,15 @@ fn filter_from_proto(filter: Option<proto::AlertFilter>) -> Result<AlertFilter, 
             field: "filter.min_band",
             reason: format!("`{}` is not a risk band", filter.min_band),
         })?;
-    Ok(AlertFilter {
-        min_band: band_from_proto(min_band),
-        assignee: text("filter.assignee", &filter.assignee)?,
-        team: text("filter.team", &filter.team)?,
-        customer_id: text("filter.customer_id", &filter.customer_id)?,
+    alert_filter(
+        band_from_proto(min_band),
         states,
-    })
+        FilterTexts {
+            assignee: ("filter.assignee", &filter.assignee),
+            team: ("filter.team", &filter.team),
+            customer_id: ("filter.customer_id", &filter.customer_id),
+        },
+    )
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::AlertEvent, Status>> + Send>>;
@@ -196,10 +145,8 @@ impl proto::alert_service_server::AlertService for AlertApi {
         let result = async {
             let request = request.into_inner();
             let filter = filter_from_proto(request.filter)?;
-            let limit = match u64::from(request.page_size) {
-                0 => DEFAULT_PAGE_SIZE,
-                size => size.min(MAX_PAGE_SIZE),
-            };
+            let requested = u64::from(request.page_size);
+            let limit = page_size((requested != 0).then_some(requested), DEFAULT_PAGE_SIZE);
             let offset = match request.page_token.trim() {
                 "" => 0,
                 token => token.parse::<u64>().map_err(|_| RequestError::Invalid {
@@ -250,7 +197,7 @@ impl proto::alert_service_server::AlertService for AlertApi {
         let request = request.into_inner();
         let result = async {
             let id = alert_id(&request.alert_id)?;
-            let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+            let by = name_field("by", &request.by)?;
             let event = self
                 .hub
                 .acknowledge(id, by.as_deref(), now())
@@ -280,8 +227,8 @@ impl proto::alert_service_server::AlertService for AlertApi {
                         request.outcome
                     ),
                 })?;
-            let note = optional_text("note", &request.note, MAX_NOTE_BYTES)?;
-            let by = optional_text("by", &request.by, MAX_CUSTOMER_ID_BYTES)?;
+            let note = note_field(&request.note)?;
+            let by = name_field("by", &request.by)?;
             let event = self
                 .hub
                 .resolve(id, outcome, note.as_deref(), by.as_deref(), now())

@@ -11,14 +11,16 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::alerts::{AlertHub, NewScore, StoredReason};
 use crate::config::ServeConfig;
-use crate::convert::{
-    MAX_CUSTOMER_ID_BYTES, event_kind_to_proto, explain_response, profile_error,
-    profile_from_proto, score_response, value_number, value_text,
-};
+use churn_api::convert::{profile_from_proto, value_text};
+use churn_api::proto;
+
 use crate::error::RequestError;
+use crate::grpc::convert::{
+    event_kind_to_proto, explain_response, profile_error, score_response, value_number,
+};
 use crate::metrics::Metrics;
 use crate::model::{LoadedModel, ModelSlot};
-use crate::proto;
+use crate::requests::{name_field, now};
 
 /// Reasons returned each way when a request does not say.
 pub const DEFAULT_TOP_K: usize = 5;
@@ -36,25 +38,13 @@ pub struct ChurnApi {
 /// A scored profile, with what its alert needs beyond the response.
 #[derive(Debug, Clone)]
 pub struct Scored {
+    /// The answer to the caller.
     pub response: proto::ScoreResponse,
     band: churn_core::RiskBand,
     /// The profile's value of the policy's value feature, when it has one.
     customer_value: Option<f64>,
     assignee: Option<String>,
     team: Option<String>,
-}
-
-/// Returns an optional owner field (`assignee`, `team`): blank means none; too long is refused.
-fn owner_field(field: &'static str, value: &str) -> Result<Option<String>, RequestError> {
-    let value = value.trim();
-    if value.len() > MAX_CUSTOMER_ID_BYTES {
-        return Err(RequestError::TooLong {
-            field,
-            length: value.len(),
-            limit: MAX_CUSTOMER_ID_BYTES,
-        });
-    }
-    Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
 impl ChurnApi {
@@ -91,8 +81,8 @@ impl ChurnApi {
     ) -> Result<Scored, RequestError> {
         let (assignee, team) = match &request.profile {
             Some(profile) => (
-                owner_field("assignee", &profile.assignee)?,
-                owner_field("team", &profile.team)?,
+                name_field("assignee", &profile.assignee)?,
+                name_field("team", &profile.team)?,
             ),
             None => (None, None),
         };
@@ -208,13 +198,6 @@ impl ChurnApi {
             }
         }
     }
-}
-
-/// Returns the time now, in seconds since the Unix epoch.
-pub(crate) fn now() -> churn_core::Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
 }
 
 fn unavailable(error: crate::alerts::StoreError) -> RequestError {
@@ -401,8 +384,9 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
         let model = self.model();
-        let result =
-            profile_from_proto(request.into_inner().profile).and_then(|(customer_id, profile)| {
+        let result = profile_from_proto(request.into_inner().profile)
+            .map_err(RequestError::from)
+            .and_then(|(customer_id, profile)| {
                 let explanation = model.scorer.explain(&profile)?;
                 Ok(explain_response(&model, customer_id, &explanation))
             });

@@ -1,4 +1,4 @@
-//! A load generator for `churn loadtest`: many concurrent Score calls over real gRPC
+//! The load generator of `churn loadtest`: many concurrent Score calls over real gRPC
 //! connections, at a fixed rate (open loop) or as fast as answers come (closed loop).
 //!
 //! At a fixed rate each latency is measured from when the request was *due*, not when a task
@@ -17,12 +17,10 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{Result, bail};
 use bytes::{BufMut, Bytes, BytesMut};
+use churn_api::{ApiError, proto};
 use prost::Message;
-use tonic::transport::{Channel, Endpoint};
-
-use crate::error::{Result, ServeError};
-use crate::proto;
 
 /// The full name of the method called, as a path.
 const SCORE_PATH: &str = "/churn.v1.ChurnService/Score";
@@ -171,19 +169,9 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Connects to the server at `addr`.
-pub async fn connect(addr: &str) -> Result<Channel> {
-    Endpoint::from_shared(addr.to_string())
-        .map_err(|error| connect_error(addr, error))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|error| connect_error(addr, error))
-}
-
 /// Says that the server at `addr` cannot be reached, and why.
-fn connect_error(addr: &str, reason: impl fmt::Display) -> ServeError {
-    ServeError::Connect {
+fn connect_error(addr: &str, reason: impl fmt::Display) -> ApiError {
+    ApiError::Connect {
         addr: addr.to_string(),
         reason: reason.to_string(),
     }
@@ -192,16 +180,13 @@ fn connect_error(addr: &str, reason: impl fmt::Display) -> ServeError {
 /// Runs the load test, cycling through `profiles`.
 pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadReport> {
     if profiles.is_empty() || test.concurrency == 0 || test.connections == 0 {
-        return Err(ServeError::InvalidConfig {
-            key: "loadtest".into(),
-            value: format!(
-                "{} profiles, concurrency {}, connections {}",
-                profiles.len(),
-                test.concurrency,
-                test.connections
-            ),
-            reason: "needs at least one profile, task and connection".into(),
-        });
+        bail!(
+            "a load test needs at least one profile, task and connection; it has {} profiles, \
+             concurrency {} and {} connections",
+            profiles.len(),
+            test.concurrency,
+            test.connections
+        );
     }
     let uri: http::Uri = format!("{}{SCORE_PATH}", test.addr.trim_end_matches('/'))
         .parse()
@@ -305,7 +290,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
     for task in tasks {
         let tally = task
             .await
-            .map_err(|error| ServeError::Io(std::io::Error::other(error)))?;
+            .map_err(|error| anyhow::anyhow!("a load test task stopped: {error}"))?;
         total.merge(tally);
     }
     Ok(total.report(test.duration, test.rate))

@@ -1,0 +1,37 @@
+//! Errors of the wire contract: a message that does not make a valid `churn-core` value, or a
+//! server that cannot be reached.
+
+use churn_core::CoreError;
+
+/// Result alias of `churn-api`.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Why a message cannot be read, or a server cannot be reached.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// A profile's value is not one the model can take (a NaN, for one).
+    #[error(transparent)]
+    Profile(#[from] CoreError),
+    /// A required field is absent or blank.
+    #[error("`{field}` is required")]
+    Required {
+        /// The field's name in the protocol.
+        field: &'static str,
+    },
+    /// A customer id longer than [`crate::convert::MAX_CUSTOMER_ID_BYTES`].
+    #[error("`customer_id` is {length} bytes long; the limit is {limit}")]
+    CustomerIdTooLong {
+        /// The id's length in bytes.
+        length: usize,
+        /// The longest accepted.
+        limit: usize,
+    },
+    /// The server at `addr` cannot be reached.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address as given.
+        addr: String,
+        /// What the transport said.
+        reason: String,
+    },
+}

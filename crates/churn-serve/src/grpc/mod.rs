@@ -1,0 +1,9 @@
+//! The gRPC front end: `churn.v1.ChurnService` and `AdminService` (scoring), `AlertService`
+//! (the alert queue and its stream), and the server's side of the wire contract.
+
+pub mod alerts;
+pub mod convert;
+pub mod scoring;
+
+pub use alerts::{AlertApi, RESUME_CURSOR_TRAILER};
+pub use scoring::{ChurnApi, DEFAULT_TOP_K};

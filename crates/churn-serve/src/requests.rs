@@ -1,0 +1,148 @@
+//! What the gRPC alert service and the console share: reading and checking a caller's request
+//! fields, and running alert-store calls off the async runtime. Both front ends go through here,
+//! so a field is refused with the same words whichever way it came.
+
+use churn_api::convert::MAX_CUSTOMER_ID_BYTES;
+use churn_core::RiskBand;
+
+use crate::alerts::{AlertFilter, AlertHub, AlertState, StoreError};
+use crate::error::RequestError;
+
+/// Longest resolution note accepted, in bytes.
+pub const MAX_NOTE_BYTES: usize = 2_000;
+/// Most alerts one page of a listing holds.
+pub const MAX_PAGE: u64 = 500;
+
+/// Returns the time now, in seconds since the Unix epoch.
+pub(crate) fn now() -> churn_core::Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
+}
+
+/// Runs a call of the alert store on the blocking pool (SQLite blocks the thread it runs on).
+pub(crate) async fn off_the_runtime<T: Send + 'static>(
+    hub: &AlertHub,
+    call: impl FnOnce(&AlertHub) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RequestError> {
+    let hub = hub.clone();
+    tokio::task::spawn_blocking(move || call(&hub))
+        .await
+        .map_err(|error| RequestError::Internal {
+            reason: format!("alert store call stopped: {error}"),
+        })?
+        .map_err(store_error)
+}
+
+/// Returns a store error as the caller sees it.
+pub(crate) fn store_error(error: StoreError) -> RequestError {
+    match error {
+        StoreError::NotFound { id } => RequestError::NotFound { id },
+        StoreError::WrongState { .. } => RequestError::FailedPrecondition {
+            reason: error.to_string(),
+        },
+        StoreError::Backend { reason } => RequestError::Unavailable { reason },
+    }
+}
+
+/// Reads an alert id; anything but a stored id is NOT_FOUND, naming what was given.
+pub(crate) fn alert_id(text: &str) -> Result<i64, RequestError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| RequestError::NotFound {
+            id: text.to_string(),
+        })
+}
+
+/// Reads a free-text field, blank meaning none, refusing one over `limit` bytes.
+pub(crate) fn optional_text(
+    field: &'static str,
+    text: &str,
+    limit: usize,
+) -> Result<Option<String>, RequestError> {
+    let text = text.trim();
+    if text.len() > limit {
+        return Err(RequestError::TooLong {
+            field,
+            length: text.len(),
+            limit,
+        });
+    }
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+/// Reads a name (an agent, a team, a customer id): blank means none, as long as a customer id at
+/// most.
+pub(crate) fn name_field(field: &'static str, text: &str) -> Result<Option<String>, RequestError> {
+    optional_text(field, text, MAX_CUSTOMER_ID_BYTES)
+}
+
+/// Reads a resolution note: blank means none, [`MAX_NOTE_BYTES`] at most.
+pub(crate) fn note_field(text: &str) -> Result<Option<String>, RequestError> {
+    optional_text("note", text, MAX_NOTE_BYTES)
+}
+
+/// The text fields of an alert filter, with the names the caller's protocol gives them.
+pub(crate) struct FilterTexts<'a> {
+    pub assignee: (&'static str, &'a str),
+    pub team: (&'static str, &'a str),
+    pub customer_id: (&'static str, &'a str),
+}
+
+/// Builds an alert filter from checked parts: the least band, the states, and the text fields.
+pub(crate) fn alert_filter(
+    min_band: Option<RiskBand>,
+    states: Vec<AlertState>,
+    texts: FilterTexts<'_>,
+) -> Result<AlertFilter, RequestError> {
+    let text = |(field, value): (&'static str, &str)| name_field(field, value);
+    Ok(AlertFilter {
+        min_band,
+        assignee: text(texts.assignee)?,
+        team: text(texts.team)?,
+        customer_id: text(texts.customer_id)?,
+        states,
+    })
+}
+
+/// Returns a page size: `requested` when given (at most [`MAX_PAGE`]), else `default`.
+pub(crate) fn page_size(requested: Option<u64>, default: u64) -> u64 {
+    requested.map_or(default, |size| size.clamp(1, MAX_PAGE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_ids_are_positive_numbers_and_anything_else_is_not_found() {
+        assert_eq!(alert_id(" 7 "), Ok(7));
+        for bad in ["0", "-3", "seven", ""] {
+            assert_eq!(
+                alert_id(bad),
+                Err(RequestError::NotFound {
+                    id: bad.to_string()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn text_fields_are_trimmed_blank_is_none_and_long_is_refused_by_name() {
+        assert_eq!(
+            name_field("assignee", "  ana "),
+            Ok(Some("ana".to_string()))
+        );
+        assert_eq!(name_field("assignee", "   "), Ok(None));
+        assert_eq!(
+            note_field(&"n".repeat(MAX_NOTE_BYTES + 1)),
+            Err(RequestError::TooLong {
+                field: "note",
+                length: MAX_NOTE_BYTES + 1,
+                limit: MAX_NOTE_BYTES,
+            })
+        );
+    }
+}
