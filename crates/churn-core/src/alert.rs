@@ -204,7 +204,8 @@ impl AlertPolicy {
                 reason: error.message().to_string(),
                 line: error
                     .span()
-                    .map(|span| text[..span.start.min(text.len())].lines().count().max(1)),
+                    .and_then(|span| text.get(..span.start))
+                    .map(|before| before.matches('\n').count() + 1),
             })?;
         policy.validate()?;
         Ok(policy)
