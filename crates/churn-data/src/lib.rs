@@ -1,10 +1,10 @@
 //! Data for churn: CSV and Parquet read with polars into a [`Table`], each column's kind inferred
 //! ([`infer`]), churn labels ([`labels`]), a typed training [`Dataset`], and seeded stratified
 //! splits ([`split`]); whole tables scored through `churn-core` ([`scoring`]), and files of any
-//! size rescored chunk by chunk in bounded memory ([`rescore`]). Event data: a seeded synthetic
-//! company ([`generate`]) and leak-free profiles as of a snapshot ([`profiles`]), both from the
-//! one definition of the event tables ([`event_tables`]); every output goes through the
-//! writers of [`writers`] (Parquet or CSV, complete or not at all).
+//! size rescored chunk by chunk in bounded memory ([`mod@rescore`]). Event data: a seeded
+//! synthetic company ([`mod@generate`]) and leak-free profiles as of a snapshot ([`profiles`]),
+//! both from the one definition of the event tables ([`event_tables`]); every output goes
+//! through the writers of [`writers`] (Parquet or CSV, complete or not at all).
 //!
 //! This crate knows no gRPC and no model internals: features are encoded by `churn-core`.
 //!
