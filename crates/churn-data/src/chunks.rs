@@ -15,7 +15,8 @@ use polars::prelude::*;
 
 use crate::error::{DataError, Result};
 use crate::table::{
-    QuoteState, STRAY_QUOTE, Table, UTF8_BOM, parse_csv_text, sniff_separator, to_table_column,
+    QuoteState, STRAY_QUOTE, Table, UNCLOSED_QUOTE, UTF8_BOM, parse_csv_text, sniff_separator,
+    to_table_column,
 };
 
 /// Rows of a file, `columns` only, with where each row is in the file.
@@ -320,7 +321,7 @@ impl CsvRecords {
             let row = self.next_row;
             self.next_row += 1;
             let problem = if shape.unterminated {
-                Some("a quote opened here is never closed".to_string())
+                Some(UNCLOSED_QUOTE.to_string())
             } else if shape.stray_quote {
                 Some(STRAY_QUOTE.to_string())
             } else if shape.fields != self.fields {

@@ -15,9 +15,11 @@ use crate::table::{Cells, Table, TableColumn, read_table};
 /// What to learn from a table: the target and how to treat the other columns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrainingSpec {
+    /// The column saying whether the customer churned.
     pub target: String,
     /// The target value that means churn; inferred when the target has two values.
     pub positive: Option<String>,
+    /// The customer id column, when there is one; never a feature.
     pub id: Option<String>,
     /// Columns that are not features.
     pub ignore: Vec<String>,
@@ -31,8 +33,11 @@ pub struct TrainingSpec {
 /// Where the data came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSource {
+    /// The file (or folder of event tables) read.
     pub path: PathBuf,
+    /// SHA-256 of the bytes read, hex.
     pub sha256: String,
+    /// The number of rows.
     pub rows: usize,
 }
 
@@ -40,13 +45,17 @@ pub struct DataSource {
 /// trimmed text), in schema order, with the labels.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// The features, in column order.
     pub schema: FeatureSchema,
+    /// One column of cells per schema feature.
     pub columns: Vec<Cells>,
+    /// Per row: whether the customer churned.
     pub labels: Labels,
     /// Customer ids, when the spec names an id column.
     pub ids: Option<Vec<String>>,
     /// Columns that are not features, with why.
     pub excluded: BTreeMap<String, String>,
+    /// Where the data came from.
     pub source: DataSource,
 }
 

@@ -24,7 +24,9 @@ const ID_MIN_INTEGER_VALUES: usize = 100;
 /// What inference decided for one column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inferred {
+    /// A feature of this kind.
     Feature(FeatureKind),
+    /// Not a feature, with why.
     Excluded(String),
 }
 

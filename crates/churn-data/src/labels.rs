@@ -28,7 +28,9 @@ const LEAVING_WORDS: [&str; 9] = [
 /// The labels of a table and the target value that means churn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Labels {
+    /// Per row: whether the customer churned.
     pub churned: Vec<bool>,
+    /// The target value that means churn.
     pub positive_class: String,
 }
 

@@ -9,8 +9,11 @@ use crate::table::Table;
 /// One scored row: its 1-based row number, its id, and its explanation or why it failed.
 #[derive(Debug)]
 pub struct ScoredRow {
+    /// 1-based row number in the table.
     pub row: usize,
+    /// The customer id, or the 1-based row number when the row has none.
     pub id: String,
+    /// The explanation, or why the row could not be scored.
     pub outcome: churn_core::Result<Explanation>,
 }
 

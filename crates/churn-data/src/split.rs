@@ -9,7 +9,9 @@ use crate::error::{DataError, Result};
 /// Row indices of one split, each list sorted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Split {
+    /// The rows to learn from.
     pub train: Vec<usize>,
+    /// The rows held out to measure on.
     pub test: Vec<usize>,
 }
 

@@ -12,8 +12,11 @@ use crate::error::{DataError, Result};
 /// The cells of one column, in the type the file gave them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cells {
+    /// Text cells (every CSV column arrives as text).
     Text(Vec<Option<String>>),
+    /// Numbers.
     Number(Vec<Option<f64>>),
+    /// Booleans.
     Bool(Vec<Option<bool>>),
 }
 
@@ -45,17 +48,22 @@ impl Cells {
 /// A named column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableColumn {
+    /// The column's name in the header.
     pub name: String,
+    /// Its cells, one per row.
     pub cells: Cells,
 }
 
 /// A table read from a file: CSV columns arrive as text, Parquet columns in their stored type.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// The file read.
     pub path: PathBuf,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
+    /// The number of rows (the header is not a row).
     pub n_rows: usize,
+    /// The columns, in file order.
     pub columns: Vec<TableColumn>,
 }
 
@@ -365,6 +373,13 @@ fn check_rectangular(path: &Path, bytes: &[u8], separator: u8) -> Result<()> {
     if quotes.take_stray_quote() {
         return Err(stray_quote(path, record, record_line));
     }
+    if quotes.in_quotes() {
+        // Polars would refuse it with advice for its Python API; say where the quote opens.
+        return Err(DataError::Parse {
+            path: path.to_path_buf(),
+            reason: format!("row {record} (line {record_line}): {UNCLOSED_QUOTE}"),
+        });
+    }
     if record_has_content {
         finish_record(fields, record_line, &mut record)?;
     }
@@ -378,6 +393,9 @@ fn stray_quote(path: &Path, row: usize, line: usize) -> DataError {
         reason: format!("row {row} (line {line}): {STRAY_QUOTE}"),
     }
 }
+
+/// Why a record whose quote is never closed is refused.
+pub(crate) const UNCLOSED_QUOTE: &str = "a quote opened here is never closed";
 
 /// Why a record with a stray quote is refused.
 pub(crate) const STRAY_QUOTE: &str =
