@@ -12,6 +12,7 @@ use churn_core::{Timestamp, Trigger};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::store::MATERIAL_CHANGE;
 use super::{
     AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertState, AlertStats, AlertStore,
     CustomerRecord, Decide, EventKind, NewScore, Outcome, Recorded, ScorePoint, StoreError,
@@ -1013,10 +1014,6 @@ fn raise(
     };
     append_event(connection, EventKind::Raised, score.at, alert)
 }
-
-/// A rescore moving the probability less than this, in the same band, updates the alert
-/// without an event: consoles need not hear of every nightly rescore that changes nothing.
-const MATERIAL_CHANGE: f64 = 0.01;
 
 /// Updates the customer's alert with a new score; returns the event when the change is
 /// material (the band moved, the probability by at least [`MATERIAL_CHANGE`], or the owner).
