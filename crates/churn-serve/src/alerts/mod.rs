@@ -8,6 +8,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod conformance;
 mod hub;
 mod sqlite;
 mod store;
