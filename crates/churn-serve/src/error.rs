@@ -27,8 +27,9 @@ pub enum ServeError {
         value: String,
         reason: String,
     },
-    #[error("alert store `{path}`: {reason}")]
-    AlertStore { path: PathBuf, reason: String },
+    /// The alert store cannot be opened; the store's error names the file and says why.
+    #[error(transparent)]
+    AlertStore(#[from] crate::alerts::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

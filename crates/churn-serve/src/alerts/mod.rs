@@ -18,13 +18,16 @@ pub use hub::{AlertHub, HubSettings, StreamEnd, Subscription};
 pub use sqlite::{SqliteStore, Synchronous};
 pub use store::{AlertStore, Decide};
 
+use std::path::PathBuf;
+
 use churn_core::{AlertDecision, AlertPolicy, CustomerHistory, RiskBand, ScoreEvent, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Result alias of the alert store.
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
-/// Why an alert operation failed.
+/// Why an alert operation failed. Each message names its cause once: none has a source, so
+/// `{:#}` shows the same text as `{}`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
     /// No alert has this id (the caller's fault).
@@ -44,6 +47,14 @@ pub enum StoreError {
         action: &'static str,
         /// The states the change needs.
         expected: &'static str,
+    },
+    /// The store cannot be opened, created or brought up to date: the server cannot start.
+    #[error("cannot open alert store `{path}`: {reason}")]
+    Open {
+        /// The file that failed: the store, or the scores file beside it.
+        path: PathBuf,
+        /// What failed, without the path.
+        reason: String,
     },
     /// The store failed while open (a full disk, a lost file): nothing of the call was kept,
     /// and a retry may succeed.

@@ -86,18 +86,22 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`, and the scores file beside it, and
-    /// brings their schemas up to date.
+    /// brings their schemas up to date; an error names the file that failed.
     pub fn open(path: &Path, synchronous: Synchronous) -> StoreResult<Self> {
+        Self::open_files(path, synchronous).map_err(|error| opening(path, error))
+    }
+
+    fn open_files(path: &Path, synchronous: Synchronous) -> StoreResult<Self> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
         {
             std::fs::create_dir_all(parent).map_err(|error| StoreError::Backend {
-                reason: format!("cannot create `{}`: {error}", parent.display()),
+                reason: format!("cannot create its folder `{}`: {error}", parent.display()),
             })?;
         }
         let mut writer = connect(path)?;
-        use_wal(&writer, path)?;
+        use_wal(&writer)?;
         let level = match synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -167,7 +171,7 @@ impl SqliteStore {
             .pop();
         let connection = match pooled {
             Some(connection) => connection,
-            None => connect(&self.path)?,
+            None => connect(&self.path).map_err(|error| opening(&self.path, error))?,
         };
         let result = read(&connection);
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -175,6 +179,17 @@ impl SqliteStore {
             readers.push(connection);
         }
         result
+    }
+}
+
+/// Names the file in an error met while opening it.
+fn opening(path: &Path, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Backend { reason } => StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
     }
 }
 

@@ -101,10 +101,15 @@ pub(super) const SCORE_MIGRATIONS: &[&str] = &[
 ];
 
 /// Opens a connection to `path` as the store uses them: waiting up to five seconds for a lock,
-/// foreign keys on.
+/// foreign keys on. Errors do not name the file: the caller does.
 pub(super) fn connect(path: &Path) -> StoreResult<Connection> {
-    let connection = Connection::open(path).map_err(|error| StoreError::Backend {
-        reason: format!("cannot open `{}`: {error}", path.display()),
+    let connection = Connection::open(path).map_err(|error| {
+        // rusqlite ends the message with the path, which the caller's error names already.
+        let message = error.to_string();
+        let path = format!(": {}", path.display());
+        StoreError::Backend {
+            reason: message.strip_suffix(&path).unwrap_or(&message).to_string(),
+        }
     })?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     connection.execute_batch("PRAGMA foreign_keys = ON;")?;
@@ -112,11 +117,11 @@ pub(super) fn connect(path: &Path) -> StoreResult<Connection> {
 }
 
 /// Puts a connection's file in WAL mode, so readers never wait on the writer.
-pub(super) fn use_wal(connection: &Connection, path: &Path) -> StoreResult<()> {
+pub(super) fn use_wal(connection: &Connection) -> StoreResult<()> {
     let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Backend {
-            reason: format!("`{}` cannot use WAL mode (got {mode})", path.display()),
+            reason: format!("cannot use WAL mode (got {mode})"),
         });
     }
     Ok(())
@@ -131,18 +136,14 @@ pub(super) fn migrate(
     let applied: usize = connection
         .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
         .map_err(|error| StoreError::Backend {
-            reason: format!(
-                "`{}` is not a readable alert store: {error}",
-                path.display()
-            ),
+            reason: format!("cannot read the schema version: {error}"),
         })?
         .try_into()
         .unwrap_or(usize::MAX);
     if applied > migrations.len() {
         return Err(StoreError::Backend {
             reason: format!(
-                "`{}` has schema version {applied}, newer than this churn's {}",
-                path.display(),
+                "schema version {applied}, newer than this churn's {}",
                 migrations.len()
             ),
         });

@@ -12,7 +12,7 @@ use rusqlite::{Connection, params};
 use super::last_scores::{Memory, PendingScore};
 use super::rows::{band_code, band_of_code};
 use super::schema::{SCORE_MIGRATIONS, connect, migrate, use_wal};
-use super::{in_transaction, lock};
+use super::{in_transaction, lock, opening};
 use crate::alerts::{ScorePoint, StoreResult};
 
 /// Most pending scores written per transaction of the scores file.
@@ -39,18 +39,22 @@ pub(super) fn history_path(path: &Path) -> PathBuf {
 }
 
 impl ScoreFile {
-    /// Opens (creating if needed) the scores file at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the scores file at `path` and brings its schema up to date;
+    /// an error names the file.
     pub(super) fn open(path: &Path) -> StoreResult<Self> {
-        let mut writer = connect(path)?;
-        use_wal(&writer, path)?;
-        writer.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        migrate(&mut writer, path, SCORE_MIGRATIONS)?;
-        Ok(ScoreFile {
-            path: path.to_path_buf(),
-            writer: Mutex::new(writer),
-            reader: Mutex::new(connect(path)?),
-            room: AtomicUsize::new(0),
-        })
+        let open = || -> StoreResult<Self> {
+            let mut writer = connect(path)?;
+            use_wal(&writer)?;
+            writer.execute_batch("PRAGMA synchronous = NORMAL;")?;
+            migrate(&mut writer, path, SCORE_MIGRATIONS)?;
+            Ok(ScoreFile {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                reader: Mutex::new(connect(path)?),
+                room: AtomicUsize::new(0),
+            })
+        };
+        open().map_err(|error| opening(path, error))
     }
 
     /// Writes every pending score: the customer's last score and a history point, in

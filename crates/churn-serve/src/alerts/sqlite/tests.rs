@@ -182,7 +182,7 @@ fn a_store_from_before_the_scores_file_keeps_its_last_scores() {
     {
         // Schema 2, as churn wrote it before last scores moved out.
         let mut old = connect(&path).unwrap();
-        use_wal(&old, &path).unwrap();
+        use_wal(&old).unwrap();
         migrate(&mut old, &path, &MIGRATIONS[..2]).unwrap();
         old.execute(
             "INSERT INTO customers
@@ -310,5 +310,58 @@ fn the_alert_log_is_started_over_while_commits_go_on() {
     assert!(
         (0..2 * commits).contains(&frames),
         "{commits} commits left {frames} pages in the log"
+    );
+}
+
+/// Issue 32: the text of an alert store that cannot be opened, as `churn serve` prints it
+/// (`{:#}` through anyhow): the store file once, then why, with nothing said twice.
+#[test]
+fn a_store_that_cannot_be_opened_names_its_file_and_says_why_once() {
+    let shown = |path: &Path| {
+        let error = SqliteStore::open(path, Synchronous::Normal).unwrap_err();
+        format!("{:#}", anyhow::Error::from(crate::ServeError::from(error)))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the file should be.
+    let folder = dir.path().join("alerts.sqlite");
+    std::fs::create_dir(&folder).unwrap();
+    assert_eq!(
+        shown(&folder),
+        format!(
+            "cannot open alert store `{}`: unable to open database file",
+            folder.display()
+        )
+    );
+    // A file where its folder should be.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let beneath = file.join("alerts.sqlite");
+    assert_eq!(
+        shown(&beneath),
+        format!(
+            "cannot open alert store `{}`: cannot create its folder `{}`: File exists (os error 17)",
+            beneath.display(),
+            file.display()
+        )
+    );
+    // Not a database at all.
+    let garbage = dir.path().join("garbage.sqlite");
+    std::fs::write(&garbage, b"not a database".repeat(200)).unwrap();
+    assert_eq!(
+        shown(&garbage),
+        format!(
+            "cannot open alert store `{}`: file is not a database",
+            garbage.display()
+        )
+    );
+    // The scores file beside the store is the one that fails: it is the one named.
+    let beside = dir.path().join("beside");
+    std::fs::create_dir_all(beside.join("alerts.history.sqlite")).unwrap();
+    assert_eq!(
+        shown(&beside.join("alerts.sqlite")),
+        format!(
+            "cannot open alert store `{}`: unable to open database file",
+            beside.join("alerts.history.sqlite").display()
+        )
     );
 }
