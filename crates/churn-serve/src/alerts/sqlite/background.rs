@@ -18,7 +18,7 @@ use crate::alerts::{StoreError, StoreResult};
 /// the scores file once for the many scores that land on it meanwhile (random-key writes; at 3,000
 /// new customers a second the scores file took about 11 MB/s of disk writes at 500 ms, 4 MB/s at
 /// 2 s); a crash may lose that long of quiet scores, never an alert.
-pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 const SCORE_WRITE_INTERVAL: Duration = Duration::from_secs(2);
 /// WAL pages after which the writer checkpoints itself: only if the checkpoint thread cannot
 /// keep up (SQLite's default is 1,000 pages, which would put an fsync on the writer every few

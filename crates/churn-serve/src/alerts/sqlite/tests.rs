@@ -7,7 +7,6 @@ use std::path::Path;
 use churn_core::RiskBand;
 use rusqlite::Connection;
 
-use super::background::CHECKPOINT_INTERVAL;
 use super::schema::{MIGRATIONS, connect, migrate, use_wal};
 use super::scores_file::{SCORE_CHUNK, history_path};
 use super::{SqliteStore, Synchronous, lock};
@@ -273,44 +272,6 @@ fn a_customers_history_is_kept_in_the_scores_file_beside_the_store() {
         )
         .unwrap();
     assert_eq!(points, 2);
-}
-
-#[test]
-fn the_alert_log_is_started_over_while_commits_go_on() {
-    let (dir, store) = store();
-    // Twelve checkpoint ticks of a commit a millisecond, each raising an alert.
-    let started = std::time::Instant::now();
-    let mut commits: i64 = 0;
-    while started.elapsed() < CHECKPOINT_INTERVAL * 12 {
-        let customer = format!("c{commits:08}");
-        let raised = record(&store, &[score(&customer, 0.9, RiskBand::High, 0)]);
-        assert_eq!(kinds(&raised), [Some(EventKind::Raised)]);
-        commits += 1;
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    // A commit adds at least two pages to the log (its alert's row and its event's; about
-    // six in all), so a log never started over would hold at least twice as many frames as
-    // there were commits; started over each tick, it holds about half as many (measured).
-    let connection = Connection::open(dir.path().join("alerts.sqlite")).unwrap();
-    // While the store's own checkpoint runs, this one cannot and reports -1 frames: retry.
-    let frames = (0..500)
-        .find_map(|_| {
-            let (busy, frames): (i64, i64) = connection
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .unwrap();
-            if busy == 0 && frames >= 0 {
-                return Some(frames);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            None
-        })
-        .expect("a checkpoint ran within a second");
-    assert!(
-        (0..2 * commits).contains(&frames),
-        "{commits} commits left {frames} pages in the log"
-    );
 }
 
 /// Issue 32: the text of an alert store that cannot be opened, as `churn serve` prints it
