@@ -113,7 +113,7 @@ impl AlertHub {
     }
 
     /// Follows the events of alerts matching `filter` after `cursor` in a task of its own (see
-    /// [`AlertHub::follow`]) and returns them, ended by why the feed stopped if the client was
+    /// `AlertHub::follow`) and returns them, ended by why the feed stopped if the client was
     /// still there. Both `StreamAlerts` and the console's live feed are this.
     pub fn open_feed(
         &self,
