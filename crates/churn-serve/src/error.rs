@@ -49,14 +49,9 @@ pub enum ServeError {
         /// What the value should be.
         reason: String,
     },
-    /// The alert store cannot be opened or started.
-    #[error("alert store `{}`: {reason}", path.display())]
-    AlertStore {
-        /// The store's file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    /// The alert store cannot be opened; the store's error names the file and says why.
+    #[error(transparent)]
+    AlertStore(#[from] crate::alerts::StoreError),
     /// A port cannot be bound.
     #[error("cannot listen on {addr}: {cause}")]
     Bind {

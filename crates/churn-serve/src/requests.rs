@@ -42,6 +42,10 @@ pub(crate) fn store_error(error: StoreError) -> RequestError {
             reason: error.to_string(),
         },
         StoreError::Backend { reason } => RequestError::Unavailable { reason },
+        // The store file cannot be opened (a reader opens it anew when the pool is empty).
+        StoreError::Open { .. } => RequestError::Unavailable {
+            reason: error.to_string(),
+        },
     }
 }
 

@@ -252,15 +252,7 @@ pub(crate) async fn reload(
 
 /// Opens the alert store and starts its writer.
 fn open_alerts(settings: &AlertsConfig, metrics: &Metrics) -> Result<AlertHub> {
-    let store = SqliteStore::open(&settings.db, settings.synchronous).map_err(|error| {
-        ServeError::AlertStore {
-            path: settings.db.clone(),
-            reason: match error {
-                crate::alerts::StoreError::Backend { reason } => reason,
-                other => other.to_string(),
-            },
-        }
-    })?;
+    let store = SqliteStore::open(&settings.db, settings.synchronous)?;
     tracing::info!(
         store = %settings.db.display(),
         policy = %settings

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 /// How the hub runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubSettings {
+    /// The policy deciding which scores raise alerts.
     pub policy: AlertPolicy,
     /// Events kept for live streams; a stream that falls further behind is cut off (it resumes
     /// from its cursor).
@@ -39,10 +40,21 @@ const REPLAY_PAGE: u64 = 500;
 /// Why a followed stream ended while its client was still there.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StreamEnd {
+    /// The server is stopping.
     #[error("the server is stopping; resume after cursor {cursor}")]
-    Stopping { cursor: u64 },
+    Stopping {
+        /// The last cursor sent, to resume after.
+        cursor: u64,
+    },
+    /// The client read too slowly and the live feed moved on without it.
     #[error("this stream fell {missed} events behind the live feed; resume after cursor {cursor}")]
-    Lagged { missed: u64, cursor: u64 },
+    Lagged {
+        /// Events the stream missed.
+        missed: u64,
+        /// The last cursor sent, to resume after.
+        cursor: u64,
+    },
+    /// The store could not be read.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -101,7 +113,7 @@ impl AlertHub {
     }
 
     /// Follows the events of alerts matching `filter` after `cursor` in a task of its own (see
-    /// [`AlertHub::follow`]) and returns them, ended by why the feed stopped if the client was
+    /// `AlertHub::follow`) and returns them, ended by why the feed stopped if the client was
     /// still there. Both `StreamAlerts` and the console's live feed are this.
     pub fn open_feed(
         &self,

@@ -1,16 +1,24 @@
 //! Early-warning alerts in the server: the durable store behind one interface
-//! ([`AlertStore`], SQLite by default), and the [`AlertHub`] that feeds it every score in commit
-//! order and fans the resulting events out to live streams.
+//! ([`AlertStore`], whose contract every backend keeps; SQLite by default), and the [`AlertHub`]
+//! that feeds it every score in commit order and fans the resulting events out to live streams.
 //!
 //! The decision itself is `churn-core`'s [`churn_core::AlertPolicy`], the same code as
 //! `churn rescore --alerts`; this module only supplies the customer's history and keeps what the
 //! policy decided.
 
+#![warn(missing_docs)]
+
+#[cfg(test)]
+mod conformance;
 mod hub;
 mod sqlite;
+mod store;
 
 pub use hub::{AlertHub, HubSettings, StreamEnd, Subscription};
 pub use sqlite::{SqliteStore, Synchronous};
+pub use store::{AlertStore, Decide};
+
+use std::path::PathBuf;
 
 use churn_core::{AlertDecision, AlertPolicy, CustomerHistory, RiskBand, ScoreEvent, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -18,20 +26,43 @@ use serde::{Deserialize, Serialize};
 /// Result alias of the alert store.
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
-/// Why an alert operation failed.
+/// Why an alert operation failed. Each message names its cause once: none has a source, so
+/// `{:#}` shows the same text as `{}`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
+    /// No alert has this id (the caller's fault).
     #[error("alert `{id}` does not exist")]
-    NotFound { id: String },
+    NotFound {
+        /// The id asked for, as given.
+        id: String,
+    },
+    /// The alert's state does not allow the change (the caller's fault).
     #[error("alert `{id}` is {state}; {action} needs an {expected} alert")]
     WrongState {
+        /// The alert's id.
         id: String,
+        /// The alert's state: `open`, `acknowledged` or `resolved`.
         state: &'static str,
+        /// The change refused: `acknowledging`, `resolving`.
         action: &'static str,
+        /// The states the change needs.
         expected: &'static str,
     },
+    /// The store cannot be opened, created or brought up to date: the server cannot start.
+    #[error("cannot open alert store `{path}`: {reason}")]
+    Open {
+        /// The file that failed: the store, or the scores file beside it.
+        path: PathBuf,
+        /// What failed, without the path.
+        reason: String,
+    },
+    /// The store failed while open (a full disk, a lost file): nothing of the call was kept,
+    /// and a retry may succeed.
     #[error("alert store: {reason}")]
-    Backend { reason: String },
+    Backend {
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -46,12 +77,16 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
+    /// Raised, and not yet acknowledged by anyone: it escalates when overdue.
     Open,
+    /// An agent took it; it is still the customer's alert and new scores update it.
     Acknowledged,
+    /// Closed with an outcome; the customer's next alert is a new one.
     Resolved,
 }
 
 impl AlertState {
+    /// Every state, in the order of an alert's life.
     pub const ALL: [AlertState; 3] = [
         AlertState::Open,
         AlertState::Acknowledged,
@@ -78,13 +113,18 @@ impl AlertState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The customer stayed.
     Retained,
+    /// The customer left.
     Churned,
+    /// The customer was never at risk.
     FalseAlarm,
+    /// Nobody could reach the customer.
     NotReached,
 }
 
 impl Outcome {
+    /// Every outcome, in the order reports list them.
     pub const ALL: [Outcome; 4] = [
         Outcome::Retained,
         Outcome::Churned,
@@ -113,10 +153,15 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    /// A score raised a new alert.
     Raised,
+    /// A score changed the alert materially (band, probability or owner).
     Updated,
+    /// The alert went unacknowledged past its time and moved up a level.
     Escalated,
+    /// An agent took the alert.
     Acknowledged,
+    /// An agent closed the alert with its outcome.
     Resolved,
 }
 
@@ -140,7 +185,7 @@ impl EventKind {
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         EventKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == name)
@@ -150,24 +195,36 @@ impl EventKind {
 /// A reason as an alert keeps it: what the agent reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredReason {
+    /// The feature the reason is about.
     pub feature: String,
     /// The customer's value as given, as text (empty when missing).
     pub value: String,
+    /// The contribution to the logit, in log-odds; positive raises risk.
     pub contribution: f64,
+    /// The sentence the agent reads.
     pub message: String,
 }
 
 /// One alert, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
+    /// The store's id of the alert, from 1.
     pub id: i64,
+    /// The customer the alert is about.
     pub customer_id: String,
+    /// Where the alert is in its life.
     pub state: AlertState,
+    /// The band of the latest score.
     pub band: RiskBand,
+    /// The churn probability of the latest score.
     pub probability: f64,
+    /// The customer's score before the latest one, if they had one.
     pub previous_probability: Option<f64>,
+    /// The latest score's rank among the training population, 0–100 (higher is riskier).
     pub percentile: f64,
+    /// Probability × the customer's value × the policy's periods, when the value is known.
     pub revenue_at_risk: Option<f64>,
+    /// Why the policy alerted, as sentences.
     pub triggers: Vec<String>,
     /// The reasons raising risk at the latest score, strongest first.
     pub reasons: Vec<StoredReason>,
@@ -175,21 +232,35 @@ pub struct AlertRecord {
     /// before the store kept them).
     #[serde(default)]
     pub lowering: Vec<StoredReason>,
+    /// Who owns the customer, from the latest score that named one.
     pub assignee: Option<String>,
+    /// The owning team, from the latest score that named one.
     pub team: Option<String>,
+    /// The model version of the latest score.
     pub model_version: String,
+    /// When the alert was raised.
     pub raised_at: Timestamp,
+    /// When a score last updated the alert.
     pub updated_at: Timestamp,
+    /// When the alert becomes overdue if still unacknowledged.
     pub acknowledge_by: Timestamp,
     /// When the alert is next escalated if still unacknowledged.
     pub escalate_at: Timestamp,
+    /// How many times the alert was escalated.
     pub escalation_level: u32,
+    /// When an agent acknowledged the alert.
     pub acknowledged_at: Option<Timestamp>,
+    /// Who acknowledged the alert, if they said.
     pub acknowledged_by: Option<String>,
+    /// When the alert was resolved.
     pub resolved_at: Option<Timestamp>,
+    /// Who resolved the alert, if they said.
     pub resolved_by: Option<String>,
+    /// What happened to the customer, once resolved.
     pub outcome: Option<Outcome>,
+    /// The agent's note at resolution.
     pub note: Option<String>,
+    /// Scores the alert has seen, the one that raised it included.
     pub score_count: u32,
 }
 
@@ -198,7 +269,9 @@ pub struct AlertRecord {
 pub struct AlertEvent {
     /// Position in the log, from 1, increasing in commit order.
     pub cursor: u64,
+    /// What changed.
     pub kind: EventKind,
+    /// When it changed.
     pub at: Timestamp,
     /// The alert just after the change.
     pub alert: AlertRecord,
@@ -207,18 +280,27 @@ pub struct AlertEvent {
 /// A new score to record: what the policy and the alert need of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewScore {
+    /// The customer scored.
     pub customer_id: String,
+    /// The churn probability.
     pub probability: f64,
+    /// The probability's band.
     pub band: RiskBand,
+    /// The score's rank among the training population, 0–100 (higher is riskier).
     pub percentile: f64,
     /// The customer's value per period (the policy's value feature), when the profile has it.
     pub customer_value: Option<f64>,
+    /// Who owns the customer, when the profile says.
     pub assignee: Option<String>,
+    /// The owning team, when the profile says.
     pub team: Option<String>,
-    /// The strongest reasons raising risk, then those lowering it.
+    /// The strongest reasons raising risk.
     pub reasons: Vec<StoredReason>,
+    /// The strongest reasons lowering risk.
     pub lowering: Vec<StoredReason>,
+    /// The model version that scored.
     pub model_version: String,
+    /// When the score was given.
     pub at: Timestamp,
 }
 
@@ -238,6 +320,7 @@ impl NewScore {
 /// What recording one score did to the customer's alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlertChange {
+    /// The alert raised or updated.
     pub alert_id: i64,
     /// `Raised` or `Updated`.
     pub kind: EventKind,
@@ -247,17 +330,25 @@ pub struct AlertChange {
 /// cursor order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recorded {
+    /// What each score did to its customer's alert, in the order of the scores; `None` for a
+    /// score that changed none.
     pub changes: Vec<Option<AlertChange>>,
+    /// The events committed, in cursor order (a change that was not material has none).
     pub events: Vec<AlertEvent>,
 }
 
 /// Which alerts to return; `None` or empty does not filter.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertFilter {
+    /// Alerts of this band or higher.
     pub min_band: Option<RiskBand>,
+    /// Alerts owned by this agent.
     pub assignee: Option<String>,
+    /// Alerts owned by this team.
     pub team: Option<String>,
+    /// Alerts of this customer.
     pub customer_id: Option<String>,
+    /// Alerts in any of these states.
     pub states: Vec<AlertState>,
 }
 
@@ -284,6 +375,7 @@ impl AlertFilter {
 /// A page of alerts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertPage {
+    /// The page's alerts, most urgent first.
     pub alerts: Vec<AlertRecord>,
     /// Alerts matching the filter over all pages.
     pub total: u64,
@@ -292,29 +384,43 @@ pub struct AlertPage {
 /// The numbers that show whether the loop is closed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertStats {
+    /// Alerts ever raised.
     pub total: u64,
+    /// Alerts per state, every state listed.
     pub by_state: Vec<(AlertState, u64)>,
+    /// Alerts per band, every band listed.
     pub by_band: Vec<(RiskBand, u64)>,
+    /// Resolved alerts per outcome, every outcome listed.
     pub by_outcome: Vec<(Outcome, u64)>,
+    /// The median time from raise to acknowledgement, over acknowledged alerts.
     pub median_seconds_to_acknowledge: Option<f64>,
+    /// The share of resolved alerts whose customer stayed.
     pub retained_share: Option<f64>,
+    /// The share of resolved alerts whose customer left.
     pub churned_share: Option<f64>,
+    /// Alerts escalated at least once.
     pub escalated: u64,
+    /// Open alerts past their time to acknowledge.
     pub overdue: u64,
 }
 
 /// One score in a customer's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScorePoint {
+    /// When the score was given.
     pub at: Timestamp,
+    /// The churn probability.
     pub probability: f64,
+    /// The probability's band.
     pub band: RiskBand,
+    /// The model version that scored.
     pub model_version: String,
 }
 
 /// What the store knows of one customer: the console's customer view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerRecord {
+    /// The customer.
     pub customer_id: String,
     /// The latest score, which may not be written yet (it is kept in memory first).
     pub last: Option<ScorePoint>,
@@ -322,80 +428,4 @@ pub struct CustomerRecord {
     pub history: Vec<ScorePoint>,
     /// The customer's alerts, newest first.
     pub alerts: Vec<AlertRecord>,
-}
-
-/// Decides what a score does given the customer's history: the alert policy, bound to its
-/// settings.
-pub type Decide<'a> = &'a dyn Fn(&NewScore, &CustomerHistory) -> AlertDecision;
-
-/// The durable home of alerts and of each customer's last score. Every write is one
-/// transaction, committed before the method returns, and appends its events to the log in
-/// commit order. A PostgreSQL backend implements the same methods.
-pub trait AlertStore: Send + Sync + std::fmt::Debug {
-    /// Records scores: for each, in order, reads the customer's history, asks `decide`, raises
-    /// or updates the alert, and keeps the score as the customer's last. Every alert change is
-    /// committed (in one transaction per call) before this returns; a last score that changed
-    /// no alert may be written shortly after, and is history for later scores at once.
-    fn record_scores(&self, scores: &[NewScore], decide: Decide<'_>) -> StoreResult<Recorded>;
-
-    /// Records scores without writing now if none changes an alert and the store can tell
-    /// cheaply (the usual case); `None` means call `record_scores`. Writes nothing durable and
-    /// produces no event, so callers need not serialise it with other writes.
-    fn record_quiet(&self, _scores: &[NewScore], _decide: Decide<'_>) -> Option<Recorded> {
-        None
-    }
-
-    /// Writes whatever the store holds back (last scores that changed no alert are written in
-    /// the background, within a fraction of a second); called when the server stops.
-    fn flush(&self) -> StoreResult<()>;
-
-    /// Marks an open alert acknowledged.
-    fn acknowledge(&self, id: i64, by: Option<&str>, now: Timestamp) -> StoreResult<AlertEvent>;
-
-    /// Resolves an open or acknowledged alert with its outcome.
-    fn resolve(
-        &self,
-        id: i64,
-        outcome: Outcome,
-        note: Option<&str>,
-        by: Option<&str>,
-        now: Timestamp,
-    ) -> StoreResult<AlertEvent>;
-
-    /// Escalates every open alert whose escalation time has passed; `next_window(band)` gives
-    /// the seconds until it is escalated again.
-    fn escalate_overdue(
-        &self,
-        now: Timestamp,
-        next_window: &dyn Fn(RiskBand) -> i64,
-    ) -> StoreResult<Vec<AlertEvent>>;
-
-    /// Returns one alert.
-    fn get(&self, id: i64) -> StoreResult<Option<AlertRecord>>;
-
-    /// Returns alerts matching `filter`, most urgent first (escalation level, then revenue at
-    /// risk, then id), skipping `offset`.
-    fn list(&self, filter: &AlertFilter, offset: u64, limit: u64) -> StoreResult<AlertPage>;
-
-    /// Returns up to `limit` events after `cursor` whose alert matches `filter`, in cursor order.
-    fn events_after(
-        &self,
-        cursor: u64,
-        filter: &AlertFilter,
-        limit: u64,
-    ) -> StoreResult<Vec<AlertEvent>>;
-
-    /// Returns the last cursor written (0 for an empty log).
-    fn last_cursor(&self) -> StoreResult<u64>;
-
-    /// Counts alerts for `AlertStats`.
-    fn stats(&self, now: Timestamp) -> StoreResult<AlertStats>;
-
-    /// Returns a customer's latest score, up to `history_limit` scores before it, and their
-    /// alerts; `None` for a customer never scored.
-    fn customer(
-        &self,
-        customer_id: &str,
-        history_limit: u64,
-    ) -> StoreResult<Option<CustomerRecord>>;
 }
