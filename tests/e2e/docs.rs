@@ -152,7 +152,6 @@ fn sh_commands(file: &str, text: &str) -> Result<Vec<DocCommand>, String> {
             command.text = command
                 .text
                 .trim_end_matches('&')
-                .trim_end()
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
@@ -420,11 +419,9 @@ fn declared_benches(manifest: &str) -> BTreeSet<String> {
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
             in_bench = line == "[[bench]]";
-        } else if in_bench {
-            if let Some(value) = line.strip_prefix("name") {
-                let name = value.trim_start().trim_start_matches('=').trim();
-                benches.insert(name.trim_matches('"').to_string());
-            }
+        } else if in_bench && let Some(value) = line.strip_prefix("name") {
+            let name = value.trim_start().trim_start_matches('=').trim();
+            benches.insert(name.trim_matches('"').to_string());
         }
     }
     benches
