@@ -14,6 +14,7 @@
 //!   field and enum value of the request body.
 //! - Anything else must be in [`NOT_RUN`] with the reason. A command the test cannot classify
 //!   fails it, as does a command in a block not marked `sh`, so new docs cannot slip through.
+//! - Every relative link between these pages leads to a file, and to a heading of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -666,6 +667,83 @@ fn every_command_in_readme_and_docs_runs_or_is_checked() -> anyhow::Result<()> {
     failures.extend(stale(&not_run, &run.not_run_used));
     println!("{}", run.report.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    Ok(())
+}
+
+/// Returns the relative links of a markdown text (outside code blocks): (line, target).
+fn relative_links(text: &str) -> Vec<(usize, String)> {
+    let mut links = Vec::new();
+    let mut in_code = false;
+    for (index, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        for (at, _) in line.match_indices("](") {
+            let rest = &line[at + 2..];
+            let target = rest.split(')').next().unwrap_or_default();
+            if !target.contains("://") && !target.starts_with("mailto:") {
+                links.push((index + 1, target.to_string()));
+            }
+        }
+    }
+    links
+}
+
+/// The anchors GitHub gives a markdown file's headings: `## Agent console` → `agent-console`.
+fn heading_anchors(text: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            let heading = line.trim_start_matches('#').trim().to_lowercase();
+            let anchor: String = heading
+                .chars()
+                .filter(|character| {
+                    character.is_alphanumeric() || matches!(character, ' ' | '-' | '_')
+                })
+                .map(|character| if character == ' ' { '-' } else { character })
+                .collect();
+            anchors.insert(anchor);
+        }
+    }
+    anchors
+}
+
+#[test]
+fn every_link_between_readme_and_docs_leads_somewhere() -> anyhow::Result<()> {
+    let root = churn_e2e::repo_root();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for path in doc_files(&root)? {
+        let text = std::fs::read_to_string(&path)?;
+        let folder = path.parent().unwrap_or(&root);
+        for (line, target) in relative_links(&text) {
+            checked += 1;
+            let (file, anchor) = target.split_once('#').unwrap_or((target.as_str(), ""));
+            let linked = if file.is_empty() {
+                path.clone()
+            } else {
+                folder.join(file)
+            };
+            let name = path.strip_prefix(&root).unwrap_or(&path).display();
+            let at = format!("{name}:{line}: `{target}`");
+            if !linked.exists() {
+                broken.push(format!("{at}: no such file"));
+            } else if !anchor.is_empty()
+                && !heading_anchors(&std::fs::read_to_string(&linked)?).contains(anchor)
+            {
+                broken.push(format!("{at}: no heading with that anchor"));
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} links found");
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
     Ok(())
 }
 
