@@ -5,6 +5,7 @@ mod artifact_compat;
 mod bad_input;
 mod browser;
 mod console;
+mod docs;
 mod events;
 mod gbdt;
 mod parquet;
