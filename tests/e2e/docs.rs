@@ -321,7 +321,7 @@ impl Run {
             }
             Command::Client(mut client) => {
                 client.addr = self.server_url()?;
-                churn_cli::serve::client(client, &mut out).map(|()| ExitCode::SUCCESS)
+                churn_cli::client::client(client, &mut out).map(|()| ExitCode::SUCCESS)
             }
             command @ Command::Train(_) => churn_cli::run(Cli { command }),
             Command::Serve(_) | Command::Loadtest(_) => {

@@ -3,7 +3,7 @@
 //!
 //! Every action goes through the same [`AlertHub`] as the gRPC calls, so the store's rules (no
 //! resolving twice, unknown id → not found) hold whoever calls. The live feed is the same
-//! [`AlertHub::follow`] as `StreamAlerts`: replay after a cursor, then live, no gap.
+//! `AlertHub::follow` as `StreamAlerts`: replay after a cursor, then live, no gap.
 //!
 //! Safety: when a token is configured, the page and every call need it (a cookie set by
 //! `/console?token=…`, or `Authorization: Bearer …`). Without one (allowed on a loopback address
