@@ -26,7 +26,6 @@ pub mod compiled;
 pub mod encoding;
 pub mod error;
 pub mod experience;
-mod leaf_masks;
 pub mod model;
 pub mod risk;
 pub mod schema;
