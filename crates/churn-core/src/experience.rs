@@ -142,7 +142,8 @@ pub fn sentence(
             (_, None) => format!(
                 "{label} {} by {} in the last survey",
                 if delta < 0 { "fell" } else { "rose" },
-                delta.abs()
+                // Unsigned: a change past i64's range reads as i64::MIN, whose `abs` overflows.
+                delta.unsigned_abs()
             ),
         }
     };
@@ -267,5 +268,15 @@ mod tests {
             Some("no NPS answer on record")
         );
         assert_eq!(sentence("MonthlyCharges", Some(70.0), &none), None);
+    }
+
+    /// Issue 32: with overflow checks on, a change past i64's range panicked in `abs`.
+    #[test]
+    fn a_change_past_i64s_range_is_told_without_overflow() {
+        let none = |_: &str| None;
+        assert_eq!(
+            sentence(NPS_CHANGE, Some(-1e300), &none).as_deref(),
+            Some("NPS fell by 9223372036854775808 in the last survey")
+        );
     }
 }
