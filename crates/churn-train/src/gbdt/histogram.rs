@@ -89,7 +89,10 @@ impl BinnedColumn {
                 if value < 0.0 || value.fract() != 0.0 || value >= MAX_CATEGORY_CODES as f64 {
                     return Err(TrainError::Fit {
                         model: "gbdt",
-                        reason: format!("category code {value} out of range"),
+                        reason: format!(
+                            "category code {value} out of range 0 to {}",
+                            MAX_CATEGORY_CODES - 1
+                        ),
                     });
                 }
                 n_bins = n_bins.max(value as usize + 1);

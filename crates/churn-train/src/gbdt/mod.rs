@@ -341,8 +341,12 @@ impl ValidGbdtParams {
                 categorical.len()
             )));
         }
-        if x.iter().any(|value| value.is_infinite()) {
-            return Err(fit_error("infinite value in the encoded rows".into()));
+        if let Some(((row, column), value)) =
+            x.indexed_iter().find(|(_, value)| value.is_infinite())
+        {
+            return Err(fit_error(format!(
+                "encoded row {row}, column {column}: {value} is not finite"
+            )));
         }
         let (train_rows, validation_rows) = early_stopping_split(params, y, groups, seed)?;
         let (columns, histogram_len) = bin_columns(x, &train_rows, categorical, params.max_bins)?;

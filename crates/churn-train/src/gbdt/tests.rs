@@ -418,6 +418,25 @@ fn bad_parameters_and_inputs_are_refused() {
     let params = GbdtParams::default().check().unwrap();
     let x = Array2::from_shape_vec((2, 1), vec![1.0, f64::INFINITY]).unwrap();
     assert!(params.fit(&x, &[false], &[true, false], 0).is_err());
+    let error = params.fit(&x, &[false], &[true, false], 0).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "fitting the gbdt model failed: encoded row 1, column 0: inf is not finite"
+    );
     let codes = Array2::from_shape_vec((2, 1), vec![1.0, 70.0]).unwrap();
     assert!(params.fit(&codes, &[true], &[true, false], 0).is_err());
+    // Without early stopping, as two rows cannot be split for it.
+    let all_rows = GbdtParams {
+        early_stopping_rounds: 0,
+        ..GbdtParams::default()
+    };
+    let error = all_rows
+        .check()
+        .unwrap()
+        .fit(&codes, &[true], &[true, false], 0)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "fitting the gbdt model failed: category code 70 out of range 0 to 63"
+    );
 }
