@@ -68,8 +68,11 @@ pub struct AlertPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BandHours {
+    /// Hours for a LOW alert.
     pub low: f64,
+    /// Hours for a MEDIUM alert.
     pub medium: f64,
+    /// Hours for a HIGH alert.
     pub high: f64,
 }
 
@@ -112,10 +115,13 @@ impl Default for AlertPolicy {
 /// A new score of one customer, as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreEvent {
+    /// The new churn probability.
     pub probability: f64,
+    /// The new score's risk band.
     pub band: RiskBand,
     /// The customer's value per period (the policy's `value_feature`), when known.
     pub customer_value: Option<f64>,
+    /// When the customer was scored.
     pub at: Timestamp,
 }
 
@@ -134,15 +140,20 @@ pub struct CustomerHistory {
 /// A score given earlier.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PastScore {
+    /// The churn probability then.
     pub probability: f64,
+    /// The risk band then.
     pub band: RiskBand,
+    /// When the score was given.
     pub at: Timestamp,
 }
 
 /// An alert raised earlier.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PastAlert {
+    /// The band the alert was raised at.
     pub band: RiskBand,
+    /// When it was raised.
     pub raised_at: Timestamp,
 }
 
@@ -151,11 +162,22 @@ pub struct PastAlert {
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Trigger {
     /// The score's band, at or above the policy's `min_band`.
-    Band { band: RiskBand },
+    Band {
+        /// The score's band.
+        band: RiskBand,
+    },
     /// The probability reached the policy's `min_probability`.
-    Probability { threshold: f64 },
+    Probability {
+        /// The policy's `min_probability`.
+        threshold: f64,
+    },
     /// The probability rose by at least `min_rise` since the previous score.
-    Rise { from: f64, to: f64 },
+    Rise {
+        /// The previous score's probability.
+        from: f64,
+        /// The new score's probability.
+        to: f64,
+    },
 }
 
 impl Trigger {
@@ -174,8 +196,11 @@ impl Trigger {
 /// An alert to raise or to write over the customer's open one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertDraft {
+    /// The churn probability that raised it.
     pub probability: f64,
+    /// The probability's risk band.
     pub band: RiskBand,
+    /// Why it fires, at least one reason.
     pub triggers: Vec<Trigger>,
     /// Probability × customer value × value periods; `None` when the value is unknown.
     pub revenue_at_risk: Option<f64>,

@@ -18,9 +18,13 @@ pub const CURRENT_FORMAT_VERSION: &str = "2";
 /// A trained model with its schema, preprocessing and training facts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {
+    /// The model's name.
     pub name: String,
+    /// The raw features the model expects.
     pub schema: FeatureSchema,
+    /// How raw values become encoded columns.
     pub preprocessor: Preprocessor,
+    /// The fitted model over the encoded columns.
     pub model: Model,
     /// Margin → probability map; without one the probability is the sigmoid of the margin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +35,7 @@ pub struct ModelArtifact {
     /// ([`RiskBands::from_quantiles`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bands: Option<RiskBands>,
+    /// How and on what the model was trained.
     pub metadata: TrainingMetadata,
 }
 
@@ -44,8 +49,11 @@ pub struct TrainingMetadata {
     pub data_source: String,
     /// SHA-256 of the training data file.
     pub data_sha256: String,
+    /// Rows of the training data.
     pub rows: usize,
+    /// Churners among them.
     pub positives: usize,
+    /// The seed of splits and sampling.
     pub seed: u64,
     /// Model parameters as given to training.
     pub params: serde_json::Value,

@@ -11,11 +11,18 @@ use crate::model::sigmoid;
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Calibration {
     /// Platt scaling: `probability = sigmoid(slope · margin + intercept)`.
-    Platt { slope: f64, intercept: f64 },
+    Platt {
+        /// The margin's factor.
+        slope: f64,
+        /// The shift added after it.
+        intercept: f64,
+    },
     /// Isotonic regression: linear interpolation between knots (margins ascending, probabilities
     /// non-decreasing), constant beyond the first and last knot.
     Isotonic {
+        /// Knot margins, ascending.
         margins: Vec<f64>,
+        /// Knot probabilities, non-decreasing.
         probabilities: Vec<f64>,
     },
 }

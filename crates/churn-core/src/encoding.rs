@@ -19,23 +19,31 @@ use crate::value::{Value, is_missing_token, parse_bool_token, parse_number_token
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FeatureEncoding {
+    /// A number, used as is.
     Numeric {
+        /// The feature.
         name: String,
         /// Training median, used for blanks.
         impute: f64,
         /// Whether a missing-indicator column follows the value column.
         missing_indicator: bool,
-        /// Range seen in training, for range checks and drift.
+        /// Smallest value seen in training, for range checks and drift.
         min: f64,
+        /// Largest value seen in training.
         max: f64,
     },
+    /// Yes/no, encoded as 1/0.
     Boolean {
+        /// The feature.
         name: String,
         /// Training mode, used for blanks.
         impute: bool,
+        /// Whether a missing-indicator column follows the value column.
         missing_indicator: bool,
     },
+    /// Levels, one-hot or as category codes.
     Categorical {
+        /// The feature.
         name: String,
         /// Levels with a column of their own, most frequent first.
         levels: Vec<String>,
@@ -132,6 +140,7 @@ pub struct Preprocessor {
     /// Absent in artifacts written before trees existed, which are all one-hot.
     #[serde(default, skip_serializing_if = "EncodingStyle::is_one_hot")]
     pub style: EncodingStyle,
+    /// One encoding per feature of the schema, in its order.
     pub features: Vec<FeatureEncoding>,
     /// Features whose training data had no blanks: a missing value for them is refused, since
     /// nothing was learned about it. Absent in older artifacts, which accept blanks everywhere.
@@ -142,6 +151,7 @@ pub struct Preprocessor {
 /// Where each encoded column comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedColumn {
+    /// The column's name: the feature's, or `feature=level` for one-hot columns.
     pub name: String,
     /// Index of the raw feature in the schema.
     pub source: usize,

@@ -8,36 +8,68 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 pub enum CoreError {
     /// The profile has no entry at all for a feature of the schema.
     #[error("missing feature `{name}`")]
-    MissingFeature { name: String },
+    MissingFeature {
+        /// The feature.
+        name: String,
+    },
     /// A profile names a feature the model does not have.
     #[error("unknown feature `{name}` (the model's features: {known})")]
-    UnknownFeature { name: String, known: String },
+    UnknownFeature {
+        /// The name the profile gave.
+        name: String,
+        /// The model's features, listed.
+        known: String,
+    },
     /// A feature is missing but training never saw it missing, so there is nothing to impute.
     #[error("feature `{feature}`: a value is required (training data always had one)")]
-    MissingNotAllowed { feature: String },
+    MissingNotAllowed {
+        /// The feature.
+        feature: String,
+    },
     /// A numeric feature got a value that is not a number.
     #[error("feature `{feature}`: value `{value}` is not a number")]
-    NotNumeric { feature: String, value: String },
+    NotNumeric {
+        /// The feature.
+        feature: String,
+        /// The value given.
+        value: String,
+    },
     /// A numeric feature got NaN or an infinity.
     #[error("feature `{feature}`: value `{value}` is not finite")]
-    NonFinite { feature: String, value: String },
+    NonFinite {
+        /// The feature.
+        feature: String,
+        /// The value given.
+        value: String,
+    },
     /// A boolean feature got a value that is not one of yes/no, true/false, 1/0.
     #[error(
         "feature `{feature}`: value `{value}` is not a boolean (expected yes/no, true/false or 1/0)"
     )]
-    NotBoolean { feature: String, value: String },
+    NotBoolean {
+        /// The feature.
+        feature: String,
+        /// The value given.
+        value: String,
+    },
     /// A categorical feature got a level never seen in training.
     #[error("feature `{feature}`: unknown category `{value}` (known: {known})")]
     UnknownCategory {
+        /// The feature.
         feature: String,
+        /// The value given.
         value: String,
+        /// The levels seen in training, listed.
         known: String,
     },
     /// A setting (such as an alert policy's) is out of its range.
     #[error("setting `{setting}`: {value} is not {expected}")]
     InvalidSetting {
+        /// The setting, as named in its file.
         setting: String,
+        /// Its value.
         value: String,
+        /// What it must be.
         expected: String,
     },
     /// An alert policy's text is not valid TOML or names a setting that does not exist.
@@ -50,10 +82,16 @@ pub enum CoreError {
     },
     /// The artifact could not be parsed or is internally inconsistent.
     #[error("invalid model artifact: {reason}")]
-    InvalidArtifact { reason: String },
+    InvalidArtifact {
+        /// What is wrong, naming the tree, node, feature or value concerned.
+        reason: String,
+    },
     /// The artifact was written by a format this build does not know.
     #[error("unsupported model artifact format version `{version}`")]
-    UnsupportedFormatVersion { version: String },
+    UnsupportedFormatVersion {
+        /// The version the artifact gives.
+        version: String,
+    },
 }
 
 impl CoreError {

@@ -6,40 +6,71 @@
 /// Days of tenure per month, for `tenure_months`.
 pub const DAYS_PER_MONTH: f64 = 30.44;
 
+/// Months since the subscription started.
 pub const TENURE_MONTHS: &str = "tenure_months";
+/// The contract: monthly, one year or two years.
 pub const CONTRACT: &str = "contract";
+/// The plan subscribed to.
 pub const PLAN: &str = "plan";
+/// The monthly charge.
 pub const MONTHLY_CHARGE: &str = "monthly_charge";
+/// Whether the customer pays automatically.
 pub const AUTOPAY: &str = "autopay";
+/// Days until the contract renews.
 pub const DAYS_TO_RENEWAL: &str = "days_to_renewal";
+/// The customer segment.
 pub const SEGMENT: &str = "segment";
+/// The customer's region.
 pub const REGION: &str = "region";
+/// How the customer was acquired.
 pub const ACQUISITION_CHANNEL: &str = "acquisition_channel";
 
+/// The last Net Promoter Score given (0 to 10).
 pub const NPS_LAST: &str = "nps_last";
+/// The change of NPS from the survey before the last.
 pub const NPS_CHANGE: &str = "nps_change";
+/// Whether the last NPS was 6 or less.
 pub const NPS_DETRACTOR: &str = "nps_detractor";
+/// The last satisfaction score given.
 pub const CSAT_LAST: &str = "csat_last";
+/// The change of CSAT from the survey before the last.
 pub const CSAT_CHANGE: &str = "csat_change";
+/// The last customer effort score given.
 pub const CES_LAST: &str = "ces_last";
+/// The change of CES from the survey before the last.
 pub const CES_CHANGE: &str = "ces_change";
+/// Surveys left unanswered in the last 180 days.
 pub const SURVEY_NONRESPONSE_180D: &str = "survey_nonresponse_180d";
+/// Support tickets opened in the last 30 days.
 pub const TICKETS_30D: &str = "tickets_30d";
+/// Support tickets opened in the last 90 days.
 pub const TICKETS_90D: &str = "tickets_90d";
+/// Complaints in the last 90 days.
 pub const COMPLAINTS_90D: &str = "complaints_90d";
+/// Median hours to a first response from support, over 90 days.
 pub const FIRST_RESPONSE_MEDIAN_HOURS_90D: &str = "first_response_median_hours_90d";
+/// Longest wait for a first response from support, in hours, over 90 days.
 pub const FIRST_RESPONSE_WORST_HOURS_90D: &str = "first_response_worst_hours_90d";
+/// Tickets reopened in the last 90 days.
 pub const REOPENED_TICKETS_90D: &str = "reopened_tickets_90d";
+/// Tickets still open.
 pub const OPEN_TICKETS: &str = "open_tickets";
 
+/// Minutes of use in the last 30 days.
 pub const USAGE_MINUTES_30D: &str = "usage_minutes_30d";
+/// Minutes of use in the 60 days before those.
 pub const USAGE_MINUTES_PRIOR_60D: &str = "usage_minutes_prior_60d";
+/// Use in the last 30 days against the monthly mean of the 60 days before, in percent.
 pub const USAGE_CHANGE_PCT: &str = "usage_change_pct";
 /// The most `usage_change_pct` says: from almost no use, any use is thousands of percent.
 pub const USAGE_CHANGE_CAP_PCT: f64 = 200.0;
+/// Sessions in the last 30 days.
 pub const SESSIONS_30D: &str = "sessions_30d";
+/// Days since the customer last used the service.
 pub const DAYS_SINCE_LAST_USE: &str = "days_since_last_use";
+/// Failed payments in the last 90 days.
 pub const PAYMENT_FAILURES_90D: &str = "payment_failures_90d";
+/// Refunds in the last 90 days.
 pub const REFUNDS_90D: &str = "refunds_90d";
 
 /// The features that come from what customers said and lived through with support: surveys,
@@ -111,7 +142,8 @@ pub fn sentence(
             (_, None) => format!(
                 "{label} {} by {} in the last survey",
                 if delta < 0 { "fell" } else { "rose" },
-                delta.abs()
+                // Unsigned: a change past i64's range reads as i64::MIN, whose `abs` overflows.
+                delta.unsigned_abs()
             ),
         }
     };
@@ -236,5 +268,15 @@ mod tests {
             Some("no NPS answer on record")
         );
         assert_eq!(sentence("MonthlyCharges", Some(70.0), &none), None);
+    }
+
+    /// Issue 32: with overflow checks on, a change past i64's range panicked in `abs`.
+    #[test]
+    fn a_change_past_i64s_range_is_told_without_overflow() {
+        let none = |_: &str| None;
+        assert_eq!(
+            sentence(NPS_CHANGE, Some(-1e300), &none).as_deref(),
+            Some("NPS fell by 9223372036854775808 in the last survey")
+        );
     }
 }

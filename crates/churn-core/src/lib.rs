@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod alert;
 pub mod artifact;
 pub mod calibration;
@@ -26,7 +28,6 @@ pub mod compiled;
 pub mod encoding;
 pub mod error;
 pub mod experience;
-mod leaf_masks;
 pub mod model;
 pub mod risk;
 pub mod schema;

@@ -9,7 +9,9 @@ use crate::tree::TreeEnsemble;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Model {
+    /// Logistic regression over one-hot encoded columns.
     Logistic(LinearModel),
+    /// Gradient-boosted trees over category codes.
     Gbdt(TreeEnsemble),
 }
 
@@ -47,7 +49,9 @@ impl Model {
 /// customer and each term is that column's exact contribution (linear SHAP).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearModel {
+    /// The log-odds when every encoded column is 0.
     pub intercept: f64,
+    /// One weight per encoded column.
     pub coefficients: Vec<f64>,
     /// Training mean of each encoded column.
     pub centers: Vec<f64>,

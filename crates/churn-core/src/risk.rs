@@ -9,8 +9,11 @@ use crate::error::{CoreError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskBand {
+    /// Below the MEDIUM cut-off.
     Low,
+    /// From the MEDIUM cut-off up to the HIGH one.
     Medium,
+    /// From the HIGH cut-off up.
     High,
 }
 
@@ -29,7 +32,9 @@ impl RiskBand {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskBands {
+    /// Probabilities from this one up are MEDIUM.
     pub medium: f64,
+    /// Probabilities from this one up are HIGH.
     pub high: f64,
 }
 

@@ -28,7 +28,9 @@ impl FeatureKind {
 /// One feature of the schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
+    /// The feature's column name.
     pub name: String,
+    /// How its values are read.
     pub kind: FeatureKind,
 }
 
@@ -41,6 +43,7 @@ pub struct FeatureSchema {
     pub positive_class: String,
     /// The customer id column, if the data has one.
     pub id: Option<String>,
+    /// The features, in the order of the model's inputs.
     pub features: Vec<FeatureSpec>,
 }
 

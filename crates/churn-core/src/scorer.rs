@@ -31,6 +31,7 @@ pub struct Scorer {
 /// One raw feature's share of a score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reason {
+    /// The raw feature.
     pub feature: String,
     /// The customer's value as given.
     pub value: RawValue,

@@ -13,6 +13,7 @@ pub const MAX_CATEGORY_CODES: usize = 64;
 pub struct TreeEnsemble {
     /// Log-odds of churn among training customers, the boosting's starting point.
     pub base_score: f64,
+    /// The trees, whose outputs add up.
     pub trees: Vec<Tree>,
 }
 
@@ -26,13 +27,17 @@ pub struct TreeEnsemble {
 /// `default_left[i]`, learned in training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
+    /// Per split: the encoded column it tests.
     pub feature: Vec<u32>,
     /// Raw-value thresholds, inclusive on the left.
     pub threshold: Vec<f64>,
     /// Categorical codes sent left, as a bit mask; 0 for numeric splits and leaves.
     pub left_categories: Vec<u64>,
+    /// Per node: whether a missing value goes left.
     pub default_left: Vec<bool>,
+    /// Per node: its left child, 0 for a leaf.
     pub left: Vec<u32>,
+    /// Per node: its right child, 0 for a leaf.
     pub right: Vec<u32>,
     /// Leaf outputs in log-odds (0 on internal nodes).
     pub value: Vec<f64>,

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 pub enum RawValue {
     /// Explicitly unknown (null, a blank cell): imputed as in training.
     Missing,
+    /// A boolean, as JSON gives it.
     Bool(bool),
+    /// A number.
     Number(f64),
+    /// Text: a category, or a number or boolean written out.
     Text(String),
 }
 
@@ -56,9 +59,13 @@ impl From<bool> for RawValue {
 /// A borrowed raw value, so that tables can be encoded without allocating a string per cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
+    /// Explicitly unknown: imputed as in training.
     Missing,
+    /// A boolean.
     Bool(bool),
+    /// A number.
     Number(f64),
+    /// Text: a category, or a number or boolean written out.
     Text(&'a str),
 }
 

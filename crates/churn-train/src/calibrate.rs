@@ -10,8 +10,11 @@ pub enum CalibrationMethod {
     /// Platt scaling for tree models; none for logistic regression, calibrated by its own loss.
     #[default]
     Auto,
+    /// No calibration: the sigmoid of the margin.
     None,
+    /// Platt scaling: a logistic regression on the margin.
     Platt,
+    /// Isotonic regression: a monotone, piecewise-linear function of the margin.
     Isotonic,
 }
 

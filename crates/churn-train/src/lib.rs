@@ -5,7 +5,7 @@
 //! This crate knows no tonic and no serving: what it produces is a `churn_core::ModelArtifact`.
 //!
 //! ```no_run
-//! use churn_train::{TrainConfig, train};
+//! use churn_train::TrainConfig;
 //! # fn demo() -> churn_train::Result<()> {
 //! let mut config = TrainConfig::new(
 //!     "notebooks-data/telco/Telco-Customer-Churn.csv".into(),
@@ -13,11 +13,14 @@
 //! );
 //! config.id = Some("customerID".into());
 //! config.cv = Some(5);
-//! let outcome = train(&config, "telco")?;
+//! // Only a checked configuration trains; `churn_train::train` does both steps.
+//! let outcome = config.check()?.train("telco")?;
 //! outcome.write("models/telco".as_ref())?;
 //! println!("holdout ROC-AUC {:.3}", outcome.holdout.roc_auc);
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod calibrate;
 pub mod card;
@@ -36,5 +39,5 @@ pub use logistic::{LogisticParams, ValidLogisticParams};
 pub use metrics::Metrics;
 pub use train::{
     CvReport, Driver, EventsConfig, ModelChoice, ModelKind, Selection, TrainConfig, TrainOutcome,
-    train,
+    ValidTrainConfig, train,
 };

@@ -14,6 +14,7 @@ use crate::error::{Result, TrainError};
 pub struct LogisticParams {
     /// L2 penalty on the summed log loss: `alpha = 1 / C` in scikit-learn's terms.
     pub l2: f64,
+    /// Most iterations of the solver.
     pub max_iterations: u64,
     /// L-BFGS stops once the gradient norm falls below this.
     pub gradient_tolerance: f64,

@@ -8,10 +8,15 @@ use serde::{Deserialize, Serialize};
 /// The metrics of one set of predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Area under the ROC curve.
     pub roc_auc: f64,
+    /// Area under the precision-recall curve (average precision).
     pub pr_auc: f64,
+    /// Mean squared error of the probabilities.
     pub brier: f64,
+    /// Mean negative log-likelihood.
     pub log_loss: f64,
+    /// Churn rate among the riskiest 10% over the overall churn rate.
     pub lift_at_10: f64,
     /// Expected calibration error over 10 equal-width probability bins.
     pub ece: f64,
