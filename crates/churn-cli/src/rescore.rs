@@ -52,7 +52,7 @@ pub struct RescoreArgs {
     #[arg(long)]
     pub alerts: Option<PathBuf>,
     /// Alert policy (TOML: min_band, min_probability, min_rise, cooldown_days, value_feature,
-    /// value_periods, [acknowledge_within_hours]); the defaults when not given.
+    /// value_periods and the table acknowledge_within_hours); the defaults when not given.
     #[arg(long, requires = "alerts")]
     pub alert_policy: Option<PathBuf>,
 }

@@ -59,7 +59,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub console: Option<bool>,
     /// Token the console requires (prefer CHURN_CONSOLE_TOKEN: flags show in `ps`); required
-    /// when --metrics-addr is not a loopback address [CHURN_CONSOLE_TOKEN].
+    /// when --metrics-addr is not a loopback address [CHURN_CONSOLE_TOKEN; no default].
     #[arg(long)]
     pub console_token: Option<String>,
 }

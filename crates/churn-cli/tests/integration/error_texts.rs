@@ -43,6 +43,8 @@ fn serve_from_another_folder_names_the_model_folder_and_where_it_looked() -> any
         ],
     )?;
     assert_eq!(code, Some(2));
+    // Before issue 32: "cannot read model `models/telco`: No such file or directory (os error 2):
+    // No such file or directory (os error 2)".
     assert_eq!(
         line,
         format!(
@@ -108,5 +110,9 @@ fn serve_names_an_alert_store_that_cannot_be_opened() -> anyhow::Result<()> {
     Ok(())
 }
 
-const EXPECTED_MISSING_CSV: &str = "TODO";
-const EXPECTED_STORE: &str = "TODO";
+// Before issue 32: "error: cannot read `FILE`: No such file or directory (os error 2): No such
+// file or directory (os error 2)".
+const EXPECTED_MISSING_CSV: &str =
+    "error: cannot read `{file}`: No such file or directory (os error 2)";
+// Before issue 32: "error: alert store `FILE`: file is not a database".
+const EXPECTED_STORE: &str = "error: cannot open alert store `{file}`: file is not a database";

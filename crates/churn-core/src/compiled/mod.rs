@@ -43,7 +43,7 @@
 //! cleared; the second adds every leaf's `|U|` terms, leaves grouped by `|U|` so that the inner
 //! loop has a fixed length. Both cases above read the entry of `O ∖ i` (which is `O` when
 //! `i ∉ O`), so a term is one table read times a factor, `−1` or `(1 − z_i) / z_i`, that the
-//! pattern's bit picks. Deeper trees, or a model whose tables would outgrow [`TABLE_BUDGET`],
+//! pattern's bit picks. Deeper trees, or a model whose tables would outgrow `TABLE_BUDGET`,
 //! use quadrature.
 //!
 //! # Leaf pairs
