@@ -1,7 +1,5 @@
 //! A client channel to a `churn serve`.
 
-use std::fmt;
-
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{ApiError, Result};
@@ -9,17 +7,9 @@ use crate::error::{ApiError, Result};
 /// Connects to the server at `addr` (a URL such as `http://127.0.0.1:50051`).
 pub async fn connect(addr: &str) -> Result<Channel> {
     Endpoint::from_shared(addr.to_string())
-        .map_err(|error| connect_error(addr, error))?
+        .map_err(|error| ApiError::connect(addr, error))?
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|error| connect_error(addr, error))
-}
-
-/// Says that the server at `addr` cannot be reached, and why.
-fn connect_error(addr: &str, reason: impl fmt::Display) -> ApiError {
-    ApiError::Connect {
-        addr: addr.to_string(),
-        reason: reason.to_string(),
-    }
+        .map_err(|error| ApiError::connect(addr, error))
 }

@@ -35,3 +35,13 @@ pub enum ApiError {
         reason: String,
     },
 }
+
+impl ApiError {
+    /// Says that the server at `addr` cannot be reached, and why.
+    pub fn connect(addr: &str, reason: impl std::fmt::Display) -> ApiError {
+        ApiError::Connect {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}

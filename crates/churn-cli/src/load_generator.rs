@@ -169,14 +169,6 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Says that the server at `addr` cannot be reached, and why.
-fn connect_error(addr: &str, reason: impl fmt::Display) -> ApiError {
-    ApiError::Connect {
-        addr: addr.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
 /// Runs the load test, cycling through `profiles`.
 pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadReport> {
     if profiles.is_empty() || test.concurrency == 0 || test.connections == 0 {
@@ -190,7 +182,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
     }
     let uri: http::Uri = format!("{}{SCORE_PATH}", test.addr.trim_end_matches('/'))
         .parse()
-        .map_err(|error: http::uri::InvalidUri| connect_error(&test.addr, error))?;
+        .map_err(|error: http::uri::InvalidUri| ApiError::connect(&test.addr, error))?;
     let mut connections = Vec::with_capacity(test.connections);
     for _ in 0..test.connections {
         connections.push(open_h2(&test.addr, &uri).await?);
@@ -301,16 +293,16 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
 async fn open_h2(addr: &str, uri: &http::Uri) -> Result<h2::client::SendRequest<Bytes>> {
     let authority = uri
         .authority()
-        .ok_or_else(|| connect_error(addr, "no host and port"))?
+        .ok_or_else(|| ApiError::connect(addr, "no host and port"))?
         .as_str();
     let tcp = tokio::net::TcpStream::connect(authority)
         .await
-        .map_err(|error| connect_error(addr, error))?;
+        .map_err(|error| ApiError::connect(addr, error))?;
     tcp.set_nodelay(true)
-        .map_err(|error| connect_error(addr, error))?;
+        .map_err(|error| ApiError::connect(addr, error))?;
     let (sender, connection) = h2::client::handshake(tcp)
         .await
-        .map_err(|error| connect_error(addr, error))?;
+        .map_err(|error| ApiError::connect(addr, error))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "load test connection closed");

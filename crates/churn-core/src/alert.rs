@@ -227,10 +227,14 @@ impl AlertPolicy {
         let policy: AlertPolicy =
             toml::from_str(text).map_err(|error| CoreError::InvalidPolicy {
                 reason: error.message().to_string(),
-                line: error
+                at: error
                     .span()
                     .and_then(|span| text.get(..span.start))
-                    .map(|before| before.matches('\n').count() + 1),
+                    .map(|before| {
+                        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+                        let line = before.matches('\n').count() + 1;
+                        (line, before[line_start..].chars().count() + 1)
+                    }),
             })?;
         policy.validate()?;
         Ok(policy)
@@ -360,7 +364,7 @@ mod tests {
         let typo = AlertPolicy::from_toml("cooldown_days = 7\nmin_bnad = \"high\"\n").unwrap_err();
         let text = typo.to_string();
         assert!(
-            text.starts_with("line 2: unknown field `min_bnad`"),
+            text.starts_with("line 2, column 1: unknown field `min_bnad`"),
             "{text}"
         );
 

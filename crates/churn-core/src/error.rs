@@ -73,12 +73,12 @@ pub enum CoreError {
         expected: String,
     },
     /// An alert policy's text is not valid TOML or names a setting that does not exist.
-    #[error("{}{reason}", line.map(|line| format!("line {line}: ")).unwrap_or_default())]
+    #[error("{}{reason}", at.map(|(line, column)| format!("line {line}, column {column}: ")).unwrap_or_default())]
     InvalidPolicy {
         /// What the parser said.
         reason: String,
-        /// The line it points at, when it points at one.
-        line: Option<usize>,
+        /// The line and column (from 1) it points at, when it points at one.
+        at: Option<(usize, usize)>,
     },
     /// The artifact could not be parsed or is internally inconsistent.
     #[error("invalid model artifact: {reason}")]

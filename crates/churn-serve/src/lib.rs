@@ -28,7 +28,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod model;
-pub mod requests;
+pub(crate) mod requests;
 pub mod server;
 
 pub use config::{ServeConfig, ServeOptions};

@@ -2,7 +2,7 @@
 //! (the alert queue and its stream), and the server's side of the wire contract.
 
 pub mod alerts;
-pub mod convert;
+pub(crate) mod convert;
 pub mod scoring;
 
 pub use alerts::{AlertApi, RESUME_CURSOR_TRAILER};
