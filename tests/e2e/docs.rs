@@ -511,7 +511,8 @@ impl Proto {
         proto
     }
 
-    /// Checks `grpcurl [-plaintext] [-d JSON] HOST:PORT (list | describe SYMBOL | SERVICE/METHOD)`.
+    /// Checks `grpcurl [-plaintext] [-cacert|-cert|-key FILE] [-H HEADER] [-d JSON] HOST:PORT
+    /// (list | describe SYMBOL | SERVICE/METHOD)`.
     fn check_grpcurl(&self, words: &[&str]) -> anyhow::Result<()> {
         let mut body = None;
         let mut rest = Vec::new();
@@ -519,6 +520,11 @@ impl Proto {
         while let Some(word) = words.next() {
             match *word {
                 "-plaintext" => {}
+                "-cacert" | "-cert" | "-key" | "-H" => {
+                    words
+                        .next()
+                        .ok_or_else(|| anyhow::anyhow!("grpcurl `{word}` without a value"))?;
+                }
                 "-d" => body = words.next().copied(),
                 other if other.starts_with('-') => {
                     anyhow::bail!("grpcurl flag `{other}` is not known here")

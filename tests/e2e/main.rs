@@ -10,6 +10,7 @@ mod events;
 mod gbdt;
 mod parquet;
 mod rescore;
+mod security;
 mod serve;
 mod shipped_model;
 mod train_and_score;

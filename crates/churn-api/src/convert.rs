@@ -7,12 +7,20 @@ use crate::proto;
 
 /// Longest `customer_id` accepted, in bytes.
 pub const MAX_CUSTOMER_ID_BYTES: usize = 256;
+/// Longest feature name accepted, in bytes.
+pub const MAX_FEATURE_NAME_BYTES: usize = 128;
+/// Longest text value accepted, in bytes.
+pub const MAX_TEXT_VALUE_BYTES: usize = 1024;
+/// Most features one profile may carry.
+pub const MAX_FEATURES: usize = 1024;
 
-/// Reads a request's profile: the customer id (non-empty, bounded) and the raw values.
+/// Reads a request's profile: the customer id (trimmed, non-empty, bounded, no control
+/// characters) and the raw values (names and texts bounded, texts trimmed, numbers finite).
+/// What is trimmed here is what is scored and stored.
 pub fn profile_from_proto(profile: Option<proto::Profile>) -> Result<(String, Profile), ApiError> {
     let profile = profile.ok_or(ApiError::Required { field: "profile" })?;
-    let customer_id = profile.customer_id;
-    if customer_id.trim().is_empty() {
+    let customer_id = profile.customer_id.trim();
+    if customer_id.is_empty() {
         return Err(ApiError::Required {
             field: "customer_id",
         });
@@ -23,26 +31,70 @@ pub fn profile_from_proto(profile: Option<proto::Profile>) -> Result<(String, Pr
             limit: MAX_CUSTOMER_ID_BYTES,
         });
     }
+    if customer_id.chars().any(char::is_control) {
+        return Err(ApiError::Invalid {
+            field: "customer_id",
+            reason: format!(
+                "`{}` holds a control character",
+                customer_id.escape_default()
+            ),
+        });
+    }
+    if profile.features.len() > MAX_FEATURES {
+        return Err(ApiError::Invalid {
+            field: "features",
+            reason: format!(
+                "{} features; the limit is {MAX_FEATURES}",
+                profile.features.len()
+            ),
+        });
+    }
     let mut values = Profile::new();
     for (name, value) in profile.features {
+        if name.len() > MAX_FEATURE_NAME_BYTES {
+            return Err(ApiError::Invalid {
+                field: "features",
+                reason: format!(
+                    "a feature name is {} bytes long (it starts `{}`); the limit is \
+                     {MAX_FEATURE_NAME_BYTES}",
+                    name.len(),
+                    name.chars().take(32).collect::<String>().escape_default()
+                ),
+            });
+        }
         let raw = value_from_proto(&name, value)?;
         values.insert(name, raw);
     }
-    Ok((customer_id, values))
+    Ok((customer_id.to_string(), values))
 }
 
-/// Reads one feature's value; NaN and infinities are refused, naming the feature.
-fn value_from_proto(feature: &str, value: proto::Value) -> Result<RawValue, CoreError> {
+/// Reads one feature's value; NaN and infinities are refused, naming the feature, and so is an
+/// over-long text. Text is trimmed.
+fn value_from_proto(feature: &str, value: proto::Value) -> Result<RawValue, ApiError> {
     Ok(match value.kind {
         None => RawValue::Missing,
         Some(proto::value::Kind::Number(number)) if !number.is_finite() => {
             return Err(CoreError::NonFinite {
                 feature: feature.to_string(),
                 value: number.to_string(),
-            });
+            }
+            .into());
         }
         Some(proto::value::Kind::Number(number)) => RawValue::Number(number),
-        Some(proto::value::Kind::Text(text)) => RawValue::Text(text),
+        Some(proto::value::Kind::Text(text)) if text.len() > MAX_TEXT_VALUE_BYTES => {
+            return Err(ApiError::Invalid {
+                field: "features",
+                reason: format!(
+                    "feature `{}` has a {}-byte text value; the limit is {MAX_TEXT_VALUE_BYTES}",
+                    feature.escape_default(),
+                    text.len()
+                ),
+            });
+        }
+        Some(proto::value::Kind::Text(text)) => match text.trim() {
+            trimmed if trimmed.len() == text.len() => RawValue::Text(text),
+            trimmed => RawValue::Text(trimmed.to_string()),
+        },
         Some(proto::value::Kind::Flag(flag)) => RawValue::Bool(flag),
     })
 }
@@ -175,6 +227,52 @@ mod tests {
         assert_eq!(
             profile_from_proto(None),
             Err(ApiError::Required { field: "profile" })
+        );
+    }
+
+    fn profile_with(customer_id: &str, name: &str, text: &str) -> proto::Profile {
+        proto::Profile {
+            customer_id: customer_id.into(),
+            features: [(
+                name.to_string(),
+                proto::Value {
+                    kind: Some(proto::value::Kind::Text(text.into())),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ids_and_texts_are_trimmed_once_and_bounded() {
+        let (customer_id, profile) =
+            profile_from_proto(Some(profile_with(" c-1 ", "Contract", " Two year "))).unwrap();
+        assert_eq!(customer_id, "c-1");
+        assert_eq!(profile["Contract"], RawValue::Text("Two year".into()));
+
+        let error = profile_from_proto(Some(profile_with("c\u{1b}[31m", "Contract", "x")))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "`customer_id`: `c\\u{1b}[31m` holds a control character"
+        );
+        let long_name = "n".repeat(MAX_FEATURE_NAME_BYTES + 1);
+        let error = profile_from_proto(Some(profile_with("c", &long_name, "x")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("`features`: a feature name is 129 bytes long (it starts `nnnn"),
+            "{error}"
+        );
+        let long_text = "t".repeat(MAX_TEXT_VALUE_BYTES + 1);
+        let error = profile_from_proto(Some(profile_with("c", "Contract", &long_text)))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "`features`: feature `Contract` has a 1025-byte text value; the limit is 1024"
         );
     }
 

@@ -26,6 +26,14 @@ pub enum ApiError {
         /// The longest accepted.
         limit: usize,
     },
+    /// A field's value is not one the server accepts (too long, a control character).
+    #[error("`{field}`: {reason}")]
+    Invalid {
+        /// The field's name in the protocol.
+        field: &'static str,
+        /// What was given and what is accepted.
+        reason: String,
+    },
     /// The server at `addr` cannot be reached.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {

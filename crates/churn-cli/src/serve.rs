@@ -62,6 +62,33 @@ pub struct ServeArgs {
     /// when --metrics-addr is not a loopback address [CHURN_CONSOLE_TOKEN; no default].
     #[arg(long)]
     pub console_token: Option<String>,
+    /// Certificate chain (PEM) for TLS on both ports [CHURN_TLS_CERT; default none: plaintext,
+    /// allowed on loopback addresses only].
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert [CHURN_TLS_KEY].
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that client certificates must chain to: mutual TLS, the certificate's subject
+    /// names the caller [CHURN_TLS_CLIENT_CA; default none].
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Credentials file of callers, roles and token hashes, written by `churn token add`
+    /// [CHURN_CREDENTIALS; default none: no authentication, loopback addresses only].
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// Serve off the loopback without TLS or credentials, for a network trusted end to end;
+    /// logged loudly [CHURN_ALLOW_INSECURE_NETWORK; default false].
+    #[arg(long)]
+    pub allow_insecure_network: Option<bool>,
+    /// /metrics needs a token with the `metrics` role [CHURN_METRICS_REQUIRE_TOKEN; default true
+    /// with --credentials].
+    #[arg(long)]
+    pub metrics_require_token: Option<bool>,
+    /// Server reflection: `open`, `callers` or `off` [CHURN_REFLECTION; default callers with
+    /// --credentials, else open].
+    #[arg(long)]
+    pub reflection: Option<String>,
 }
 
 /// Resolves the server settings: flags, then `CHURN_` variables, then the config file.
@@ -90,6 +117,15 @@ pub fn serve_config(
         alert_stream_buffer: args.alert_stream_buffer,
         console: args.console,
         console_token: args.console_token,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
+        credentials: args.credentials,
+        allow_insecure_network: args.allow_insecure_network,
+        metrics_require_token: args.metrics_require_token,
+        reflection: args.reflection,
+        // Limits are settings of the file and the environment only (docs/deploying.md).
+        ..ServeOptions::default()
     };
     let from_file = match &config_file {
         Some(path) => ServeOptions::from_file(path)?,

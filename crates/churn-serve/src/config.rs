@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use crate::alerts::Synchronous;
 use crate::error::{Result, ServeError};
+use crate::grpc::gate::Reflection;
+use crate::net::TlsFiles;
 
 /// Everything the server needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,69 @@ pub struct ServeConfig {
     pub alerts: Option<AlertsConfig>,
     /// The agent console on the metrics port: on when alerts are, unless `console = false`.
     pub console: Option<ConsoleConfig>,
+    /// TLS, callers and who may reach what.
+    pub security: SecurityConfig,
+    /// Caps on connections, calls and time.
+    pub limits: Limits,
+}
+
+/// TLS, callers, and the checks of who may reach what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityConfig {
+    /// TLS on both ports; `None`: plaintext (refused off the loopback unless
+    /// `allow_insecure_network`).
+    pub tls: Option<TlsFiles>,
+    /// The credentials file listing callers; `None`: no authentication.
+    pub credentials: Option<PathBuf>,
+    /// Serve off the loopback without TLS or credentials, for a network trusted end to end.
+    pub allow_insecure_network: bool,
+    /// `/metrics` needs a caller with the `metrics` (or `admin`) role.
+    pub metrics_require_token: bool,
+    /// Who may use server reflection.
+    pub reflection: Reflection,
+}
+
+/// Caps on what clients may hold, each a setting with a default sized for one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Connections open at once on each port; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams one gRPC connection may open (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_streams_per_connection: u32,
+    /// gRPC calls in flight at once, streams included; past it RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Longest a call may take before DEADLINE_EXCEEDED; a shorter `grpc-timeout` from the
+    /// caller wins.
+    pub request_timeout: Duration,
+    /// How often an HTTP/2 ping checks a quiet gRPC connection is alive.
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// A connection with no call in flight for this long is closed; zero never.
+    pub idle_timeout: Duration,
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Longest an HTTP request's headers may take to arrive on the HTTP port.
+    pub header_read_timeout: Duration,
+    /// Live alert feeds (`StreamAlerts`, console pages) one caller may hold open.
+    pub max_alert_feeds_per_caller: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            max_streams_per_connection: 256,
+            max_in_flight: 4096,
+            request_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_alert_feeds_per_caller: 16,
+        }
+    }
 }
 
 /// Who may use the agent console.
@@ -92,6 +157,14 @@ impl Default for ServeConfig {
             watch_interval: Duration::from_secs(1),
             alerts: Some(AlertsConfig::default()),
             console: Some(ConsoleConfig::default()),
+            security: SecurityConfig {
+                tls: None,
+                credentials: None,
+                allow_insecure_network: false,
+                metrics_require_token: false,
+                reflection: Reflection::Open,
+            },
+            limits: Limits::default(),
         }
     }
 }
@@ -141,6 +214,40 @@ pub struct ServeOptions {
     pub console: Option<bool>,
     /// The token the console requires; needed when `metrics_addr` is not a loopback address.
     pub console_token: Option<String>,
+    /// Certificate chain (PEM) for TLS on both ports.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) client certificates must chain to: mutual TLS.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Credentials file of callers and their roles (`churn token add` writes it).
+    pub credentials: Option<PathBuf>,
+    /// Serve off the loopback without TLS or credentials (a trusted network only).
+    pub allow_insecure_network: Option<bool>,
+    /// `/metrics` needs a `metrics` or `admin` token (default: true with credentials).
+    pub metrics_require_token: Option<bool>,
+    /// Server reflection: `open`, `callers` (default with credentials) or `off`.
+    pub reflection: Option<String>,
+    /// Connections open at once on each port.
+    pub max_connections: Option<usize>,
+    /// Concurrent streams one gRPC connection may open.
+    pub max_streams_per_connection: Option<u32>,
+    /// gRPC calls in flight at once.
+    pub max_in_flight: Option<usize>,
+    /// Longest a call may take, in milliseconds.
+    pub request_timeout_ms: Option<u64>,
+    /// HTTP/2 keep-alive ping interval, in milliseconds.
+    pub keepalive_interval_ms: Option<u64>,
+    /// How long a keep-alive ping may go unanswered, in milliseconds.
+    pub keepalive_timeout_ms: Option<u64>,
+    /// Close a connection with no call in flight for this long, in milliseconds (0: never).
+    pub idle_timeout_ms: Option<u64>,
+    /// Longest a TLS handshake may take, in milliseconds.
+    pub tls_handshake_timeout_ms: Option<u64>,
+    /// Longest request headers may take on the HTTP port, in milliseconds.
+    pub header_read_timeout_ms: Option<u64>,
+    /// Live alert feeds one caller may hold open.
+    pub max_alert_feeds_per_caller: Option<usize>,
 }
 
 /// The environment variable naming the config file.
@@ -159,6 +266,14 @@ impl ServeOptions {
         let base = path.parent().unwrap_or(Path::new(""));
         options.model = options.model.map(|model| base.join(model));
         options.alert_policy = options.alert_policy.map(|policy| base.join(policy));
+        for path in [
+            &mut options.tls_cert,
+            &mut options.tls_key,
+            &mut options.tls_client_ca,
+            &mut options.credentials,
+        ] {
+            *path = path.take().map(|path| base.join(path));
+        }
         options.alerts_db = options.alerts_db.map(|db| {
             if db == Path::new("off") {
                 db
@@ -173,7 +288,8 @@ impl ServeOptions {
     /// `CHURN_MAX_TOP_K`, `CHURN_MAX_MESSAGE_BYTES`, `CHURN_WATCH_INTERVAL_MS`,
     /// `CHURN_ALERTS_DB`, `CHURN_ALERT_POLICY`, `CHURN_ALERTS_SYNC`,
     /// `CHURN_ESCALATION_INTERVAL_MS`, `CHURN_ALERT_STREAM_BUFFER`, `CHURN_CONSOLE` and
-    /// `CHURN_CONSOLE_TOKEN`. Other
+    /// `CHURN_CONSOLE_TOKEN`, and each security setting and limit as `CHURN_` and its name in
+    /// capitals (`CHURN_TLS_CERT`, `CHURN_CREDENTIALS`, `CHURN_MAX_IN_FLIGHT`, …). Other
     /// variables are left alone (they may belong to other commands).
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut options = ServeOptions::default();
@@ -201,6 +317,41 @@ impl ServeOptions {
                 }
                 "CHURN_CONSOLE" => options.console = Some(parse(&key, &value)?),
                 "CHURN_CONSOLE_TOKEN" => options.console_token = Some(value),
+                "CHURN_TLS_CERT" => options.tls_cert = Some(PathBuf::from(value)),
+                "CHURN_TLS_KEY" => options.tls_key = Some(PathBuf::from(value)),
+                "CHURN_TLS_CLIENT_CA" => options.tls_client_ca = Some(PathBuf::from(value)),
+                "CHURN_CREDENTIALS" => options.credentials = Some(PathBuf::from(value)),
+                "CHURN_ALLOW_INSECURE_NETWORK" => {
+                    options.allow_insecure_network = Some(parse(&key, &value)?);
+                }
+                "CHURN_METRICS_REQUIRE_TOKEN" => {
+                    options.metrics_require_token = Some(parse(&key, &value)?);
+                }
+                "CHURN_REFLECTION" => options.reflection = Some(value),
+                "CHURN_MAX_CONNECTIONS" => options.max_connections = Some(parse(&key, &value)?),
+                "CHURN_MAX_STREAMS_PER_CONNECTION" => {
+                    options.max_streams_per_connection = Some(parse(&key, &value)?);
+                }
+                "CHURN_MAX_IN_FLIGHT" => options.max_in_flight = Some(parse(&key, &value)?),
+                "CHURN_REQUEST_TIMEOUT_MS" => {
+                    options.request_timeout_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_KEEPALIVE_INTERVAL_MS" => {
+                    options.keepalive_interval_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_KEEPALIVE_TIMEOUT_MS" => {
+                    options.keepalive_timeout_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_IDLE_TIMEOUT_MS" => options.idle_timeout_ms = Some(parse(&key, &value)?),
+                "CHURN_TLS_HANDSHAKE_TIMEOUT_MS" => {
+                    options.tls_handshake_timeout_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_HEADER_READ_TIMEOUT_MS" => {
+                    options.header_read_timeout_ms = Some(parse(&key, &value)?);
+                }
+                "CHURN_MAX_ALERT_FEEDS_PER_CALLER" => {
+                    options.max_alert_feeds_per_caller = Some(parse(&key, &value)?);
+                }
                 _ => {}
             }
         }
@@ -224,6 +375,29 @@ impl ServeOptions {
             alert_stream_buffer: self.alert_stream_buffer.or(lower.alert_stream_buffer),
             console: self.console.or(lower.console),
             console_token: self.console_token.or(lower.console_token),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_client_ca: self.tls_client_ca.or(lower.tls_client_ca),
+            credentials: self.credentials.or(lower.credentials),
+            allow_insecure_network: self.allow_insecure_network.or(lower.allow_insecure_network),
+            metrics_require_token: self.metrics_require_token.or(lower.metrics_require_token),
+            reflection: self.reflection.or(lower.reflection),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_streams_per_connection: self
+                .max_streams_per_connection
+                .or(lower.max_streams_per_connection),
+            max_in_flight: self.max_in_flight.or(lower.max_in_flight),
+            request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
+            keepalive_interval_ms: self.keepalive_interval_ms.or(lower.keepalive_interval_ms),
+            keepalive_timeout_ms: self.keepalive_timeout_ms.or(lower.keepalive_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
+            tls_handshake_timeout_ms: self
+                .tls_handshake_timeout_ms
+                .or(lower.tls_handshake_timeout_ms),
+            header_read_timeout_ms: self.header_read_timeout_ms.or(lower.header_read_timeout_ms),
+            max_alert_feeds_per_caller: self
+                .max_alert_feeds_per_caller
+                .or(lower.max_alert_feeds_per_caller),
         }
     }
 
@@ -246,7 +420,10 @@ impl ServeOptions {
                 .map_or(defaults.watch_interval, Duration::from_millis),
             alerts,
             console,
+            security: self.resolve_security()?,
+            limits: self.resolve_limits()?,
         };
+        check_network_exposure(&config)?;
         let at_least_one = |key: &str, value: usize| {
             if value == 0 {
                 return Err(ServeError::InvalidConfig {
@@ -271,6 +448,116 @@ impl ServeOptions {
 }
 
 impl ServeOptions {
+    /// Resolves TLS (both files or neither), the credentials file, and who may reach what.
+    fn resolve_security(&self) -> Result<SecurityConfig> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            (None, None) if self.tls_client_ca.is_none() => None,
+            (cert, _) => {
+                return Err(ServeError::InvalidConfig {
+                    key: if cert.is_none() {
+                        "tls_cert"
+                    } else {
+                        "tls_key"
+                    }
+                    .into(),
+                    value: String::new(),
+                    reason: "TLS needs both tls_cert and tls_key (tls_client_ca needs them too)"
+                        .into(),
+                });
+            }
+        };
+        let reflection = match &self.reflection {
+            Some(text) => text.parse().map_err(|reason| ServeError::InvalidConfig {
+                key: "reflection".into(),
+                value: text.clone(),
+                reason,
+            })?,
+            None if self.credentials.is_some() => Reflection::Callers,
+            None => Reflection::Open,
+        };
+        let metrics_require_token = self
+            .metrics_require_token
+            .unwrap_or(self.credentials.is_some());
+        if metrics_require_token && self.credentials.is_none() {
+            return Err(ServeError::InvalidConfig {
+                key: "metrics_require_token".into(),
+                value: "true".into(),
+                reason: "needs a credentials file holding a caller with the `metrics` role".into(),
+            });
+        }
+        Ok(SecurityConfig {
+            tls,
+            credentials: self.credentials.clone(),
+            allow_insecure_network: self.allow_insecure_network.unwrap_or(false),
+            metrics_require_token,
+            reflection,
+        })
+    }
+
+    /// Resolves the limits, refusing zero where zero would refuse every client.
+    fn resolve_limits(&self) -> Result<Limits> {
+        let defaults = Limits::default();
+        let millis =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        let limits = Limits {
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            max_streams_per_connection: self
+                .max_streams_per_connection
+                .unwrap_or(defaults.max_streams_per_connection),
+            max_in_flight: self.max_in_flight.unwrap_or(defaults.max_in_flight),
+            request_timeout: millis(self.request_timeout_ms, defaults.request_timeout),
+            keepalive_interval: millis(self.keepalive_interval_ms, defaults.keepalive_interval),
+            keepalive_timeout: millis(self.keepalive_timeout_ms, defaults.keepalive_timeout),
+            idle_timeout: millis(self.idle_timeout_ms, defaults.idle_timeout),
+            handshake_timeout: millis(self.tls_handshake_timeout_ms, defaults.handshake_timeout),
+            header_read_timeout: millis(self.header_read_timeout_ms, defaults.header_read_timeout),
+            max_alert_feeds_per_caller: self
+                .max_alert_feeds_per_caller
+                .unwrap_or(defaults.max_alert_feeds_per_caller),
+        };
+        let positive = [
+            ("max_connections", limits.max_connections as u128),
+            (
+                "max_streams_per_connection",
+                u128::from(limits.max_streams_per_connection),
+            ),
+            ("max_in_flight", limits.max_in_flight as u128),
+            ("request_timeout_ms", limits.request_timeout.as_millis()),
+            (
+                "keepalive_interval_ms",
+                limits.keepalive_interval.as_millis(),
+            ),
+            ("keepalive_timeout_ms", limits.keepalive_timeout.as_millis()),
+            (
+                "tls_handshake_timeout_ms",
+                limits.handshake_timeout.as_millis(),
+            ),
+            (
+                "header_read_timeout_ms",
+                limits.header_read_timeout.as_millis(),
+            ),
+            (
+                "max_alert_feeds_per_caller",
+                limits.max_alert_feeds_per_caller as u128,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ServeError::InvalidConfig {
+                    key: key.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(limits)
+    }
+
     /// Resolves the console: served with alerts unless turned off; a token is required on any
     /// address but the loopback, where anyone on the network could otherwise work the queue.
     fn resolve_console(
@@ -374,6 +661,37 @@ impl ServeOptions {
     }
 }
 
+/// Refuses to serve a port off the loopback without TLS and credentials, unless
+/// `allow_insecure_network` says the network is trusted: the error says how to set both up.
+fn check_network_exposure(config: &ServeConfig) -> Result<()> {
+    let security = &config.security;
+    if security.allow_insecure_network {
+        return Ok(());
+    }
+    for (key, addr) in [("addr", config.addr), ("metrics_addr", config.metrics_addr)] {
+        if addr.ip().is_loopback() {
+            continue;
+        }
+        let missing = match (&security.tls, &security.credentials) {
+            (Some(_), Some(_)) => continue,
+            (None, Some(_)) => "TLS",
+            (Some(_), None) => "credentials",
+            (None, None) => "TLS and credentials",
+        };
+        return Err(ServeError::InvalidConfig {
+            key: key.into(),
+            value: addr.to_string(),
+            reason: format!(
+                "not a loopback address, and {missing} are not set: anyone on the network could \
+                 read alerts and act on them. Set tls_cert and tls_key (`churn tls dev-ca` makes \
+                 development ones) and credentials (`churn token add`), see docs/deploying.md; \
+                 or set allow_insecure_network = true for a network you trust end to end"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn parse<T: FromStr>(key: &str, value: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
@@ -440,6 +758,7 @@ mod tests {
     fn the_console_needs_a_token_off_the_loopback_and_follows_alerts() {
         let everywhere = ServeOptions {
             metrics_addr: Some("0.0.0.0:9464".parse().unwrap()),
+            allow_insecure_network: Some(true),
             ..ServeOptions::default()
         };
         let error = everywhere.clone().resolve().unwrap_err();

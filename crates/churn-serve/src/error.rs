@@ -151,6 +151,12 @@ pub enum RequestError {
         /// Most accepted.
         limit: usize,
     },
+    /// A limit on what one caller or the whole server holds at once was reached; retry later.
+    #[error("{reason}")]
+    Exhausted {
+        /// Which limit, its setting, and how many are held.
+        reason: String,
+    },
     /// The server's own fault.
     #[error("internal error: {reason}")]
     Internal {
@@ -168,6 +174,7 @@ impl RequestError {
             RequestError::NotFound { .. } => tonic::Code::NotFound,
             RequestError::FailedPrecondition { .. } => tonic::Code::FailedPrecondition,
             RequestError::Unavailable { .. } => tonic::Code::Unavailable,
+            RequestError::Exhausted { .. } => tonic::Code::ResourceExhausted,
             RequestError::Profile(_)
             | RequestError::TooLong { .. }
             | RequestError::Invalid { .. }
@@ -190,7 +197,8 @@ impl RequestError {
             RequestError::NotFound { .. } => Some("alert_id"),
             RequestError::Internal { .. }
             | RequestError::FailedPrecondition { .. }
-            | RequestError::Unavailable { .. } => None,
+            | RequestError::Unavailable { .. }
+            | RequestError::Exhausted { .. } => None,
         }
     }
 }
@@ -204,6 +212,7 @@ impl From<churn_api::ApiError> for RequestError {
             ApiError::CustomerIdTooLong { length, limit } => {
                 RequestError::CustomerIdTooLong { length, limit }
             }
+            ApiError::Invalid { field, reason } => RequestError::Invalid { field, reason },
             // A server never connects anywhere on a request's path.
             ApiError::Connect { .. } => RequestError::Internal {
                 reason: error.to_string(),

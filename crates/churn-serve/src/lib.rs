@@ -29,6 +29,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub(crate) mod requests;
 pub mod server;
 

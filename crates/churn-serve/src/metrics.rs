@@ -43,6 +43,18 @@ pub struct Metrics {
     alert_quiet_scores: Counter,
     alert_streams: Gauge,
     alert_streams_cut: Counter,
+    connections_refused: Family<PortLabels, Counter>,
+    requests_refused: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PortLabels {
+    port: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,6 +139,19 @@ impl Metrics {
             "StreamAlerts clients cut off for falling too far behind",
             alert_streams_cut.clone(),
         );
+        let connections_refused = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because max_connections were open, by port (grpc, http)",
+            connections_refused.clone(),
+        );
+        let requests_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "requests_refused",
+            "Calls refused before any handler ran, by reason (unauthenticated, permission_denied, \
+             max_in_flight, max_alert_feeds)",
+            requests_refused.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             calls,
@@ -140,6 +165,8 @@ impl Metrics {
             alert_quiet_scores,
             alert_streams,
             alert_streams_cut,
+            connections_refused,
+            requests_refused,
         }
     }
 
@@ -171,6 +198,20 @@ impl Metrics {
     /// Counts a reload attempt.
     pub fn observe_reload(&self, outcome: &'static str) {
         self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts a connection closed because `max_connections` were open on `port`.
+    pub fn observe_connection_refused(&self, port: &'static str) {
+        self.connections_refused
+            .get_or_create(&PortLabels { port })
+            .inc();
+    }
+
+    /// Counts a call refused before any handler ran.
+    pub fn observe_request_refused(&self, reason: &'static str) {
+        self.requests_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts one committed alert event.

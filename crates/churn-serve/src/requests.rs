@@ -2,6 +2,9 @@
 //! fields, and running alert-store calls off the async runtime. Both front ends go through here,
 //! so a field is refused with the same words whichever way it came.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use churn_api::convert::MAX_CUSTOMER_ID_BYTES;
 use churn_core::RiskBand;
 
@@ -116,6 +119,70 @@ pub(crate) fn page_size(requested: Option<u64>, default: u64) -> u64 {
     requested.map_or(default, |size| size.clamp(1, MAX_PAGE))
 }
 
+/// Caps the live alert feeds each caller holds open at once (`StreamAlerts` and the console's
+/// event feed together), so one caller cannot hold every connection's worth of feeds.
+#[derive(Debug, Clone)]
+pub(crate) struct FeedLimiter {
+    limit: usize,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open feed; dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct FeedPermit {
+    key: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl FeedLimiter {
+    /// Allows `limit` feeds per caller.
+    pub(crate) fn new(limit: usize) -> Self {
+        FeedLimiter {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    /// Takes a place for `caller` (a caller's name, or a peer's address when no one signs in),
+    /// or says how many it holds.
+    pub(crate) fn try_open(&self, caller: &str) -> Result<FeedPermit, RequestError> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(caller.to_string()).or_default();
+        if *count >= self.limit {
+            return Err(RequestError::Exhausted {
+                reason: format!(
+                    "`{caller}` has {count} alert feeds open; the limit is {} \
+                     (max_alert_feeds_per_caller)",
+                    self.limit
+                ),
+            });
+        }
+        *count += 1;
+        Ok(FeedPermit {
+            key: caller.to_string(),
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for FeedPermit {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +198,22 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn each_caller_gets_its_own_feeds_and_a_closed_feed_frees_its_place() {
+        let feeds = FeedLimiter::new(2);
+        let first = feeds.try_open("ana").unwrap();
+        let _second = feeds.try_open("ana").unwrap();
+        let error = feeds.try_open("ana").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`ana` has 2 alert feeds open; the limit is 2 (max_alert_feeds_per_caller)"
+        );
+        assert_eq!(error.code(), tonic::Code::ResourceExhausted);
+        let _other = feeds.try_open("bo").unwrap();
+        drop(first);
+        assert!(feeds.try_open("ana").is_ok());
     }
 
     #[test]

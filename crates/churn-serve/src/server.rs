@@ -12,16 +12,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::alerts::{AlertHub, HubSettings, SqliteStore};
+use crate::auth::Callers;
 use crate::config::{AlertsConfig, ServeConfig};
 use crate::error::{Result, ServeError};
+use crate::grpc::gate::{Gate, Reflection};
 use crate::grpc::{AlertApi, ChurnApi};
 use crate::http::Console;
 use crate::metrics::Metrics;
 use crate::model::{ModelSlot, Reloaded};
+use crate::net::{AcceptSettings, Alpn, Tls};
+
+/// Largest block of request headers a gRPC client may send (hyper's default is 16 MiB).
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+/// How often the credentials and TLS files are checked for a change: a revoked token must stop
+/// working within seconds, whatever the model's watch interval.
+const SECURITY_FILES_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Stack size of the runtime's threads. TreeSHAP recurses once per tree level (at most
 /// `churn_core::compiled::MAX_TREE_DEPTH`), so give it room beyond the 2 MiB default.
@@ -43,6 +51,8 @@ pub struct RunningServer {
     slot: Arc<ModelSlot>,
     metrics: Metrics,
     alerts: Option<AlertHub>,
+    callers: Option<Callers>,
+    tls: Vec<Tls>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
 }
@@ -51,6 +61,25 @@ pub struct RunningServer {
 pub async fn start(config: ServeConfig) -> Result<RunningServer> {
     let slot = Arc::new(ModelSlot::load(&config.model)?);
     let metrics = Metrics::new();
+    let security = &config.security;
+    let limits = &config.limits;
+    let callers = match &security.credentials {
+        Some(file) => Some(
+            Callers::open(file).map_err(|reason| ServeError::ConfigFile {
+                path: file.clone(),
+                reason,
+            })?,
+        ),
+        None => None,
+    };
+    let grpc_tls = match &security.tls {
+        Some(files) => Some(Tls::load(files, Alpn::Grpc)?),
+        None => None,
+    };
+    let http_tls = match &security.tls {
+        Some(files) => Some(Tls::load(files, Alpn::Http1)?),
+        None => None,
+    };
     let alerts = match &config.alerts {
         Some(settings) => Some(open_alerts(settings, &metrics)?),
         None => None,
@@ -68,8 +97,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+    let (reflection_v1, reflection_v1alpha) = if security.reflection == Reflection::Off {
+        (None, None)
+    } else {
+        (
+            Some(reflection().build_v1().map_err(reflection_error)?),
+            Some(reflection().build_v1alpha().map_err(reflection_error)?),
+        )
+    };
 
     let grpc_listener = bind(config.addr).await?;
     let grpc_addr = grpc_listener.local_addr()?;
@@ -89,17 +124,42 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         ))
         .max_decoding_message_size(config.max_message_bytes)
     });
+    let gate = Gate::new(
+        callers.clone(),
+        security.reflection,
+        limits.max_in_flight,
+        limits.max_alert_feeds_per_caller,
+        metrics.clone(),
+    );
     let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(tower::util::MapResponseLayer::new(
             oversized_message_is_invalid_argument::<tonic::body::Body>,
         ))
+        .layer(gate)
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(scoring)
         .add_service(admin)
         .add_optional_service(alert_service);
-    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let accept_settings = |port| AcceptSettings {
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+        idle_timeout: limits.idle_timeout,
+        port,
+    };
+    let incoming = crate::net::accept(
+        grpc_listener,
+        grpc_tls.clone(),
+        accept_settings("grpc"),
+        metrics.clone(),
+        stopped.clone(),
+    );
     let grpc_stopped = stopped.clone();
     let grpc_task = tokio::spawn(async move {
         grpc.serve_with_incoming_shutdown(incoming, async move {
@@ -125,12 +185,19 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         )),
         _ => None,
     };
-    let router = crate::http::router(metrics.clone(), console);
-    let metrics_stopped = stopped.clone();
+    let scrapers = callers.clone().filter(|_| security.metrics_require_token);
+    let router = crate::http::router(metrics.clone(), scrapers, console);
+    let http_connections = crate::net::accept(
+        metrics_listener,
+        http_tls.clone(),
+        accept_settings("http"),
+        metrics.clone(),
+        stopped.clone(),
+    );
+    let header_read_timeout = limits.header_read_timeout;
+    let http_stopped = stopped.clone();
     let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_listener, router)
-            .with_graceful_shutdown(until_stopped(metrics_stopped))
-            .await?;
+        crate::net::http1::serve(http_connections, router, header_read_timeout, http_stopped).await;
         Ok(())
     });
 
@@ -143,6 +210,27 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
             stopped.clone(),
         )));
     }
+    let tls: Vec<Tls> = grpc_tls.into_iter().chain(http_tls).collect();
+    if callers.is_some() || !tls.is_empty() {
+        tasks.push(tokio::spawn(watch_security_files(
+            callers.clone(),
+            tls.clone(),
+            stopped.clone(),
+        )));
+    }
+    if security.allow_insecure_network
+        && !(grpc_addr.ip().is_loopback() && metrics_addr.ip().is_loopback())
+        && (security.tls.is_none() || callers.is_none())
+    {
+        tracing::warn!(
+            grpc = %grpc_addr,
+            http = %metrics_addr,
+            tls = security.tls.is_some(),
+            credentials = callers.is_some(),
+            "INSECURE: serving off the loopback without TLS and credentials because \
+             allow_insecure_network is set; anyone on this network can read alerts and act on them"
+        );
+    }
     if let (Some(hub), Some(settings)) = (alerts.clone(), &config.alerts) {
         tasks.push(tokio::spawn(escalate_overdue(
             hub,
@@ -154,11 +242,23 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         grpc = %grpc_addr,
         metrics = %metrics_addr,
         console = %match (&alerts, &config.console) {
-            (Some(_), Some(_)) => format!("http://{metrics_addr}/console"),
+            (Some(_), Some(_)) => format!(
+                "{}://{metrics_addr}/console",
+                if security.tls.is_some() { "https" } else { "http" }
+            ),
             _ => "off".to_string(),
         },
         model = %slot.file().display(),
         version = %slot.current().version,
+        tls = %match &security.tls {
+            Some(files) if files.client_ca.is_some() => "mutual",
+            Some(_) => "on",
+            None => "off",
+        },
+        credentials = %security
+            .credentials
+            .as_ref()
+            .map_or_else(|| "off".to_string(), |file| file.display().to_string()),
         "serving"
     );
     Ok(RunningServer {
@@ -167,6 +267,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         slot,
         metrics,
         alerts,
+        callers,
+        tls,
         stop,
         tasks,
     })
@@ -186,6 +288,25 @@ impl RunningServer {
     /// Reloads the model, as SIGHUP does.
     pub async fn reload(&self, trigger: &'static str) -> Result<Reloaded> {
         reload(&self.slot, &self.metrics, trigger).await
+    }
+
+    /// Reads the credentials and TLS files again, as SIGHUP does; a file that is refused leaves
+    /// what was read before in place (and is logged).
+    pub fn reload_security(&self, trigger: &'static str) {
+        if let Some(callers) = &self.callers {
+            match callers.reload() {
+                Ok(count) => tracing::info!(callers = count, trigger, "credentials read again"),
+                Err(reason) => tracing::error!(
+                    file = %callers.file().display(),
+                    %reason,
+                    trigger,
+                    "credentials refused; the callers read before stay"
+                ),
+            }
+        }
+        for tls in &self.tls {
+            tls.reload_logged(trigger);
+        }
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and returns.
@@ -220,6 +341,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
                     _ = hangups.recv() => {
                         // A refused reload is logged; the old model keeps serving.
                         let _ = server.reload("SIGHUP").await;
+                        server.reload_security("SIGHUP");
                     }
                     _ = terminations.recv() => break,
                     _ = tokio::signal::ctrl_c() => break,
@@ -318,6 +440,26 @@ async fn watch_model_file(
             // A file being rewritten may be caught half-written: it is refused, and the
             // write's end changes the signature again, so it is loaded then.
             let _ = reload(&slot, &metrics, "file change").await;
+        }
+    }
+}
+
+/// Reads the credentials and TLS files again when they change, until the server stops.
+async fn watch_security_files(
+    callers: Option<Callers>,
+    tls: Vec<Tls>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SECURITY_FILES_INTERVAL) => {}
+            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+        }
+        if let Some(callers) = &callers {
+            callers.reload_if_changed();
+        }
+        for tls in &tls {
+            tls.reload_if_changed();
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub(crate) mod convert;
+pub mod gate;
 pub mod scoring;
 
 pub use alerts::{AlertApi, RESUME_CURSOR_TRAILER};
