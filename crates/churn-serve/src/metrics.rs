@@ -43,6 +43,7 @@ pub struct Metrics {
     alert_quiet_scores: Counter,
     alert_streams: Gauge,
     alert_streams_cut: Counter,
+    audit_entries: Family<OutcomeLabels, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,6 +128,13 @@ impl Metrics {
             "StreamAlerts clients cut off for falling too far behind",
             alert_streams_cut.clone(),
         );
+        let audit_entries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "audit_entries",
+            "Audit log entries, by outcome (written, dropped when the queue was full, \
+             suppressed by the limit on refused calls, failed to write)",
+            audit_entries.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             calls,
@@ -140,6 +148,7 @@ impl Metrics {
             alert_quiet_scores,
             alert_streams,
             alert_streams_cut,
+            audit_entries,
         }
     }
 
@@ -198,6 +207,14 @@ impl Metrics {
     /// Counts a stream cut off for falling behind.
     pub fn observe_alert_stream_cut(&self) {
         self.alert_streams_cut.inc();
+    }
+
+    /// Counts audit log entries by what became of them: `written`, `dropped`, `suppressed`,
+    /// `failed`.
+    pub fn observe_audit(&self, outcome: &'static str, count: u64) {
+        self.audit_entries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(count);
     }
 
     /// Marks a call as started; the guard marks it finished when dropped.

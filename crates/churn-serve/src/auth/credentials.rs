@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Role, RoleSet};
+use super::{Caller, RoleSet};
 
 /// The prefix of every token `churn token add` prints, so a leaked one is easy to recognise.
 pub const TOKEN_PREFIX: &str = "churn_";
@@ -81,9 +81,10 @@ impl Credentials {
             check_caller_name(&entry.name)?;
             let mut roles = RoleSet::default();
             for role in &entry.roles {
-                roles.insert(role.parse().map_err(|reason: String| {
-                    format!("caller `{}`: {reason}", entry.name)
-                })?);
+                roles.insert(
+                    role.parse()
+                        .map_err(|reason: String| format!("caller `{}`: {reason}", entry.name))?,
+                );
             }
             if roles.is_empty() {
                 return Err(format!("caller `{}` has no roles", entry.name));
@@ -97,8 +98,9 @@ impl Credentials {
                 return Err(format!("caller `{}` is listed twice", entry.name));
             }
             if let Some(hash) = &entry.token_sha256 {
-                let hash = parse_hash(hash)
-                    .ok_or_else(|| format!("caller `{}`: token_sha256 is not 64 hex digits", entry.name))?;
+                let hash = parse_hash(hash).ok_or_else(|| {
+                    format!("caller `{}`: token_sha256 is not 64 hex digits", entry.name)
+                })?;
                 if credentials.by_token_hash.insert(hash, caller).is_some() {
                     return Err(format!(
                         "caller `{}` has the same token hash as another caller",
@@ -181,6 +183,7 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Role;
 
     #[test]
     fn token_hash_is_sha256_hex() {
@@ -204,9 +207,7 @@ mod tests {
         assert!(crm.has(Role::Scorer));
         assert!(!crm.has(Role::Agent));
         assert!(credentials.by_token("churn_other").is_none());
-        let batch = credentials
-            .by_name("batch.example.com")
-            .unwrap();
+        let batch = credentials.by_name("batch.example.com").unwrap();
         assert!(batch.has(Role::Agent));
     }
 
@@ -217,7 +218,10 @@ mod tests {
                 "[[caller]]\nname = \"a\"\nroles = [\"root\"]\n",
                 "caller `a`: unknown role `root`",
             ),
-            ("[[caller]]\nname = \"a\"\nroles = []\n", "caller `a` has no roles"),
+            (
+                "[[caller]]\nname = \"a\"\nroles = []\n",
+                "caller `a` has no roles",
+            ),
             (
                 "[[caller]]\nname = \"a\"\nroles = [\"agent\"]\ntoken_sha256 = \"zz\"\n",
                 "caller `a`: token_sha256 is not 64 hex digits",
