@@ -20,6 +20,8 @@ use churn_core::Timestamp;
 use serde::Serialize;
 
 use crate::alerts::AlertStore;
+use crate::auth::Caller;
+use crate::error::{RequestError, code_name};
 use crate::metrics::Metrics;
 
 /// An agent acknowledged an alert (target: the alert id).
@@ -357,6 +359,57 @@ impl AuditLog {
         } else {
             self.inner.metrics.observe_audit("suppressed", 1);
         }
+    }
+
+    /// Records an agent's action on an alert and what came of it: the actor is the signed-in
+    /// caller (or [`ANONYMOUS`], with the `by` the request gave in the detail); a caller naming
+    /// someone else as `by` is a refusal, rate limited like the others.
+    pub(crate) fn alert_action<T>(
+        &self,
+        action: &str,
+        alert_id: &str,
+        caller: Option<&Caller>,
+        given_by: &str,
+        peer: Option<SocketAddr>,
+        result: &Result<T, RequestError>,
+    ) {
+        let actor = caller.map_or(ANONYMOUS, Caller::name);
+        let mut detail = match result {
+            Ok(_) => "ok".to_string(),
+            Err(error) => format!("{}: {error}", code_name(error.code())),
+        };
+        let given_by = given_by.trim();
+        if caller.is_none() && !given_by.is_empty() {
+            detail.push_str(&format!("; by `{given_by}` as the request says"));
+        }
+        let entry = AuditEntry::new(actor, action, alert_id.trim())
+            .detail(&detail)
+            .peer(peer);
+        match result {
+            Err(RequestError::ActingAsOther { .. }) => self.refused(entry),
+            _ => self.record(entry),
+        }
+    }
+
+    /// Records a model reload and what came of it: swapped (to which version), unchanged, or
+    /// refused (why).
+    pub(crate) fn model_reload(
+        &self,
+        actor: &str,
+        file: &std::path::Path,
+        outcome: &crate::Result<crate::model::Reloaded>,
+        peer: Option<SocketAddr>,
+    ) {
+        let detail = match outcome {
+            Ok(reloaded) if reloaded.changed => format!("swapped: version {}", reloaded.version),
+            Ok(reloaded) => format!("unchanged: version {}", reloaded.version),
+            Err(error) => format!("refused: {error}"),
+        };
+        self.record(
+            AuditEntry::new(actor, MODEL_RELOAD, &file.display().to_string())
+                .detail(&detail)
+                .peer(peer),
+        );
     }
 
     /// Writes everything queued, and the counts of refusals not yet written; waits up to five

@@ -16,6 +16,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::alerts::{AlertHub, HubSettings, SqliteStore};
+use crate::audit::AuditLog;
+use crate::auth::Callers;
 use crate::config::{AlertsConfig, ServeConfig};
 use crate::error::{Result, ServeError};
 use crate::grpc::{AlertApi, ChurnApi};
@@ -43,6 +45,7 @@ pub struct RunningServer {
     slot: Arc<ModelSlot>,
     metrics: Metrics,
     alerts: Option<AlertHub>,
+    audit: AuditLog,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
 }
@@ -55,7 +58,21 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         Some(settings) => Some(open_alerts(settings, &metrics)?),
         None => None,
     };
-    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config, alerts.clone());
+    let callers = match &config.credentials {
+        Some(file) => Some(
+            Callers::open(file).map_err(|reason| ServeError::ConfigFile {
+                path: file.clone(),
+                reason,
+            })?,
+        ),
+        None => None,
+    };
+    let audit = AuditLog::new(
+        alerts.as_ref().map(|hub| hub.store().clone()),
+        metrics.clone(),
+    );
+    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config, alerts.clone())
+        .with_audit(audit.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -85,6 +102,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         proto::alert_service_server::AlertServiceServer::new(AlertApi::new(
             hub,
             metrics.clone(),
+            audit.clone(),
             stopped.clone(),
         ))
         .max_decoding_message_size(config.max_message_bytes)
@@ -117,10 +135,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
     });
 
     let console = match (alerts.clone(), &config.console) {
-        (Some(hub), Some(console)) => Some(Console::new(
+        (Some(hub), Some(_)) => Some(Console::new(
             hub,
             slot.clone(),
-            console.token.clone(),
+            callers.clone(),
+            audit.clone(),
             stopped.clone(),
         )),
         _ => None,
@@ -128,9 +147,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
     let router = crate::http::router(metrics.clone(), console);
     let metrics_stopped = stopped.clone();
     let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_listener, router)
-            .with_graceful_shutdown(until_stopped(metrics_stopped))
-            .await?;
+        // The peer address is what refused console sign-ins are rate limited by.
+        axum::serve(
+            metrics_listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(until_stopped(metrics_stopped))
+        .await?;
         Ok(())
     });
 
@@ -139,6 +162,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         tasks.push(tokio::spawn(watch_model_file(
             slot.clone(),
             metrics.clone(),
+            audit.clone(),
             config.watch_interval,
             stopped.clone(),
         )));
@@ -167,6 +191,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         slot,
         metrics,
         alerts,
+        audit,
         stop,
         tasks,
     })
@@ -185,7 +210,15 @@ impl RunningServer {
 
     /// Reloads the model, as SIGHUP does.
     pub async fn reload(&self, trigger: &'static str) -> Result<Reloaded> {
-        reload(&self.slot, &self.metrics, trigger).await
+        reload(
+            &self.slot,
+            &self.metrics,
+            &self.audit,
+            trigger,
+            trigger,
+            None,
+        )
+        .await
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and returns.
@@ -196,6 +229,7 @@ impl RunningServer {
             task.await
                 .map_err(|error| ServeError::Io(std::io::Error::other(error)))??;
         }
+        self.audit.flush();
         if let Some(hub) = &self.alerts
             && let Err(error) = hub.flush()
         {
@@ -235,13 +269,18 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     server.shutdown().await
 }
 
-/// Reloads the slot's model and counts the outcome.
+/// Reloads the slot's model, counts the outcome, and writes it to the audit log as done by
+/// `actor` (the caller, or the trigger for the server's own reloads) from `peer`.
 pub(crate) async fn reload(
     slot: &ModelSlot,
     metrics: &Metrics,
+    audit: &AuditLog,
     trigger: &'static str,
+    actor: &str,
+    peer: Option<SocketAddr>,
 ) -> Result<Reloaded> {
     let outcome = slot.reload(trigger).await;
+    audit.model_reload(actor, &slot.file(), &outcome, peer);
     metrics.observe_reload(match &outcome {
         Ok(Reloaded { changed: true, .. }) => "swapped",
         Ok(Reloaded { changed: false, .. }) => "unchanged",
@@ -302,6 +341,7 @@ async fn escalate_overdue(
 async fn watch_model_file(
     slot: Arc<ModelSlot>,
     metrics: Metrics,
+    audit: AuditLog,
     interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -317,7 +357,7 @@ async fn watch_model_file(
             seen = now;
             // A file being rewritten may be caught half-written: it is refused, and the
             // write's end changes the signature again, so it is loaded then.
-            let _ = reload(&slot, &metrics, "file change").await;
+            let _ = reload(&slot, &metrics, &audit, "file change", "file change", None).await;
         }
     }
 }
