@@ -46,6 +46,7 @@ pub struct RunningServer {
     metrics: Metrics,
     alerts: Option<AlertHub>,
     audit: AuditLog,
+    callers: Option<Callers>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
 }
@@ -192,6 +193,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         metrics,
         alerts,
         audit,
+        callers,
         stop,
         tasks,
     })
@@ -206,6 +208,11 @@ impl RunningServer {
     /// Returns the address `/metrics` is served on.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// Returns the live credentials, when a credentials file is configured.
+    pub fn callers(&self) -> Option<&Callers> {
+        self.callers.as_ref()
     }
 
     /// Reloads the model, as SIGHUP does.
