@@ -13,7 +13,7 @@ use churn_api::proto::churn_service_client::ChurnServiceClient;
 use churn_serve::{RunningServer, ServeOptions};
 use tonic::transport::Channel;
 
-use crate::serve::{channel, start};
+use crate::serve::channel;
 
 /// Every score alerts (band at least LOW), so tests control alerts through customer ids.
 pub(crate) const ALERT_ON_EVERY_SCORE: &str = "min_band = \"low\"\nmin_rise = 0.2\ncooldown_days = 14\n\
@@ -35,7 +35,25 @@ pub(crate) async fn start_alerts(
     policy: &str,
     options: ServeOptions,
 ) -> anyhow::Result<AlertServer> {
+    start_alerts_with_credentials(policy, options, None).await
+}
+
+/// As [`start_alerts`], with authentication on: `credentials` is the text of the credentials
+/// file, kept at `AlertServer::credentials_file`.
+pub(crate) async fn start_alerts_with_credentials(
+    policy: &str,
+    options: ServeOptions,
+    credentials: Option<&str>,
+) -> anyhow::Result<AlertServer> {
     let dir = tempfile::tempdir()?;
+    let credentials = match credentials {
+        Some(text) => {
+            let file = dir.path().join("callers.toml");
+            std::fs::write(&file, text)?;
+            Some(file)
+        }
+        None => None,
+    };
     let policy_file = dir.path().join("policy.toml");
     std::fs::write(&policy_file, policy)?;
     let options = ServeOptions {
@@ -43,7 +61,8 @@ pub(crate) async fn start_alerts(
         alert_policy: Some(policy_file),
         ..options
     };
-    let server = start(&shipped_model(), options).await?;
+    let server =
+        crate::serve::start_with_credentials(&shipped_model(), options, credentials).await?;
     let channel = channel(&server).await?;
     let mut scoring = ChurnServiceClient::new(channel.clone());
     let info = scoring

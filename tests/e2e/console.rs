@@ -1,30 +1,60 @@
-//! The agent console (issue 9) end to end: Debian's headless chromium opens the page, an alert
-//! raised by a gRPC Score call appears live, clicking Acknowledge changes the store, hostile text
-//! from a profile stays text; and the console's API keeps the store's rules and its token.
+//! The agent console (issue 9) end to end: Debian's headless chromium opens the page, an agent
+//! signs in with their own token (issue 33), an alert raised by a gRPC Score call appears live,
+//! clicking Acknowledge changes the store under the agent's name, hostile text from a profile
+//! stays text, an admin reads the audit log; and the console's API keeps the store's rules, its
+//! sessions, and revocation.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
 
 use churn_api::proto;
 use churn_serve::ServeOptions;
+use churn_serve::auth::credentials::token_sha256;
 use serde_json::json;
 
-use crate::alerts::{ALERT_ON_EVERY_SCORE, AlertServer, start_alerts};
+use crate::alerts::{
+    ALERT_ON_EVERY_SCORE, AlertServer, start_alerts, start_alerts_with_credentials,
+};
 use crate::browser::{Browser, http, open_stream};
 
-const TOKEN: &str = "console-token-for-tests-0123";
-const BEARER: (&str, &str) = ("Authorization", "Bearer console-token-for-tests-0123");
+/// Ana's token: an agent.
+const ANA: &str = "churn_ana-token-for-tests-0123456789";
+/// Root's token: an admin.
+const ROOT: &str = "churn_root-token-for-tests-0123456789";
+/// The CRM's token: scores only, no console.
+const CRM: &str = "churn_crm-token-for-tests-0123456789";
+const BEARER: (&str, &str) = (
+    "Authorization",
+    "Bearer churn_ana-token-for-tests-0123456789",
+);
+
+fn credentials(with_ana: bool) -> String {
+    let mut text = format!(
+        "[[caller]]\nname = \"root\"\nroles = [\"admin\"]\ntoken_sha256 = \"{}\"\n\
+         [[caller]]\nname = \"crm\"\nroles = [\"scorer\"]\ntoken_sha256 = \"{}\"\n",
+        token_sha256(ROOT),
+        token_sha256(CRM),
+    );
+    if with_ana {
+        text.push_str(&format!(
+            "[[caller]]\nname = \"ana\"\nroles = [\"agent\"]\ntoken_sha256 = \"{}\"\n",
+            token_sha256(ANA)
+        ));
+    }
+    text
+}
 
 /// A customer id and an assignee that would run script if the page ever treated them as HTML.
 const HOSTILE_ID: &str = "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>";
 const HOSTILE_ASSIGNEE: &str = "<b onmouseover=\"window.pwned=3\">Mallory</b>";
 
 async fn console_server() -> anyhow::Result<(AlertServer, SocketAddr)> {
-    let options = ServeOptions {
-        console_token: Some(TOKEN.into()),
-        ..ServeOptions::default()
-    };
-    let server = start_alerts(ALERT_ON_EVERY_SCORE, options).await?;
+    let server = start_alerts_with_credentials(
+        ALERT_ON_EVERY_SCORE,
+        ServeOptions::default(),
+        Some(&credentials(true)),
+    )
+    .await?;
     let addr = server.server.metrics_addr();
     Ok((server, addr))
 }
@@ -42,13 +72,30 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
 -> anyhow::Result<()> {
     let (server, addr) = console_server().await?;
     let browser = Browser::start()?;
-    // The token link sets the cookie and takes the token out of the address bar.
-    browser.goto(&format!("http://{addr}/console?token={TOKEN}"))?;
+    // The page asks for a token, and the agent signs in with their own.
+    browser.goto(&format!("http://{addr}/console"))?;
+    browser.wait_for("document.querySelector('#sign-in-form') !== null")?;
+    browser.type_into(&browser.find("#sign-in-token")?, "churn_not-a-token")?;
+    browser.click(&browser.find("#sign-in-submit")?)?;
+    browser.wait_for(
+        "document.querySelector('#sign-in-error').textContent.includes('unknown or revoked token')",
+    )?;
+    let token = browser.find("#sign-in-token")?;
+    browser.run("document.querySelector('#sign-in-token').value = '';")?;
+    browser.type_into(&token, ANA)?;
+    browser.click(&browser.find("#sign-in-submit")?)?;
     browser.wait_for("document.body.dataset.live === 'connected'")?;
     assert_eq!(
-        browser.run("return location.pathname + location.search;")?,
-        json!("/console")
+        browser.run("return document.querySelector('#signed-in-name').textContent;")?,
+        json!("ana")
     );
+    assert_eq!(
+        browser.run("return document.querySelector('#nav-audit').hidden;")?,
+        json!(true),
+        "an agent has no audit view"
+    );
+    // The session is in an HttpOnly cookie: the page's script cannot read it.
+    assert_eq!(browser.run("return document.cookie;")?, json!(""));
 
     let mut profile = server.profile(0, HOSTILE_ID);
     profile.assignee = HOSTILE_ASSIGNEE.into();
@@ -82,8 +129,7 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
         "the top reasons in words: {reasons}"
     );
 
-    // Acknowledge from the page, as agent Dana: the store says so, the row follows in place.
-    browser.type_into(&browser.find("#agent")?, "Dana")?;
+    // Acknowledge from the page, signed in as ana: the store says so, the row follows in place.
     browser.click(&browser.find(&format!("{row} button.ack"))?)?;
     browser.wait_for(&format!(
         "document.querySelector('{row}').dataset.state === 'acknowledged'"
@@ -97,7 +143,7 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
         .await?
         .into_inner();
     assert_eq!(stored.state(), proto::AlertState::Acknowledged);
-    assert_eq!(stored.acknowledged_by, "Dana");
+    assert_eq!(stored.acknowledged_by, "ana");
 
     // Resolve another alert from the page: outcome and note reach the store.
     let other = alert_id(&server.score(server.profile(1, "resolve-me")).await?)?;
@@ -118,7 +164,7 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
     assert_eq!(stored.state(), proto::AlertState::Resolved);
     assert_eq!(stored.outcome(), proto::AlertOutcome::FalseAlarm);
     assert_eq!(stored.resolution_note, "called: no plan to leave");
-    assert_eq!(stored.resolved_by, "Dana");
+    assert_eq!(stored.resolved_by, "ana");
 
     // Resolved elsewhere (over gRPC): the row leaves the queue live, without a reload.
     server
@@ -178,12 +224,73 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
         "{stats}"
     );
     browser.screenshot("model")?;
+
+    // Signing out ends the session: back to the form, and the API refuses the old cookie.
+    browser.goto(&format!("http://{addr}/console#/"))?;
+    browser.wait_for("document.querySelector('#sign-out').offsetParent !== null")?;
+    browser.click(&browser.find("#sign-out")?)?;
+    browser.wait_for("document.querySelector('#sign-in-form') !== null")?;
+    browser.goto(&format!("http://{addr}/console"))?;
+    browser.wait_for("document.querySelector('#sign-in-form') !== null")?;
+
+    // An admin signs in and reads the audit log: ana's sign-in, actions and sign-out are there.
+    browser.type_into(&browser.find("#sign-in-token")?, ROOT)?;
+    browser.click(&browser.find("#sign-in-submit")?)?;
+    browser.wait_for("document.querySelector('#nav-audit').hidden === false")?;
+    browser.goto(&format!("http://{addr}/console#/audit"))?;
+    browser.wait_for(
+        "[...document.querySelectorAll('#audit-body td.action')].some((cell) => \
+         cell.textContent === 'console.sign_out')",
+    )?;
+    browser.screenshot("audit")?;
+    let rows = browser.run(
+        "return [...document.querySelectorAll('#audit-body tr')].map((row) => \
+         row.querySelector('td.actor').textContent + ' ' + \
+         row.querySelector('td.action').textContent);",
+    )?;
+    for expected in [
+        "ana console.sign_in",
+        "ana alert.acknowledge",
+        "ana alert.resolve",
+        "ana console.sign_out",
+        "anonymous console.sign_in_refused",
+        "root console.sign_in",
+    ] {
+        assert!(
+            rows.as_array()
+                .is_some_and(|rows| rows.iter().any(|row| row == expected)),
+            "{expected} in {rows}"
+        );
+    }
     server.server.shutdown().await?;
     Ok(())
 }
 
+/// Signs in with `token`; returns the answer and the `name=value` of its cookie.
+fn sign_in(
+    addr: SocketAddr,
+    token: &str,
+) -> anyhow::Result<(crate::browser::HttpResponse, String)> {
+    let answer = http(
+        addr,
+        "POST",
+        "/console/api/sign-in",
+        &[("Content-Type", "application/json")],
+        Some(&json!({ "token": token }).to_string()),
+    )?;
+    let cookie = answer
+        .header("set-cookie")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    Ok((answer, cookie))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Result<()> {
+async fn agents_sign_in_with_their_own_token_and_the_console_keeps_the_store_rules()
+-> anyhow::Result<()> {
     let (server, addr) = console_server().await?;
     let id = alert_id(&server.score(server.profile(1, "api-1")).await?)?;
     let get = |path: &str, headers: &[(&str, &str)]| http(addr, "GET", path, headers, None);
@@ -197,31 +304,8 @@ async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Resu
         )
     };
 
-    // No token, a wrong one: refused, and the refusal says how to get in.
-    assert_eq!(get("/console", &[])?.status, 401);
-    assert_eq!(get("/console/api/alerts", &[])?.status, 401);
-    assert_eq!(
-        get("/console?token=wrong-token-000000000", &[])?.status,
-        401
-    );
-    let wrong = get("/console/api/stats", &[("Authorization", "Bearer nope")])?;
-    assert_eq!(wrong.status, 401);
-    assert!(
-        wrong.json()?["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("token")
-    );
-    // The token link: a cookie, then the page with a script-only-from-self policy.
-    let link = get(&format!("/console?token={TOKEN}"), &[])?;
-    assert_eq!(link.status, 303);
-    let cookie = link.header("set-cookie").unwrap_or("").to_string();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
-    let cookie_pair = cookie.split(';').next().unwrap_or("");
-    let page = get("/console", &[("Cookie", cookie_pair)])?;
+    // The page is the sign-in form; the data needs a session or a token; no token in a URL.
+    let page = get("/console", &[])?;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("console.js"));
     assert!(
@@ -230,6 +314,150 @@ async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Resu
         "{:?}",
         page.headers
     );
+    assert_eq!(get(&format!("/console?token={ANA}"), &[])?.status, 400);
+    assert_eq!(get("/console/api/alerts", &[])?.status, 401);
+    assert_eq!(get("/console/api/me", &[])?.status, 401);
+    let wrong = get("/console/api/stats", &[("Authorization", "Bearer nope")])?;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.json()?["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("token")
+    );
+
+    // Sign-in: a wrong token, a caller who is no agent, then ana.
+    assert_eq!(sign_in(addr, "churn_wrong")?.0.status, 401);
+    let (scorer, _) = sign_in(addr, CRM)?;
+    assert_eq!(scorer.status, 403);
+    assert!(
+        scorer.body.contains("lacks the `agent` role"),
+        "{}",
+        scorer.body
+    );
+    let (signed_in, ana) = sign_in(addr, ANA)?;
+    assert_eq!(signed_in.status, 200);
+    assert_eq!(signed_in.json()?["name"], json!("ana"));
+    let set_cookie = signed_in.header("set-cookie").unwrap_or("");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} in {set_cookie}"
+        );
+    }
+    assert!(
+        !set_cookie.contains(ANA),
+        "the cookie is a session, not the token"
+    );
+    let me = get("/console/api/me", &[("Cookie", &ana)])?.json()?;
+    assert_eq!(me, json!({ "auth": true, "name": "ana", "admin": false }));
+    // A cross-site page cannot sign anyone in.
+    let foreign = http(
+        addr,
+        "POST",
+        "/console/api/sign-in",
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://evil.example"),
+        ],
+        Some(&json!({ "token": ANA }).to_string()),
+    )?;
+    assert_eq!(foreign.status, 403);
+
+    // Acting as someone else is refused; acting as oneself records the signed-in name.
+    let as_cookie = |path: &str, body: &str| {
+        http(
+            addr,
+            "POST",
+            path,
+            &[("Cookie", &ana), ("Content-Type", "application/json")],
+            Some(body),
+        )
+    };
+    let other = as_cookie(
+        &format!("/console/api/alerts/{id}/acknowledge"),
+        r#"{"by": "mallory"}"#,
+    )?;
+    assert_eq!(other.status, 403);
+    assert_eq!(
+        other.json()?["error"],
+        json!("`by` is `mallory` but you are signed in as `ana`; leave `by` empty")
+    );
+    assert_eq!(other.json()?["field"], json!("by"));
+
+    // The audit log is for admins.
+    assert_eq!(get("/console/api/audit", &[("Cookie", &ana)])?.status, 403);
+    let root = (
+        "Authorization",
+        "Bearer churn_root-token-for-tests-0123456789",
+    );
+    // Entries are written in the background, within moments.
+    let audit_until = |query: &str, count: usize| -> anyhow::Result<serde_json::Value> {
+        for _ in 0..50 {
+            let page = get(&format!("/console/api/audit?{query}"), &[root])?.json()?;
+            if page["entries"]
+                .as_array()
+                .is_some_and(|entries| entries.len() >= count)
+            {
+                return Ok(page);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        anyhow::bail!("fewer than {count} audit entries for {query}")
+    };
+    let audit = audit_until("actor=ana", 2)?;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| entry["action"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(actions, ["alert.acknowledge", "console.sign_in"], "{audit}");
+    assert!(
+        audit["entries"][0]["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.starts_with("PERMISSION_DENIED")),
+        "{audit}"
+    );
+    // The wrong token and the scorer: two reasons, an entry each.
+    let refused = audit_until("action=console.sign_in_refused", 2)?;
+    assert_eq!(
+        refused["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{refused}"
+    );
+    assert!(
+        refused["entries"][0]["peer"]
+            .as_str()
+            .is_some_and(|peer| peer.starts_with("127.0.0.1:")),
+        "{refused}"
+    );
+
+    // A second session; signing out ends one, not the other.
+    let (_, second) = sign_in(addr, ANA)?;
+    let signed_out = http(
+        addr,
+        "POST",
+        "/console/api/sign-out",
+        &[("Cookie", &second), ("Content-Type", "application/json")],
+        Some("{}"),
+    )?;
+    assert_eq!(signed_out.status, 200);
+    assert!(
+        signed_out
+            .header("set-cookie")
+            .is_some_and(|cookie| cookie.contains("Max-Age=0")),
+        "{:?}",
+        signed_out.headers
+    );
+    assert_eq!(
+        get("/console/api/alerts", &[("Cookie", &second)])?.status,
+        401
+    );
+    assert_eq!(get("/console/api/alerts", &[("Cookie", &ana)])?.status, 200);
 
     // The queue, in the API.
     let queue = get("/console/api/alerts", &[BEARER])?.json()?;
@@ -275,7 +503,7 @@ async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Resu
     );
     let long_note = json!({ "outcome": "retained", "note": "x".repeat(2001) }).to_string();
     assert_eq!(post(&resolve, &long_note)?.json()?["field"], json!("note"));
-    assert_eq!(post(&acknowledge, r#"{"by": "Dana"}"#)?.status, 200);
+    assert_eq!(post(&acknowledge, r#"{"by": "ana"}"#)?.status, 200);
     let twice = post(&acknowledge, "{}")?;
     assert_eq!(twice.status, 409);
     assert!(twice.body.contains("is acknowledged"), "{}", twice.body);
@@ -285,7 +513,7 @@ async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Resu
     assert_eq!(post(&resolve, r#"{"outcome": "retained"}"#)?.status, 409);
     // Nothing above changed the alert but the two good calls.
     let stored = get(&format!("/console/api/alerts/{id}"), &[BEARER])?.json()?;
-    assert_eq!(stored["acknowledged_by"], json!("Dana"));
+    assert_eq!(stored["acknowledged_by"], json!("ana"));
     assert_eq!(stored["note"], json!("moved away"));
 
     // Filters are checked by name.
@@ -331,6 +559,23 @@ async fn the_console_needs_its_token_and_keeps_the_store_rules() -> anyhow::Resu
     // The server still serves after all of it.
     assert_eq!(get("/console/api/stats", &[BEARER])?.status, 200);
     assert_eq!(get("/metrics", &[])?.status, 200);
+
+    // Revoking ana's token ends her sessions at once, and her token with them.
+    let file = server
+        .server
+        .callers()
+        .map(|callers| callers.file().to_path_buf())
+        .ok_or_else(|| anyhow::anyhow!("no credentials"))?;
+    std::fs::write(&file, credentials(false))?;
+    server
+        .server
+        .callers()
+        .map(|callers| callers.reload())
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(get("/console/api/alerts", &[("Cookie", &ana)])?.status, 401);
+    assert_eq!(get("/console/api/alerts", &[BEARER])?.status, 401);
+    assert_eq!(sign_in(addr, ANA)?.0.status, 401);
     server.server.shutdown().await?;
     Ok(())
 }
@@ -353,6 +598,17 @@ async fn without_a_token_the_console_answers_only_to_loopback_names() -> anyhow:
     )?;
     assert_eq!(rebound.status, 403);
     assert!(rebound.body.contains("evil.example"), "{}", rebound.body);
+    // No sign-in here: anyone on the loopback acts under the name they give.
+    let me = http(addr, "GET", "/console/api/me", &[], None)?.json()?;
+    assert_eq!(me, json!({ "auth": false, "name": null, "admin": true }));
+    let sign_in = http(
+        addr,
+        "POST",
+        "/console/api/sign-in",
+        &[("Content-Type", "application/json")],
+        Some(r#"{"token": "x"}"#),
+    )?;
+    assert_eq!(sign_in.status, 409);
     server.server.shutdown().await?;
     Ok(())
 }

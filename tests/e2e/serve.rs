@@ -31,7 +31,16 @@ fn train_on(data: &Path, dir: &Path, kind: ModelChoice) -> anyhow::Result<PathBu
 }
 
 pub(crate) async fn start(model: &Path, options: ServeOptions) -> anyhow::Result<RunningServer> {
-    let config = ServeOptions {
+    start_with_credentials(model, options, None).await
+}
+
+/// As [`start`], with authentication on when a credentials file is given.
+pub(crate) async fn start_with_credentials(
+    model: &Path,
+    options: ServeOptions,
+    credentials: Option<std::path::PathBuf>,
+) -> anyhow::Result<RunningServer> {
+    let mut config = ServeOptions {
         model: Some(model.to_path_buf()),
         addr: Some("127.0.0.1:0".parse()?),
         metrics_addr: Some("127.0.0.1:0".parse()?),
@@ -40,6 +49,7 @@ pub(crate) async fn start(model: &Path, options: ServeOptions) -> anyhow::Result
         ..options
     }
     .resolve()?;
+    config.credentials = credentials;
     Ok(churn_serve::start(config).await?)
 }
 

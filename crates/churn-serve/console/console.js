@@ -39,9 +39,15 @@ async function call(path, options) {
   const text = await response.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch (_) { body = { error: text }; }
+  // Signed out elsewhere, expired, or revoked: back to the sign-in form.
+  if (response.status === 401 && session.auth && path !== "sign-in") signInView();
   if (!response.ok) throw new Error((body && body.error) || response.statusText);
   return body;
 }
+
+// Who is using the page: with sign-in on (`auth`), the agent signed in; else whoever types a
+// name into the Agent box.
+const session = { auth: false, name: null, admin: false, known: false };
 
 function post(path, body) {
   return call(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -50,6 +56,63 @@ function post(path, body) {
 const agent = document.getElementById("agent");
 agent.value = localStorage.getItem("churn-agent") || "";
 agent.addEventListener("change", () => localStorage.setItem("churn-agent", agent.value.trim()));
+
+/** Who acts: a signed-in agent is who they signed in as, and the server records that itself. */
+const actingAs = () => (session.auth ? "" : agent.value.trim());
+
+function showSession() {
+  document.getElementById("agent-label").hidden = session.auth;
+  document.getElementById("signed-in").hidden = !(session.auth && session.name);
+  document.getElementById("signed-in-name").textContent = session.name || "";
+  document.getElementById("nav-audit").hidden = !session.admin || (session.auth && !session.name);
+}
+
+/** Asks the server who this page is signed in as; false when sign-in is needed. */
+async function whoAmI() {
+  const response = await fetch("/console/api/me", { credentials: "same-origin" });
+  if (response.status === 401) {
+    Object.assign(session, { auth: true, name: null, admin: false, known: true });
+    return false;
+  }
+  const body = await response.json();
+  Object.assign(session, { auth: body.auth, name: body.name, admin: body.admin, known: true });
+  return true;
+}
+
+function signInView() {
+  if (queue.source) { queue.source.close(); queue.source = null; }
+  session.name = null;
+  session.admin = false;
+  showSession();
+  setLive("signed-out");
+  const token = h("input", { id: "sign-in-token", type: "password", autocomplete: "off", required: true, placeholder: "churn_…" });
+  const error = h("p", { class: "error", id: "sign-in-error" });
+  const form = h("form", { class: "sign-in", id: "sign-in-form", onsubmit: async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      const me = await post("sign-in", { token: token.value });
+      token.value = "";
+      Object.assign(session, { auth: true, name: me.name, admin: me.admin });
+      showSession();
+      route();
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  } },
+  h("h2", {}, "Sign in"),
+  h("p", { class: "muted" }, "Paste your own token (from `churn token add`). What you do is recorded under your name."),
+  h("label", {}, "Token ", token),
+  error,
+  h("button", { class: "primary", id: "sign-in-submit" }, "Sign in"));
+  view.replaceChildren(form);
+  token.focus();
+}
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  try { await post("sign-out", {}); } catch (_) { /* signed out either way */ }
+  signInView();
+});
 
 const percent = (p) => (p * 100).toFixed(1) + "%";
 const money = (v) => (v === null || v === undefined ? "–" : v.toLocaleString(undefined, { maximumFractionDigits: 0 }));
@@ -223,7 +286,7 @@ function showQueueError(error) {
 async function acknowledge(alert, button) {
   button.disabled = true;
   try {
-    const updated = await post("alerts/" + alert.id + "/acknowledge", { by: agent.value.trim() });
+    const updated = await post("alerts/" + alert.id + "/acknowledge", { by: actingAs() });
     apply({ kind: "acknowledged", alert: updated });
   } catch (error) {
     button.disabled = false;
@@ -249,7 +312,7 @@ document.getElementById("resolve-submit").addEventListener("click", async (event
     const updated = await post("alerts/" + resolving.id + "/resolve", {
       outcome: document.getElementById("resolve-outcome").value,
       note: document.getElementById("resolve-note").value,
-      by: agent.value.trim(),
+      by: actingAs(),
     });
     apply({ kind: "resolved", alert: updated });
     dialog.close();
@@ -400,11 +463,56 @@ async function modelView() {
 
 // ---------------------------------------------------------------- routes
 
-function route() {
+// ---------------------------------------------------------------- the audit log (admins)
+
+async function auditView() {
+  const actor = h("input", { id: "audit-actor", placeholder: "any actor" });
+  const action = h("input", { id: "audit-action", placeholder: "any action" });
+  const body = h("tbody", { id: "audit-body" });
+  const error = h("p", { class: "error", id: "audit-error" });
+  const load = async () => {
+    const params = new URLSearchParams({ limit: "200" });
+    if (actor.value.trim()) params.set("actor", actor.value.trim());
+    if (action.value.trim()) params.set("action", action.value.trim());
+    error.textContent = "";
+    try {
+      const page = await call("audit?" + params);
+      body.replaceChildren(...page.entries.map((entry) => h("tr", { "data-audit-id": entry.id },
+        h("td", { class: "number" }, entry.id),
+        h("td", {}, utc(entry.at)),
+        h("td", { class: "actor" }, entry.actor),
+        h("td", { class: "action" }, entry.action),
+        h("td", { class: "target" }, entry.target),
+        h("td", { class: "detail" }, entry.detail),
+        h("td", { class: "muted" }, entry.peer))));
+      if (!page.entries.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No entries.")));
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  };
+  actor.addEventListener("change", load);
+  action.addEventListener("change", load);
+  view.replaceChildren(
+    h("h2", {}, "Audit log"),
+    h("div", { class: "filters" }, h("label", {}, "Actor ", actor), h("label", {}, "Action ", action),
+      h("span", { class: "muted" }, "Newest first: sign-ins, alert actions, reloads, refused calls.")),
+    error,
+    h("table", { id: "audit" },
+      h("thead", {}, h("tr", {}, ["#", "When", "Actor", "Action", "Target", "Detail", "Peer"].map((title) => h("th", {}, title)))),
+      body));
+  await load();
+}
+
+async function route() {
+  if (!session.known && !(await whoAmI())) return signInView();
+  if (session.auth && !session.name) return signInView();
+  showSession();
   const hash = location.hash || "#/";
   document.getElementById("nav-queue").classList.toggle("current", hash === "#/");
   document.getElementById("nav-model").classList.toggle("current", hash === "#/model");
-  if (hash.startsWith("#/customer/")) {
+  document.getElementById("nav-audit").classList.toggle("current", hash === "#/audit");
+  if (hash === "#/audit") auditView();
+  else if (hash.startsWith("#/customer/")) {
     let id = hash.slice("#/customer/".length);
     try { id = decodeURIComponent(id); } catch (_) { /* shown as typed */ }
     customerView(id);

@@ -102,16 +102,10 @@ impl Default for Limits {
     }
 }
 
-/// Who may use the agent console.
+/// The agent console's settings. Who may use it is the credentials file's business: with one,
+/// agents sign in with their own token; without one, the console answers loopback names only.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConsoleConfig {
-    /// The token the page and its calls must carry; `None` (allowed on a loopback address only)
-    /// lets anyone who can reach the port in.
-    pub token: Option<String>,
-}
-
-/// The shortest console token accepted: a token is a secret, not a password to remember.
-pub const MIN_CONSOLE_TOKEN_BYTES: usize = 16;
+pub struct ConsoleConfig {}
 
 /// How the server raises and keeps alerts.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +206,8 @@ pub struct ServeOptions {
     pub alert_stream_buffer: Option<usize>,
     /// Serve the agent console on the metrics port (default true when alerts are on).
     pub console: Option<bool>,
-    /// The token the console requires; needed when `metrics_addr` is not a loopback address.
+    /// No longer accepted: agents sign in to the console with their own tokens from the
+    /// credentials file. Kept so a setting left over is refused by name, not ignored.
     pub console_token: Option<String>,
     /// Certificate chain (PEM) for TLS on both ports.
     pub tls_cert: Option<PathBuf>,
@@ -407,7 +402,7 @@ impl ServeOptions {
         let model = self.model.clone().unwrap_or(defaults.model.clone());
         let alerts = self.resolve_alerts(&model)?;
         let metrics_addr = self.metrics_addr.unwrap_or(defaults.metrics_addr);
-        let console = self.resolve_console(alerts.is_some(), metrics_addr)?;
+        let console = self.resolve_console(alerts.is_some())?;
         let config = ServeConfig {
             model,
             addr: self.addr.unwrap_or(defaults.addr),
@@ -558,51 +553,22 @@ impl ServeOptions {
         Ok(limits)
     }
 
-    /// Resolves the console: served with alerts unless turned off; a token is required on any
-    /// address but the loopback, where anyone on the network could otherwise work the queue.
-    fn resolve_console(
-        &self,
-        alerts_on: bool,
-        metrics_addr: SocketAddr,
-    ) -> Result<Option<ConsoleConfig>> {
+    /// Resolves the console: served with alerts unless turned off. The shared `console_token`
+    /// of old is refused: one secret for every agent said nothing of who acted.
+    fn resolve_console(&self, alerts_on: bool) -> Result<Option<ConsoleConfig>> {
+        if self.console_token.is_some() {
+            return Err(ServeError::InvalidConfig {
+                key: "console_token".into(),
+                value: "(hidden)".into(),
+                reason: "no longer used: agents sign in to the console with their own token from \
+                         the credentials file (`churn token add`); remove it"
+                    .into(),
+            });
+        }
         if !alerts_on || self.console == Some(false) {
             return Ok(None);
         }
-        let invalid = |value: &str, reason: String| ServeError::InvalidConfig {
-            key: "console_token".into(),
-            value: value.to_string(),
-            reason,
-        };
-        let token = match self.console_token.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(token) if token.len() < MIN_CONSOLE_TOKEN_BYTES => {
-                return Err(invalid(
-                    "(hidden)",
-                    format!("must be at least {MIN_CONSOLE_TOKEN_BYTES} bytes"),
-                ));
-            }
-            Some(token)
-                if !token
-                    .bytes()
-                    .all(|byte| byte.is_ascii_graphic() && byte != b';') =>
-            {
-                return Err(invalid(
-                    "(hidden)",
-                    "may hold only printable ASCII without spaces or `;`".into(),
-                ));
-            }
-            Some(token) => Some(token.to_string()),
-        };
-        if token.is_none() && !metrics_addr.ip().is_loopback() {
-            return Err(invalid(
-                "",
-                format!(
-                    "required when the console is served on {metrics_addr}, which is not a \
-                     loopback address (or set console = false)"
-                ),
-            ));
-        }
-        Ok(Some(ConsoleConfig { token }))
+        Ok(Some(ConsoleConfig {}))
     }
 
     /// Resolves the alert settings: the store, the policy (the configured file, else the model's
@@ -751,48 +717,33 @@ mod tests {
         assert_eq!(config.model, PathBuf::from("models/telco"));
         assert_eq!(config.addr.to_string(), "127.0.0.1:50051");
         assert_eq!(config.max_batch, 1000);
-        assert_eq!(config.console, Some(ConsoleConfig { token: None }));
+        assert_eq!(config.console, Some(ConsoleConfig {}));
+        assert_eq!(config.security.credentials, None);
     }
 
     #[test]
-    fn the_console_needs_a_token_off_the_loopback_and_follows_alerts() {
-        let everywhere = ServeOptions {
-            metrics_addr: Some("0.0.0.0:9464".parse().unwrap()),
-            allow_insecure_network: Some(true),
-            ..ServeOptions::default()
-        };
-        let error = everywhere.clone().resolve().unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "config `console_token` = ``: required when the console is served on 0.0.0.0:9464, \
-             which is not a loopback address (or set console = false)"
-        );
-        let with_token = ServeOptions {
-            console_token: Some("0123456789abcdef".into()),
-            ..everywhere.clone()
-        };
-        let console = with_token.resolve().unwrap().console.unwrap();
-        assert_eq!(console.token.as_deref(), Some("0123456789abcdef"));
+    fn the_console_follows_alerts_and_the_old_shared_token_is_refused() {
         let turned_off = ServeOptions {
             console: Some(false),
-            ..everywhere.clone()
+            ..ServeOptions::default()
         };
         assert_eq!(turned_off.resolve().unwrap().console, None);
-        let short = ServeOptions {
-            console_token: Some("secret".into()),
-            ..everywhere.clone()
+        let no_alerts = ServeOptions {
+            alerts_db: Some("off".into()),
+            ..ServeOptions::default()
         };
-        let error = short.resolve().unwrap_err().to_string();
-        assert!(error.contains("at least 16 bytes"), "{error}");
+        assert_eq!(no_alerts.resolve().unwrap().console, None);
+        let shared = ServeOptions {
+            console_token: Some("0123456789abcdef-secret".into()),
+            ..ServeOptions::default()
+        };
+        let error = shared.resolve().unwrap_err().to_string();
+        assert!(error.contains("config `console_token`"), "{error}");
+        assert!(error.contains("credentials file"), "{error}");
         assert!(
             !error.contains("secret"),
             "a token never appears in an error: {error}"
         );
-        let no_alerts = ServeOptions {
-            alerts_db: Some("off".into()),
-            ..everywhere
-        };
-        assert_eq!(no_alerts.resolve().unwrap().console, None);
     }
 
     #[test]

@@ -137,6 +137,14 @@ pub enum RequestError {
         /// What was given and what is expected.
         reason: String,
     },
+    /// An agent signed in as one caller named another as `by`: agents act as who they are.
+    #[error("`by` is `{given}` but you are signed in as `{caller}`; leave `by` empty")]
+    ActingAsOther {
+        /// The name the request gave.
+        given: String,
+        /// The signed-in caller's name.
+        caller: String,
+    },
     /// The alert store cannot take the change now; nothing was recorded.
     #[error("alerts cannot be recorded now ({reason}); nothing was reported, retry the call")]
     Unavailable {
@@ -175,6 +183,7 @@ impl RequestError {
             RequestError::FailedPrecondition { .. } => tonic::Code::FailedPrecondition,
             RequestError::Unavailable { .. } => tonic::Code::Unavailable,
             RequestError::Exhausted { .. } => tonic::Code::ResourceExhausted,
+            RequestError::ActingAsOther { .. } => tonic::Code::PermissionDenied,
             RequestError::Profile(_)
             | RequestError::TooLong { .. }
             | RequestError::Invalid { .. }
@@ -195,6 +204,7 @@ impl RequestError {
                 Some(field)
             }
             RequestError::NotFound { .. } => Some("alert_id"),
+            RequestError::ActingAsOther { .. } => Some("by"),
             RequestError::Internal { .. }
             | RequestError::FailedPrecondition { .. }
             | RequestError::Unavailable { .. }

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -35,4 +36,5 @@ pub mod server;
 
 pub use config::{ServeConfig, ServeOptions};
 pub use error::{RequestError, Result, ServeError};
+pub use requests::{FeedLimiter, FeedPermit};
 pub use server::{RunningServer, runtime, serve, start};

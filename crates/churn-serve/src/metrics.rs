@@ -45,6 +45,7 @@ pub struct Metrics {
     alert_streams_cut: Counter,
     connections_refused: Family<PortLabels, Counter>,
     requests_refused: Family<ReasonLabels, Counter>,
+    audit_entries: Family<OutcomeLabels, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,6 +153,13 @@ impl Metrics {
              max_in_flight, max_alert_feeds)",
             requests_refused.clone(),
         );
+        let audit_entries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "audit_entries",
+            "Audit log entries, by outcome (written, dropped when the queue was full, \
+             suppressed by the limit on refused calls, failed to write)",
+            audit_entries.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             calls,
@@ -167,6 +175,7 @@ impl Metrics {
             alert_streams_cut,
             connections_refused,
             requests_refused,
+            audit_entries,
         }
     }
 
@@ -239,6 +248,14 @@ impl Metrics {
     /// Counts a stream cut off for falling behind.
     pub fn observe_alert_stream_cut(&self) {
         self.alert_streams_cut.inc();
+    }
+
+    /// Counts audit log entries by what became of them: `written`, `dropped`, `suppressed`,
+    /// `failed`.
+    pub fn observe_audit(&self, outcome: &'static str, count: u64) {
+        self.audit_entries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(count);
     }
 
     /// Marks a call as started; the guard marks it finished when dropped.

@@ -9,6 +9,8 @@ use churn_api::convert::MAX_CUSTOMER_ID_BYTES;
 use churn_core::RiskBand;
 
 use crate::alerts::{AlertFilter, AlertHub, AlertState, StoreError};
+use crate::audit::{AuditFilter, AuditRange};
+use crate::auth::Caller;
 use crate::error::RequestError;
 
 /// Longest resolution note accepted, in bytes.
@@ -86,6 +88,27 @@ pub(crate) fn name_field(field: &'static str, text: &str) -> Result<Option<Strin
     optional_text(field, text, MAX_CUSTOMER_ID_BYTES)
 }
 
+/// Reads who acts on an alert. With a signed-in caller, that is the caller: `by` may be blank
+/// or the caller's own name, and another name is refused (PERMISSION_DENIED: the request is
+/// well formed, but this caller may not act for someone else). Without one (authentication
+/// off), `by` is taken as given.
+pub(crate) fn acting_agent(
+    given: &str,
+    caller: Option<&Caller>,
+) -> Result<Option<String>, RequestError> {
+    let given = name_field("by", given)?;
+    let Some(caller) = caller else {
+        return Ok(given);
+    };
+    match given {
+        Some(given) if given != caller.name() => Err(RequestError::ActingAsOther {
+            given,
+            caller: caller.name().to_string(),
+        }),
+        _ => Ok(Some(caller.name().to_string())),
+    }
+}
+
 /// Reads a resolution note: blank means none, [`MAX_NOTE_BYTES`] at most.
 pub(crate) fn note_field(text: &str) -> Result<Option<String>, RequestError> {
     optional_text("note", text, MAX_NOTE_BYTES)
@@ -114,6 +137,41 @@ pub(crate) fn alert_filter(
     })
 }
 
+/// Entries per page of the audit log by default.
+pub const DEFAULT_AUDIT_PAGE: u64 = 100;
+
+/// Reads a query of the audit log: `after` (oldest first after it) or `before` (newest first
+/// below it), neither (newest first), a page size, and an actor and action to match (blank:
+/// any). The field names are the caller's protocol's.
+pub(crate) fn audit_query(
+    after: (&'static str, Option<u64>),
+    before: (&'static str, Option<u64>),
+    limit: Option<u64>,
+    actor: &str,
+    action: &str,
+) -> Result<(AuditFilter, AuditRange, u64), RequestError> {
+    let range = match (after.1.filter(|id| *id > 0), before.1.filter(|id| *id > 0)) {
+        (Some(_), Some(_)) => {
+            return Err(RequestError::Invalid {
+                field: before.0,
+                reason: format!("give `{}` or `{}`, not both", after.0, before.0),
+            });
+        }
+        (Some(id), None) => AuditRange::After(id),
+        (None, Some(id)) => AuditRange::Before(id),
+        (None, None) => AuditRange::Newest,
+    };
+    let filter = AuditFilter {
+        actor: name_field("actor", actor)?,
+        action: name_field("action", action)?,
+    };
+    Ok((
+        filter,
+        range,
+        page_size(limit.filter(|limit| *limit > 0), DEFAULT_AUDIT_PAGE),
+    ))
+}
+
 /// Returns a page size: `requested` when given (at most [`MAX_PAGE`]), else `default`.
 pub(crate) fn page_size(requested: Option<u64>, default: u64) -> u64 {
     requested.map_or(default, |size| size.clamp(1, MAX_PAGE))
@@ -122,21 +180,21 @@ pub(crate) fn page_size(requested: Option<u64>, default: u64) -> u64 {
 /// Caps the live alert feeds each caller holds open at once (`StreamAlerts` and the console's
 /// event feed together), so one caller cannot hold every connection's worth of feeds.
 #[derive(Debug, Clone)]
-pub(crate) struct FeedLimiter {
+pub struct FeedLimiter {
     limit: usize,
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 /// One open feed; dropping it frees its place.
 #[derive(Debug)]
-pub(crate) struct FeedPermit {
+pub struct FeedPermit {
     key: String,
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl FeedLimiter {
     /// Allows `limit` feeds per caller.
-    pub(crate) fn new(limit: usize) -> Self {
+    pub fn new(limit: usize) -> Self {
         FeedLimiter {
             limit,
             open: Arc::default(),
@@ -145,7 +203,7 @@ impl FeedLimiter {
 
     /// Takes a place for `caller` (a caller's name, or a peer's address when no one signs in),
     /// or says how many it holds.
-    pub(crate) fn try_open(&self, caller: &str) -> Result<FeedPermit, RequestError> {
+    pub fn try_open(&self, caller: &str) -> Result<FeedPermit, RequestError> {
         let mut open = self
             .open
             .lock()
@@ -214,6 +272,25 @@ mod tests {
         let _other = feeds.try_open("bo").unwrap();
         drop(first);
         assert!(feeds.try_open("ana").is_ok());
+    }
+
+    #[test]
+    fn a_signed_in_agent_acts_as_themselves_only() {
+        let mut roles = crate::auth::RoleSet::default();
+        roles.insert(crate::auth::Role::Agent);
+        let ana = Caller::new("ana", roles);
+        assert_eq!(acting_agent("", Some(&ana)), Ok(Some("ana".into())));
+        assert_eq!(acting_agent(" ana ", Some(&ana)), Ok(Some("ana".into())));
+        let error = acting_agent("mallory", Some(&ana)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`by` is `mallory` but you are signed in as `ana`; leave `by` empty"
+        );
+        assert_eq!(error.code(), tonic::Code::PermissionDenied);
+        assert_eq!(error.field(), Some("by"));
+        // Authentication off: `by` as given, blank for nobody.
+        assert_eq!(acting_agent("mallory", None), Ok(Some("mallory".into())));
+        assert_eq!(acting_agent(" ", None), Ok(None));
     }
 
     #[test]

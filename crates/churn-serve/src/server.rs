@@ -15,6 +15,7 @@ use tonic::codegen::http;
 use tonic_health::ServingStatus;
 
 use crate::alerts::{AlertHub, HubSettings, SqliteStore};
+use crate::audit::AuditLog;
 use crate::auth::Callers;
 use crate::config::{AlertsConfig, ServeConfig};
 use crate::error::{Result, ServeError};
@@ -24,6 +25,7 @@ use crate::http::Console;
 use crate::metrics::Metrics;
 use crate::model::{ModelSlot, Reloaded};
 use crate::net::{AcceptSettings, Alpn, Tls};
+use crate::requests::FeedLimiter;
 
 /// Largest block of request headers a gRPC client may send (hyper's default is 16 MiB).
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
@@ -51,6 +53,7 @@ pub struct RunningServer {
     slot: Arc<ModelSlot>,
     metrics: Metrics,
     alerts: Option<AlertHub>,
+    audit: AuditLog,
     callers: Option<Callers>,
     tls: Vec<Tls>,
     stop: watch::Sender<bool>,
@@ -84,7 +87,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         Some(settings) => Some(open_alerts(settings, &metrics)?),
         None => None,
     };
-    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config, alerts.clone());
+    let audit = AuditLog::new(
+        alerts.as_ref().map(|hub| hub.store().clone()),
+        metrics.clone(),
+    );
+    let api = ChurnApi::new(slot.clone(), metrics.clone(), &config, alerts.clone())
+        .with_audit(audit.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -120,16 +128,20 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         proto::alert_service_server::AlertServiceServer::new(AlertApi::new(
             hub,
             metrics.clone(),
+            audit.clone(),
             stopped.clone(),
         ))
         .max_decoding_message_size(config.max_message_bytes)
     });
+    // StreamAlerts and the console's live pages count against one limit per caller.
+    let feeds = FeedLimiter::new(limits.max_alert_feeds_per_caller);
     let gate = Gate::new(
         callers.clone(),
         security.reflection,
         limits.max_in_flight,
-        limits.max_alert_feeds_per_caller,
+        feeds.clone(),
         metrics.clone(),
+        audit.clone(),
     );
     let grpc = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_streams_per_connection)
@@ -177,10 +189,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
     });
 
     let console = match (alerts.clone(), &config.console) {
-        (Some(hub), Some(console)) => Some(Console::new(
+        (Some(hub), Some(_)) => Some(Console::new(
             hub,
             slot.clone(),
-            console.token.clone(),
+            callers.clone(),
+            audit.clone(),
+            feeds.clone(),
             stopped.clone(),
         )),
         _ => None,
@@ -206,6 +220,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         tasks.push(tokio::spawn(watch_model_file(
             slot.clone(),
             metrics.clone(),
+            audit.clone(),
             config.watch_interval,
             stopped.clone(),
         )));
@@ -267,6 +282,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer> {
         slot,
         metrics,
         alerts,
+        audit,
         callers,
         tls,
         stop,
@@ -285,9 +301,22 @@ impl RunningServer {
         self.metrics_addr
     }
 
+    /// Returns the live credentials, when a credentials file is configured.
+    pub fn callers(&self) -> Option<&Callers> {
+        self.callers.as_ref()
+    }
+
     /// Reloads the model, as SIGHUP does.
     pub async fn reload(&self, trigger: &'static str) -> Result<Reloaded> {
-        reload(&self.slot, &self.metrics, trigger).await
+        reload(
+            &self.slot,
+            &self.metrics,
+            &self.audit,
+            trigger,
+            trigger,
+            None,
+        )
+        .await
     }
 
     /// Reads the credentials and TLS files again, as SIGHUP does; a file that is refused leaves
@@ -317,6 +346,7 @@ impl RunningServer {
             task.await
                 .map_err(|error| ServeError::Io(std::io::Error::other(error)))??;
         }
+        self.audit.flush();
         if let Some(hub) = &self.alerts
             && let Err(error) = hub.flush()
         {
@@ -357,13 +387,18 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     server.shutdown().await
 }
 
-/// Reloads the slot's model and counts the outcome.
+/// Reloads the slot's model, counts the outcome, and writes it to the audit log as done by
+/// `actor` (the caller, or the trigger for the server's own reloads) from `peer`.
 pub(crate) async fn reload(
     slot: &ModelSlot,
     metrics: &Metrics,
+    audit: &AuditLog,
     trigger: &'static str,
+    actor: &str,
+    peer: Option<SocketAddr>,
 ) -> Result<Reloaded> {
     let outcome = slot.reload(trigger).await;
+    audit.model_reload(actor, &slot.file(), &outcome, peer);
     metrics.observe_reload(match &outcome {
         Ok(Reloaded { changed: true, .. }) => "swapped",
         Ok(Reloaded { changed: false, .. }) => "unchanged",
@@ -424,6 +459,7 @@ async fn escalate_overdue(
 async fn watch_model_file(
     slot: Arc<ModelSlot>,
     metrics: Metrics,
+    audit: AuditLog,
     interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -439,7 +475,7 @@ async fn watch_model_file(
             seen = now;
             // A file being rewritten may be caught half-written: it is refused, and the
             // write's end changes the signature again, so it is loaded then.
-            let _ = reload(&slot, &metrics, "file change").await;
+            let _ = reload(&slot, &metrics, &audit, "file change", "file change", None).await;
         }
     }
 }

@@ -12,6 +12,8 @@
 
 use churn_core::{AlertDecision, AlertDraft, AlertPolicy, CustomerHistory, RiskBand, Timestamp};
 
+use crate::audit::{AuditEntry, AuditFilter, AuditRange};
+
 use super::{
     AlertFilter, AlertState, AlertStore, CustomerRecord, EventKind, NewScore, Outcome, Recorded,
     StoreError, StoredReason,
@@ -50,6 +52,8 @@ macro_rules! alert_store_conformance {
             a_customer_never_has_two_unresolved_alerts,
             the_log_pages_in_cursor_order_with_no_gap,
             a_quiet_score_is_the_baseline_at_once_and_after_a_restart,
+            audit_entries_are_numbered_in_order_and_read_both_ways,
+            audit_filters_select_by_actor_and_action_and_page_with_no_overlap,
         );
     };
     (@tests $backend:ty; $($test:ident,)*) => {
@@ -532,4 +536,131 @@ pub(crate) fn a_quiet_score_is_the_baseline_at_once_and_after_a_restart<B: Backe
     let rise = record(&store, &[score("b2", 0.45, RiskBand::Medium, 20)]);
     assert_eq!(kinds(&rise), [Some(EventKind::Raised)]);
     assert_eq!(rise.events[0].alert.previous_probability, Some(0.2));
+}
+
+fn audit(actor: &str, action: &str, target: &str, at: Timestamp) -> AuditEntry {
+    AuditEntry::new(actor, action, target).at(at)
+}
+
+fn ids(entries: &[AuditEntry]) -> Vec<u64> {
+    entries.iter().map(|entry| entry.id).collect()
+}
+
+/// The audit log: batches numbered from 1 in order with no gap, whatever ids they came with;
+/// read newest first, before an id, or after one; kept across a restart.
+pub(crate) fn audit_entries_are_numbered_in_order_and_read_both_ways<B: Backend>() {
+    let (place, store) = B::fresh();
+    let everything = AuditFilter::default();
+    assert_eq!(store.append_audit(&[]).unwrap(), 0);
+    assert!(
+        store
+            .audit_entries(&everything, AuditRange::Newest, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let first = [
+        audit("ana", "alert.acknowledge", "1", 10),
+        AuditEntry {
+            // An id given is not kept: the store numbers entries.
+            id: 77,
+            ..audit("ana", "alert.resolve", "1", 11)
+        },
+        audit("SIGHUP", "model.reload", "models/telco", 12).detail("refused: bad file"),
+    ];
+    assert_eq!(store.append_audit(&first).unwrap(), 3);
+    let second = [
+        audit("bo", "console.sign_in", "", 13).peer("127.0.0.1:5000".parse().ok()),
+        audit("bo", "alert.acknowledge", "2", 14),
+    ];
+    assert_eq!(store.append_audit(&second).unwrap(), 5);
+    assert_eq!(store.append_audit(&[]).unwrap(), 5);
+
+    let newest = store
+        .audit_entries(&everything, AuditRange::Newest, 2)
+        .unwrap();
+    assert_eq!(ids(&newest), [5, 4]);
+    assert_eq!(newest[1].actor, "bo");
+    assert_eq!(newest[1].action, "console.sign_in");
+    assert_eq!(newest[1].peer, "127.0.0.1:5000");
+    assert_eq!(newest[1].at, 13);
+    let older = store
+        .audit_entries(&everything, AuditRange::Before(4), 10)
+        .unwrap();
+    assert_eq!(ids(&older), [3, 2, 1]);
+    assert_eq!(older[0].detail, "refused: bad file");
+    assert_eq!(older[0].target, "models/telco");
+    let after = store
+        .audit_entries(&everything, AuditRange::After(2), 10)
+        .unwrap();
+    assert_eq!(ids(&after), [3, 4, 5]);
+    assert_eq!(after[0], older[0]);
+
+    drop(store);
+    let store = B::reopen(&place);
+    let all = store
+        .audit_entries(&everything, AuditRange::After(0), 100)
+        .unwrap();
+    assert_eq!(ids(&all), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        store
+            .append_audit(&[audit("ana", "audit.read", "", 20)])
+            .unwrap(),
+        6
+    );
+}
+
+/// Filters by actor and action, in the store as in memory; pages of a filtered read neither
+/// overlap nor skip.
+pub(crate) fn audit_filters_select_by_actor_and_action_and_page_with_no_overlap<B: Backend>() {
+    let (_place, store) = B::fresh();
+    let entries: Vec<AuditEntry> = (0..20)
+        .map(|index| {
+            let actor = if index % 2 == 0 { "ana" } else { "bo" };
+            let action = if index % 3 == 0 {
+                "alert.resolve"
+            } else {
+                "alert.acknowledge"
+            };
+            audit(actor, action, &index.to_string(), index)
+        })
+        .collect();
+    store.append_audit(&entries).unwrap();
+    let filters = [
+        AuditFilter {
+            actor: Some("ana".into()),
+            action: None,
+        },
+        AuditFilter {
+            actor: None,
+            action: Some("alert.resolve".into()),
+        },
+        AuditFilter {
+            actor: Some("bo".into()),
+            action: Some("alert.resolve".into()),
+        },
+        AuditFilter {
+            actor: Some("nobody".into()),
+            action: None,
+        },
+    ];
+    let all = store
+        .audit_entries(&AuditFilter::default(), AuditRange::After(0), 100)
+        .unwrap();
+    for filter in filters {
+        let mut expected: Vec<AuditEntry> = all
+            .iter()
+            .filter(|entry| filter.matches(entry))
+            .cloned()
+            .collect();
+        expected.reverse();
+        let mut paged = Vec::new();
+        let mut range = AuditRange::Newest;
+        loop {
+            let page = store.audit_entries(&filter, range, 3).unwrap();
+            let Some(last) = page.last() else { break };
+            range = AuditRange::Before(last.id);
+            paged.extend(page);
+        }
+        assert_eq!(paged, expected, "{filter:?}");
+    }
 }

@@ -378,6 +378,17 @@ mod tests {
         fn list(&self, filter: &AlertFilter, offset: u64, limit: u64) -> StoreResult<AlertPage> {
             self.inner.list(filter, offset, limit)
         }
+        fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> StoreResult<u64> {
+            self.inner.append_audit(entries)
+        }
+        fn audit_entries(
+            &self,
+            filter: &crate::audit::AuditFilter,
+            range: crate::audit::AuditRange,
+            limit: u64,
+        ) -> StoreResult<Vec<crate::audit::AuditEntry>> {
+            self.inner.audit_entries(filter, range, limit)
+        }
         fn events_after(
             &self,
             cursor: u64,

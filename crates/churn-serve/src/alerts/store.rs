@@ -4,6 +4,8 @@
 
 use churn_core::{AlertDecision, CustomerHistory, RiskBand, Timestamp};
 
+use crate::audit::{AuditEntry, AuditFilter, AuditRange};
+
 use super::{
     AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertStats, CustomerRecord, NewScore, Outcome,
     Recorded, StoreResult,
@@ -58,6 +60,12 @@ pub(crate) const MATERIAL_CHANGE: f64 = 0.01;
 /// be an older score. It is never older than the latest score of the customer's most recent alert,
 /// which the alert itself holds. A clean stop ([`AlertStore::flush`], and dropping the store) loses
 /// nothing.
+///
+/// **The audit log beside the alerts.** `append_audit` numbers its entries from 1 up by one per
+/// entry, in commit order with no gap, like event cursors, and commits a whole batch at once or
+/// none of it; the entries given keep their order, and the ids they were given are ignored. An
+/// entry is readable once its call has returned, and never before an entry with a lower id.
+/// Entries are never changed or deleted through the trait.
 pub trait AlertStore: Send + Sync + std::fmt::Debug {
     /// Records scores: for each, in order, reads the customer's history, asks `decide`, raises
     /// or updates the alert, and keeps the score as the customer's last. Every alert change is
@@ -130,4 +138,17 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
         customer_id: &str,
         history_limit: u64,
     ) -> StoreResult<Option<CustomerRecord>>;
+
+    /// Appends audit entries in one transaction, numbering them in order after the last; returns
+    /// the id of the last one written (the last id in the log when `entries` is empty).
+    fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<u64>;
+
+    /// Returns up to `limit` audit entries matching `filter` in `range`: newest first for
+    /// [`AuditRange::Newest`] and [`AuditRange::Before`], oldest first for [`AuditRange::After`].
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        range: AuditRange,
+        limit: u64,
+    ) -> StoreResult<Vec<AuditEntry>>;
 }

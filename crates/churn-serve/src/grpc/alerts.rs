@@ -13,11 +13,13 @@ use churn_api::convert::band_from_proto;
 use churn_api::proto;
 
 use crate::alerts::{AlertFilter, AlertHub, StoreError, StreamEnd};
+use crate::audit::{ALERT_ACKNOWLEDGE, ALERT_RESOLVE, AuditLog};
+use crate::auth::Caller;
 use crate::error::RequestError;
 use crate::grpc::convert::{alert_to_proto, event_to_proto, outcome_from_proto, state_from_proto};
 use crate::metrics::Metrics;
 use crate::requests::{
-    FilterTexts, alert_filter, alert_id, name_field, note_field, now, off_the_runtime, page_size,
+    FilterTexts, acting_agent, alert_filter, alert_id, note_field, now, off_the_runtime, page_size,
     store_error,
 };
 
@@ -33,16 +35,24 @@ pub const RESUME_CURSOR_TRAILER: &str = "churn-resume-cursor";
 pub struct AlertApi {
     hub: AlertHub,
     metrics: Metrics,
+    audit: AuditLog,
     /// Turns true when the server stops, so open streams end and shutdown is not held up.
     stopping: watch::Receiver<bool>,
 }
 
 impl AlertApi {
-    /// Serves the alerts of `hub`; streams end when `stopping` turns true.
-    pub fn new(hub: AlertHub, metrics: Metrics, stopping: watch::Receiver<bool>) -> Self {
+    /// Serves the alerts of `hub`, writing agents' actions to `audit`; streams end when
+    /// `stopping` turns true.
+    pub fn new(
+        hub: AlertHub,
+        metrics: Metrics,
+        audit: AuditLog,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
         AlertApi {
             hub,
             metrics,
+            audit,
             stopping,
         }
     }
@@ -194,10 +204,12 @@ impl proto::alert_service_server::AlertService for AlertApi {
         request: Request<proto::AcknowledgeAlertRequest>,
     ) -> Result<Response<proto::Alert>, Status> {
         let started = Instant::now();
+        let caller = request.extensions().get::<Caller>().cloned();
+        let peer = super::peer_of(&request);
         let request = request.into_inner();
         let result = async {
             let id = alert_id(&request.alert_id)?;
-            let by = name_field("by", &request.by)?;
+            let by = acting_agent(&request.by, caller.as_ref())?;
             let event = self
                 .hub
                 .acknowledge(id, by.as_deref(), now())
@@ -205,6 +217,14 @@ impl proto::alert_service_server::AlertService for AlertApi {
             Ok(alert_to_proto(&event.alert))
         }
         .await;
+        self.audit.alert_action(
+            ALERT_ACKNOWLEDGE,
+            &request.alert_id,
+            caller.as_ref(),
+            &request.by,
+            peer,
+            &result,
+        );
         self.finish("AcknowledgeAlert", started, result)
     }
 
@@ -213,6 +233,8 @@ impl proto::alert_service_server::AlertService for AlertApi {
         request: Request<proto::ResolveAlertRequest>,
     ) -> Result<Response<proto::Alert>, Status> {
         let started = Instant::now();
+        let caller = request.extensions().get::<Caller>().cloned();
+        let peer = super::peer_of(&request);
         let request = request.into_inner();
         let result = async {
             let id = alert_id(&request.alert_id)?;
@@ -228,7 +250,7 @@ impl proto::alert_service_server::AlertService for AlertApi {
                     ),
                 })?;
             let note = note_field(&request.note)?;
-            let by = name_field("by", &request.by)?;
+            let by = acting_agent(&request.by, caller.as_ref())?;
             let event = self
                 .hub
                 .resolve(id, outcome, note.as_deref(), by.as_deref(), now())
@@ -236,6 +258,14 @@ impl proto::alert_service_server::AlertService for AlertApi {
             Ok(alert_to_proto(&event.alert))
         }
         .await;
+        self.audit.alert_action(
+            ALERT_RESOLVE,
+            &request.alert_id,
+            caller.as_ref(),
+            &request.by,
+            peer,
+            &result,
+        );
         self.finish("ResolveAlert", started, result)
     }
 
@@ -306,4 +336,160 @@ fn resume_status(mut status: Status, cursor: u64) -> Status {
         status.metadata_mut().insert(RESUME_CURSOR_TRAILER, value);
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use churn_core::{AlertPolicy, RiskBand};
+    use proto::alert_service_server::AlertService;
+
+    use super::*;
+    use crate::alerts::{HubSettings, NewScore, SqliteStore, Synchronous};
+    use crate::audit::{AuditFilter, AuditRange};
+    use crate::auth::{Role, RoleSet};
+
+    fn agent(name: &str) -> Caller {
+        let mut roles = RoleSet::default();
+        roles.insert(Role::Agent);
+        Caller::new(name, roles)
+    }
+
+    /// A service over a fresh store holding one open alert per customer given.
+    fn service(customers: &[&str]) -> (tempfile::TempDir, AlertApi, AuditLog, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn crate::alerts::AlertStore> = Arc::new(
+            SqliteStore::open(&dir.path().join("alerts.sqlite"), Synchronous::Normal).unwrap(),
+        );
+        let metrics = Metrics::new();
+        let hub = AlertHub::new(
+            store.clone(),
+            HubSettings {
+                policy: AlertPolicy::default(),
+                stream_buffer: 16,
+            },
+            metrics.clone(),
+        );
+        let scores: Vec<NewScore> = customers
+            .iter()
+            .map(|customer| NewScore {
+                customer_id: customer.to_string(),
+                probability: 0.9,
+                band: RiskBand::High,
+                percentile: 90.0,
+                customer_value: None,
+                assignee: None,
+                team: None,
+                reasons: vec![],
+                lowering: vec![],
+                model_version: "v1".into(),
+                at: now(),
+            })
+            .collect();
+        let ids = hub
+            .record(&scores)
+            .unwrap()
+            .into_iter()
+            .map(|change| change.unwrap().alert_id.to_string())
+            .collect();
+        let audit = AuditLog::new(Some(store), metrics.clone());
+        let (_stop, stopping) = watch::channel(false);
+        let api = AlertApi::new(hub, metrics, audit.clone(), stopping);
+        (dir, api, audit, ids)
+    }
+
+    fn signed_in<T>(message: T, caller: Caller) -> Request<T> {
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(caller);
+        request
+    }
+
+    #[tokio::test]
+    async fn a_signed_in_agent_acts_as_themselves_and_each_action_is_audited() {
+        let (_dir, api, audit, ids) = service(&["c1", "c2"]);
+        // `by` left empty: the caller's name is recorded.
+        let acknowledged = api
+            .acknowledge_alert(signed_in(
+                proto::AcknowledgeAlertRequest {
+                    alert_id: ids[0].clone(),
+                    by: String::new(),
+                },
+                agent("ana"),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(acknowledged.acknowledged_by, "ana");
+        // Naming someone else is refused, and changes nothing.
+        let refused = api
+            .resolve_alert(signed_in(
+                proto::ResolveAlertRequest {
+                    alert_id: ids[1].clone(),
+                    outcome: proto::AlertOutcome::Retained.into(),
+                    note: String::new(),
+                    by: "mallory".into(),
+                },
+                agent("ana"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            refused.message(),
+            "`by` is `mallory` but you are signed in as `ana`; leave `by` empty"
+        );
+        // Naming oneself is fine.
+        let resolved = api
+            .resolve_alert(signed_in(
+                proto::ResolveAlertRequest {
+                    alert_id: ids[1].clone(),
+                    outcome: proto::AlertOutcome::Retained.into(),
+                    note: String::new(),
+                    by: "ana".into(),
+                },
+                agent("ana"),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resolved.resolved_by, "ana");
+        // Without a caller (authentication off), `by` is taken as given, as before.
+        let (_dir2, open_api, _, open_ids) = service(&["c3"]);
+        let anyone = open_api
+            .acknowledge_alert(Request::new(proto::AcknowledgeAlertRequest {
+                alert_id: open_ids[0].clone(),
+                by: "Dana".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(anyone.acknowledged_by, "Dana");
+
+        audit.flush();
+        let entries = audit
+            .store()
+            .unwrap()
+            .audit_entries(&AuditFilter::default(), AuditRange::After(0), 10)
+            .unwrap();
+        let seen: Vec<(&str, &str, &str)> = entries
+            .iter()
+            .map(|entry| {
+                (
+                    entry.actor.as_str(),
+                    entry.action.as_str(),
+                    entry.detail.split(':').next().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("ana", "alert.acknowledge", "ok"),
+                ("ana", "alert.resolve", "PERMISSION_DENIED"),
+                ("ana", "alert.resolve", "ok"),
+            ]
+        );
+        assert_eq!(entries[0].target, ids[0]);
+    }
 }

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tonic::codegen::http;
 
+use crate::audit::{AuditEntry, AuditLog, CALL_REFUSED};
 use crate::auth::{AuthError, Callers, role_for_grpc_path};
 use crate::error::RequestError;
 use crate::metrics::Metrics;
@@ -56,25 +57,28 @@ pub struct Gate {
     max_in_flight: usize,
     feeds: FeedLimiter,
     metrics: Metrics,
+    audit: AuditLog,
 }
 
 impl Gate {
     /// A gate checking `callers` (none: no authentication), allowing `max_in_flight` calls at
-    /// once and `max_feeds_per_caller` alert feeds per caller.
+    /// once and each caller the alert feeds `feeds` allows.
     pub fn new(
         callers: Option<Callers>,
         reflection: Reflection,
         max_in_flight: usize,
-        max_feeds_per_caller: usize,
+        feeds: FeedLimiter,
         metrics: Metrics,
+        audit: AuditLog,
     ) -> Self {
         Gate {
             callers,
             reflection,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
-            feeds: FeedLimiter::new(max_feeds_per_caller),
+            feeds,
             metrics,
+            audit,
         }
     }
 
@@ -144,12 +148,15 @@ impl Gate {
             "unauthenticated"
         };
         self.metrics.observe_request_refused(reason);
-        tracing::info!(
-            target: "audit",
-            call = path,
-            peer = %info.map_or_else(|| "unknown".to_string(), |info| info.peer.to_string()),
-            %error,
-            "call refused"
+        let actor = match &error {
+            AuthError::Forbidden { caller, .. } => caller.as_str(),
+            _ => "unknown caller",
+        };
+        // Rate limited per peer, call and reason: a flood of bad tokens cannot fill the disk.
+        self.audit.refused(
+            AuditEntry::new(actor, CALL_REFUSED, path)
+                .detail(&format!("{reason}: {error}"))
+                .peer(info.map(|info| info.peer)),
         );
         error.into()
     }

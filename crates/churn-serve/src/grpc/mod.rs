@@ -8,3 +8,12 @@ pub mod scoring;
 
 pub use alerts::{AlertApi, RESUME_CURSOR_TRAILER};
 pub use scoring::{ChurnApi, DEFAULT_TOP_K};
+
+/// The address a call came from: the connection's, as the accept loop recorded it.
+pub(crate) fn peer_of<T>(request: &tonic::Request<T>) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<crate::net::ConnInfo>()
+        .map(|info| info.peer)
+        .or_else(|| request.remote_addr())
+}

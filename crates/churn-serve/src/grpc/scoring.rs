@@ -10,6 +10,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::alerts::{AlertHub, NewScore, StoredReason};
+use crate::audit::{ANONYMOUS, AUDIT_READ, AuditEntry, AuditLog};
+use crate::auth::Caller;
 use crate::config::ServeConfig;
 use churn_api::convert::{profile_from_proto, value_text};
 use churn_api::proto;
@@ -20,7 +22,7 @@ use crate::grpc::convert::{
 };
 use crate::metrics::Metrics;
 use crate::model::{LoadedModel, ModelSlot};
-use crate::requests::{name_field, now};
+use crate::requests::{audit_query, name_field, now, store_error};
 
 /// Reasons returned each way when a request does not say.
 pub const DEFAULT_TOP_K: usize = 5;
@@ -33,6 +35,7 @@ pub struct ChurnApi {
     max_batch: usize,
     max_top_k: usize,
     alerts: Option<AlertHub>,
+    audit: AuditLog,
 }
 
 /// A scored profile, with what its alert needs beyond the response.
@@ -56,12 +59,19 @@ impl ChurnApi {
         alerts: Option<AlertHub>,
     ) -> Self {
         ChurnApi {
+            audit: AuditLog::new(None, metrics.clone()),
             slot,
             metrics,
             max_batch: config.max_batch,
             max_top_k: config.max_top_k,
             alerts,
         }
+    }
+
+    /// Writes reloads to `audit`, and reads it for ListAudit (by default, reloads go to the
+    /// `tracing` log only and ListAudit has nothing to read).
+    pub fn with_audit(self, audit: AuditLog) -> Self {
+        ChurnApi { audit, ..self }
     }
 
     /// Returns the number of reasons to give each way for a request's `top_k`.
@@ -407,10 +417,20 @@ impl proto::churn_service_server::ChurnService for ChurnApi {
 impl proto::admin_service_server::AdminService for ChurnApi {
     async fn reload_model(
         &self,
-        _request: Request<proto::ReloadModelRequest>,
+        request: Request<proto::ReloadModelRequest>,
     ) -> Result<Response<proto::ReloadModelResponse>, Status> {
         let started = Instant::now();
-        let outcome = crate::server::reload(&self.slot, &self.metrics, "ReloadModel").await;
+        let caller = request.extensions().get::<Caller>().cloned();
+        let actor = caller.as_ref().map_or(ANONYMOUS, Caller::name);
+        let outcome = crate::server::reload(
+            &self.slot,
+            &self.metrics,
+            &self.audit,
+            "ReloadModel",
+            actor,
+            super::peer_of(&request),
+        )
+        .await;
         let code = match &outcome {
             Ok(_) => tonic::Code::Ok,
             Err(_) => tonic::Code::FailedPrecondition,
@@ -426,5 +446,61 @@ impl proto::admin_service_server::AdminService for ChurnApi {
                 "{error}; the previous model keeps serving"
             ))),
         }
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<proto::ListAuditRequest>,
+    ) -> Result<Response<proto::ListAuditResponse>, Status> {
+        let started = Instant::now();
+        let caller = request.extensions().get::<Caller>().cloned();
+        let peer = super::peer_of(&request);
+        let request = request.into_inner();
+        let result =
+            async {
+                let (filter, range, limit) = audit_query(
+                    ("after_id", Some(request.after_id)),
+                    ("before_id", Some(request.before_id)),
+                    Some(u64::from(request.limit)),
+                    &request.actor,
+                    &request.action,
+                )?;
+                let store = self.audit.store().cloned().ok_or_else(|| {
+                    RequestError::FailedPrecondition {
+                        reason: "this server keeps no audit log to list: it is kept in the alert \
+                             store, and alerts are off (its entries go to the server's log)"
+                            .into(),
+                    }
+                })?;
+                let entries =
+                    tokio::task::spawn_blocking(move || store.audit_entries(&filter, range, limit))
+                        .await
+                        .map_err(|error| RequestError::Internal {
+                            reason: format!("audit read stopped: {error}"),
+                        })?
+                        .map_err(store_error)?;
+                Ok(proto::ListAuditResponse {
+                    entries: entries.iter().map(audit_entry_to_proto).collect(),
+                })
+            }
+            .await;
+        if result.is_ok() {
+            let actor = caller.as_ref().map_or(ANONYMOUS, Caller::name);
+            self.audit
+                .record(AuditEntry::new(actor, AUDIT_READ, "ListAudit").peer(peer));
+        }
+        self.finish("ListAudit", started, result)
+    }
+}
+
+fn audit_entry_to_proto(entry: &AuditEntry) -> proto::AuditEntry {
+    proto::AuditEntry {
+        id: entry.id,
+        at: crate::grpc::convert::rfc3339(entry.at),
+        actor: entry.actor.clone(),
+        action: entry.action.clone(),
+        target: entry.target.clone(),
+        detail: entry.detail.clone(),
+        peer: entry.peer.clone(),
     }
 }

@@ -5,20 +5,27 @@
 //! resolving twice, unknown id → not found) hold whoever calls. The live feed is the same
 //! `AlertHub::follow` as `StreamAlerts`: replay after a cursor, then live, no gap.
 //!
-//! Safety: when a token is configured, the page and every call need it (a cookie set by
-//! `/console?token=…`, or `Authorization: Bearer …`). Without one (allowed on a loopback address
-//! only) a request must name a loopback host, so a web page elsewhere cannot reach the console
-//! by DNS rebinding. Actions need a JSON body (a cross-site form cannot send one without the
-//! browser asking first) and a same-origin `Origin`. The page builds every element with
-//! `textContent`, never HTML from data, and its CSP allows no inline script.
+//! Safety: with a credentials file (authentication on), agents sign in on the page with their
+//! own token (`POST /console/api/sign-in`); the server answers with a session cookie (HttpOnly,
+//! Secure, SameSite=Strict) and keeps only a hash of the session id. Every call checks that the
+//! session's caller is still an agent in the current credentials, so revoking a token ends its
+//! sessions; scripts may send `Authorization: Bearer …` instead. An agent acts as who they
+//! signed in as: `by` is theirs. Tokens never travel in a URL. Without credentials (allowed on
+//! a loopback address only) a request must name a loopback host, so a web page elsewhere cannot
+//! reach the console by DNS rebinding. Actions need a JSON body (a cross-site form cannot send
+//! one without the browser asking first) and a same-origin `Origin`. The page builds every
+//! element with `textContent`, never HTML from data, and its CSP allows no inline script.
+//! Sign-ins, sign-outs, refused sign-ins (rate limited) and alert actions go to the audit log,
+//! which admins read in the page's Audit view.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -28,18 +35,27 @@ use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 
 use crate::alerts::{AlertFilter, AlertHub, AlertState, Outcome, StoreError};
+use crate::audit::{
+    ALERT_ACKNOWLEDGE, ALERT_RESOLVE, ANONYMOUS, AUDIT_READ, AuditEntry, AuditLog, CONSOLE_SIGN_IN,
+    CONSOLE_SIGN_IN_REFUSED, CONSOLE_SIGN_OUT,
+};
+use crate::auth::{AuthError, Caller, Callers, Role};
 use crate::error::RequestError;
+use crate::http::sessions::{SESSION_LIFETIME, Sessions};
 use crate::model::ModelSlot;
 use crate::requests::{
-    FilterTexts, alert_filter, alert_id, name_field, note_field, now, off_the_runtime, page_size,
+    FeedLimiter, FilterTexts, acting_agent, alert_filter, alert_id, audit_query, name_field,
+    note_field, now, off_the_runtime, page_size,
 };
 
 const INDEX_HTML: &str = include_str!("../../console/index.html");
 const CONSOLE_JS: &str = include_str!("../../console/console.js");
 const CONSOLE_CSS: &str = include_str!("../../console/console.css");
 
-/// The cookie holding the console token once `/console?token=…` has been opened.
-const TOKEN_COOKIE: &str = "churn_console_token";
+/// The cookie holding a signed-in agent's session id.
+const SESSION_COOKIE: &str = "churn_session";
+/// Longest token accepted at sign-in; tokens are a few dozen characters.
+const MAX_TOKEN_BYTES: usize = 512;
 /// Alerts per page by default, and at most.
 const DEFAULT_PAGE: u64 = 100;
 /// Scores shown in a customer's history chart.
@@ -62,23 +78,34 @@ const CARD_CSP: &str =
 pub struct Console {
     hub: AlertHub,
     slot: Arc<ModelSlot>,
-    token: Option<Arc<str>>,
+    /// The live credentials; `None`: authentication off.
+    callers: Option<Callers>,
+    sessions: Arc<Sessions>,
+    audit: AuditLog,
+    feeds: FeedLimiter,
     stopping: watch::Receiver<bool>,
 }
 
 impl Console {
-    /// Serves the queue of `hub` and the model of `slot`, behind `token` when there is one;
-    /// live feeds end when `stopping` turns true.
+    /// Serves the queue of `hub` and the model of `slot` to the agents of `callers` (`None`:
+    /// to anyone naming a loopback host), writing their actions to `audit`; each caller's live
+    /// feeds count against `feeds` (shared with StreamAlerts); feeds end when `stopping` turns
+    /// true.
     pub fn new(
         hub: AlertHub,
         slot: Arc<ModelSlot>,
-        token: Option<String>,
+        callers: Option<Callers>,
+        audit: AuditLog,
+        feeds: FeedLimiter,
         stopping: watch::Receiver<bool>,
     ) -> Self {
         Console {
             hub,
             slot,
-            token: token.map(Arc::from),
+            callers,
+            sessions: Arc::default(),
+            audit,
+            feeds,
             stopping,
         }
     }
@@ -99,60 +126,59 @@ impl Console {
             .route("/console/api/model", get(model))
             .route("/console/api/stats", get(stats))
             .route("/console/api/events", get(events))
+            .route("/console/api/me", get(me))
+            .route("/console/api/sign-in", post(sign_in))
+            .route("/console/api/sign-out", post(sign_out))
+            .route("/console/api/audit", get(audit_entries))
             .with_state(self)
     }
 
-    /// Lets a request in if it carries the token, or, with no token configured, names a
-    /// loopback host.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), HttpError> {
-        let Some(token) = &self.token else {
+    /// Lets a request in and says who made it: with authentication on, a signed-in agent (by
+    /// session cookie) or an agent's bearer token, checked against the current credentials;
+    /// with it off, anyone naming a loopback host (`None`).
+    fn authorize(&self, headers: &HeaderMap) -> Result<Option<Caller>, HttpError> {
+        let Some(callers) = &self.callers else {
             let host = header_text(headers, header::HOST).unwrap_or_default();
             if is_loopback_host(host) {
-                return Ok(());
+                return Ok(None);
             }
             return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "host `{host}` is not a loopback name; a console without a token answers \
-                     only to localhost"
+                    "host `{host}` is not a loopback name; a console without credentials \
+                     answers only to localhost"
                 ),
             ));
         };
-        let bearer = header_text(headers, header::AUTHORIZATION)
-            .and_then(|value| value.strip_prefix("Bearer "));
-        let given = bearer.or_else(|| cookie(headers, TOKEN_COOKIE));
-        if given.is_some_and(|given| same_secret(given, token)) {
-            return Ok(());
+        if let Some(authorization) = header_text(headers, header::AUTHORIZATION) {
+            return callers
+                .authenticate(Some(authorization), None, Some(Role::Agent))
+                .map(Some)
+                .map_err(auth_error);
+        }
+        if let Some(id) = cookie(headers, SESSION_COOKIE)
+            && let Some(name) = self.sessions.caller(id, Instant::now())
+        {
+            // The credentials as they are now: a revoked caller, or one no longer an agent,
+            // loses their sessions at once.
+            match callers.current().by_name(&name) {
+                Some(caller) if caller.has(Role::Agent) => return Ok(Some(caller.clone())),
+                _ => {
+                    self.sessions.end(id);
+                }
+            }
         }
         Err(HttpError::new(
             StatusCode::UNAUTHORIZED,
-            "this console needs its token: open /console?token=… once, or send \
-             `Authorization: Bearer …`",
+            "sign in to the console with your token, or send `Authorization: Bearer …`",
         ))
     }
 
-    /// Checks an action: authorized, from this origin, with a JSON body.
-    fn authorize_action(&self, headers: &HeaderMap) -> Result<(), HttpError> {
-        self.authorize(headers)?;
-        let host = header_text(headers, header::HOST).unwrap_or_default();
-        if let Some(origin) = header_text(headers, header::ORIGIN) {
-            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            if origin_host != host {
-                return Err(HttpError::new(
-                    StatusCode::FORBIDDEN,
-                    format!("origin `{origin}` is not this console's"),
-                ));
-            }
-        }
-        let json = header_text(headers, header::CONTENT_TYPE)
-            .is_some_and(|kind| kind.starts_with("application/json"));
-        if !json {
-            return Err(HttpError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "actions take a JSON body (`Content-Type: application/json`)",
-            ));
-        }
-        Ok(())
+    /// Checks an action: authorized, from this origin, with a JSON body; returns the caller.
+    fn authorize_action(&self, headers: &HeaderMap) -> Result<Option<Caller>, HttpError> {
+        let caller = self.authorize(headers)?;
+        same_origin_json(headers)?;
+        Ok(caller)
     }
 
     /// Runs a store call off the async workers.
@@ -188,7 +214,9 @@ impl From<RequestError> for HttpError {
             tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
             tonic::Code::NotFound => StatusCode::NOT_FOUND,
             tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
             tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         HttpError {
@@ -206,6 +234,66 @@ impl IntoResponse for HttpError {
         }
         let body = serde_json::json!({ "error": self.message, "field": self.field });
         (self.status, json_headers(), body.to_string()).into_response()
+    }
+}
+
+/// Checks that an action comes from this console's origin with a JSON body: a cross-site form
+/// can send neither.
+fn same_origin_json(headers: &HeaderMap) -> Result<(), HttpError> {
+    same_origin(headers)?;
+    let json = header_text(headers, header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.starts_with("application/json"));
+    if !json {
+        return Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "actions take a JSON body (`Content-Type: application/json`)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a request naming an origin names this console's.
+fn same_origin(headers: &HeaderMap) -> Result<(), HttpError> {
+    let host = header_text(headers, header::HOST).unwrap_or_default();
+    if let Some(origin) = header_text(headers, header::ORIGIN) {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if origin_host != host {
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                format!("origin `{origin}` is not this console's"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An authentication error as the console answers it: 403 for a known caller without the
+/// role, 401 otherwise.
+fn auth_error(error: AuthError) -> HttpError {
+    let status = if error.is_forbidden() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    HttpError::new(status, error.to_string())
+}
+
+/// The address a request came from, when the server knows it.
+struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<crate::net::ConnInfo>()
+                .map(|info| info.peer),
+        ))
     }
 }
 
@@ -248,16 +336,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// Compares secrets in time independent of where they differ.
-fn same_secret(given: &str, token: &str) -> bool {
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
-            == 0
-}
-
 /// Tells whether a Host header names this machine's loopback: `localhost`, `127.x.x.x` or
 /// `[::1]`, with or without a port.
 fn is_loopback_host(host: &str) -> bool {
@@ -276,34 +354,18 @@ async fn page(
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let given = query
-        .iter()
-        .find(|(key, _)| key == "token")
-        .map(|(_, value)| value.as_str());
-    if let (Some(token), Some(given)) = (&console.token, given) {
-        if !same_secret(given, token) {
-            return HttpError::new(StatusCode::UNAUTHORIZED, "that is not this console's token")
-                .into_response();
-        }
-        // Into a cookie the page's calls carry, and out of the address bar and history.
-        // Lax, not Strict: a token link clicked in a chat or a wiki is a cross-site navigation,
-        // whose redirect would not carry a Strict cookie. Actions are guarded by their JSON body
-        // and Origin instead.
-        let cookie = format!("{TOKEN_COOKIE}={given}; Path=/console; HttpOnly; SameSite=Lax");
-        return match HeaderValue::from_str(&cookie) {
-            Ok(cookie) => (
-                StatusCode::SEE_OTHER,
-                [
-                    (header::SET_COOKIE, cookie),
-                    (header::LOCATION, HeaderValue::from_static("/console")),
-                ],
-            )
-                .into_response(),
-            Err(_) => HttpError::new(StatusCode::BAD_REQUEST, "the token cannot be a cookie")
-                .into_response(),
-        };
+    if query.iter().any(|(key, _)| key == "token") {
+        // A token in a URL stays in history, logs and Referer headers.
+        return HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "tokens do not go in URLs: open /console and sign in on the page",
+        )
+        .into_response();
     }
-    if let Err(error) = console.authorize(&headers) {
+    // With authentication on, the page itself holds no data: it shows the sign-in form.
+    if console.callers.is_none()
+        && let Err(error) = console.authorize(&headers)
+    {
         return error.into_response();
     }
     asset(INDEX_HTML, "text/html; charset=utf-8", PAGE_CSP)
@@ -507,43 +569,221 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, HttpErr
 async fn acknowledge(
     State(console): State<Console>,
     Path(id): Path<String>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    console.authorize_action(&headers)?;
-    let alert_id = alert_id(&id)?;
+    let caller = console.authorize_action(&headers)?;
     let request: AcknowledgeBody = parse_body(&body)?;
-    let by = name_field("by", &request.by)?;
-    let event = console
-        .blocking(move |hub| hub.acknowledge(alert_id, by.as_deref(), now()))
-        .await?;
-    json_response(&event.alert)
+    let result = async {
+        let alert_id = alert_id(&id)?;
+        let by = acting_agent(&request.by, caller.as_ref())?;
+        off_the_runtime(&console.hub, move |hub| {
+            hub.acknowledge(alert_id, by.as_deref(), now())
+        })
+        .await
+    }
+    .await;
+    console.audit.alert_action(
+        ALERT_ACKNOWLEDGE,
+        &id,
+        caller.as_ref(),
+        &request.by,
+        peer,
+        &result,
+    );
+    json_response(&result?.alert)
 }
 
 async fn resolve(
     State(console): State<Console>,
     Path(id): Path<String>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    console.authorize_action(&headers)?;
-    let alert_id = alert_id(&id)?;
+    let caller = console.authorize_action(&headers)?;
     let request: ResolveBody = parse_body(&body)?;
-    let outcome = Outcome::parse(request.outcome.trim().to_ascii_lowercase().as_str()).ok_or_else(
-        || RequestError::Invalid {
-            field: "outcome",
-            reason: format!(
-                "`{}` is not an outcome; expected RETAINED, CHURNED, FALSE_ALARM or NOT_REACHED",
-                request.outcome
+    let result = async {
+        let alert_id = alert_id(&id)?;
+        let outcome = Outcome::parse(request.outcome.trim().to_ascii_lowercase().as_str())
+            .ok_or_else(|| RequestError::Invalid {
+                field: "outcome",
+                reason: format!(
+                    "`{}` is not an outcome; expected RETAINED, CHURNED, FALSE_ALARM or \
+                     NOT_REACHED",
+                    request.outcome
+                ),
+            })?;
+        let note = note_field(&request.note)?;
+        let by = acting_agent(&request.by, caller.as_ref())?;
+        off_the_runtime(&console.hub, move |hub| {
+            hub.resolve(alert_id, outcome, note.as_deref(), by.as_deref(), now())
+        })
+        .await
+    }
+    .await;
+    console.audit.alert_action(
+        ALERT_RESOLVE,
+        &id,
+        caller.as_ref(),
+        &request.by,
+        peer,
+        &result,
+    );
+    json_response(&result?.alert)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    token: String,
+}
+
+/// Who is signed in: `{"auth": false}` without credentials, else the caller's name and whether
+/// they may read the audit log; 401 when nobody is.
+async fn me(State(console): State<Console>, headers: HeaderMap) -> Result<Response, HttpError> {
+    let caller = console.authorize(&headers)?;
+    json_response(&serde_json::json!({
+        "auth": console.callers.is_some(),
+        "name": caller.as_ref().map(Caller::name),
+        "admin": caller.as_ref().is_none_or(|caller| caller.has(Role::Admin)),
+    }))
+}
+
+/// Signs an agent in with their token: a session, in an HttpOnly, Secure, SameSite=Strict
+/// cookie. A refused token is written to the audit log, rate limited per peer.
+async fn sign_in(
+    State(console): State<Console>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    same_origin_json(&headers)?;
+    let Some(callers) = &console.callers else {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            "this console has no sign-in: the server has no credentials file",
+        ));
+    };
+    let request: SignInBody = parse_body(&body)?;
+    let token = request.token.trim();
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(RequestError::Invalid {
+            field: "token",
+            reason: format!("a token is 1 to {MAX_TOKEN_BYTES} bytes"),
+        }
+        .into());
+    }
+    let caller =
+        match callers.authenticate(Some(&format!("Bearer {token}")), None, Some(Role::Agent)) {
+            Ok(caller) => caller,
+            Err(error) => {
+                console.audit.refused(
+                    AuditEntry::new(ANONYMOUS, CONSOLE_SIGN_IN_REFUSED, "/console")
+                        .detail(&error.to_string())
+                        .peer(peer),
+                );
+                return Err(auth_error(error));
+            }
+        };
+    let id = console
+        .sessions
+        .start(caller.name(), Instant::now())
+        .map_err(|_| {
+            HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many console sessions are open; try again later",
+            )
+        })?;
+    console
+        .audit
+        .record(AuditEntry::new(caller.name(), CONSOLE_SIGN_IN, "/console").peer(peer));
+    let cookie = session_cookie(&id, SESSION_LIFETIME.as_secs())?;
+    let body = serde_json::json!({
+        "auth": true,
+        "name": caller.name(),
+        "admin": caller.has(Role::Admin),
+    });
+    let mut response = json_response(&body)?;
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Signs out: ends the session and clears its cookie.
+async fn sign_out(
+    State(console): State<Console>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    same_origin(&headers)?;
+    if let Some(name) = cookie(&headers, SESSION_COOKIE).and_then(|id| console.sessions.end(id)) {
+        console
+            .audit
+            .record(AuditEntry::new(&name, CONSOLE_SIGN_OUT, "/console").peer(peer));
+    }
+    let mut response = json_response(&serde_json::json!({ "signed_out": true }))?;
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0)?);
+    Ok(response)
+}
+
+/// The session cookie: for the console's paths only, never sent by script or cross-site, over
+/// a secure context only (https, or localhost).
+fn session_cookie(id: &str, max_age_seconds: u64) -> Result<HeaderValue, HttpError> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; Secure; SameSite=Strict; Path=/console; \
+         Max-Age={max_age_seconds}"
+    ))
+    .map_err(|error| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
+}
+
+/// The audit log, newest first (`before` to page on, `after` to follow), for admins (and, with
+/// authentication off, for anyone the console lets in).
+async fn audit_entries(
+    State(console): State<Console>,
+    Query(params): Params,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let caller = console.authorize(&headers)?;
+    if let Some(caller) = &caller
+        && !caller.has(Role::Admin)
+    {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the audit log needs the `admin` role, which `{}` lacks",
+                caller.name()
             ),
-        },
+        ));
+    }
+    let (filter, range, limit) = audit_query(
+        ("after", number_param(&params, "after")?),
+        ("before", number_param(&params, "before")?),
+        number_param(&params, "limit")?,
+        param(&params, "actor").unwrap_or(""),
+        param(&params, "action").unwrap_or(""),
     )?;
-    let note = note_field(&request.note)?;
-    let by = name_field("by", &request.by)?;
-    let event = console
-        .blocking(move |hub| hub.resolve(alert_id, outcome, note.as_deref(), by.as_deref(), now()))
+    let Some(store) = console.audit.store().cloned() else {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            "this server keeps no audit log to list (alerts are off)",
+        ));
+    };
+    let entries = console
+        .blocking(move |_| store.audit_entries(&filter, range, limit))
         .await?;
-    json_response(&event.alert)
+    console.audit.record(
+        AuditEntry::new(
+            caller.as_ref().map_or(ANONYMOUS, Caller::name),
+            AUDIT_READ,
+            "/console/api/audit",
+        )
+        .peer(peer),
+    );
+    json_response(&serde_json::json!({ "entries": entries }))
 }
 
 async fn customer(
@@ -618,10 +858,17 @@ async fn stats(State(console): State<Console>, headers: HeaderMap) -> Result<Res
 /// stopping server, ends it with an `end` event; the browser reconnects and resumes.
 async fn events(
     State(console): State<Console>,
+    Peer(peer): Peer,
     Query(params): Params,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
-    console.authorize(&headers)?;
+    let caller = console.authorize(&headers)?;
+    let feed_owner = match (&caller, peer) {
+        (Some(caller), _) => caller.name().to_string(),
+        (None, Some(peer)) => peer.ip().to_string(),
+        (None, None) => "anonymous".to_string(),
+    };
+    let feed = console.feeds.try_open(&feed_owner)?;
     let mut filter = filter_params(&params, &[])?;
     filter.states.clear();
     let resumed = header_text(&headers, header::HeaderName::from_static("last-event-id"))
@@ -633,7 +880,9 @@ async fn events(
     let receiver = console
         .hub
         .open_feed(filter, after, console.stopping.clone(), FEED_QUEUE);
-    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|item| {
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |item| {
+        // The feed's place is held for as long as the stream lives.
+        let _ = &feed;
         Ok(match item {
             Ok(event) => match serde_json::to_string(&*event) {
                 Ok(data) => Event::default()
@@ -678,21 +927,13 @@ mod tests {
     }
 
     #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("0123456789abcdef", "0123456789abcdef"));
-        assert!(!same_secret("0123456789abcdeF", "0123456789abcdef"));
-        assert!(!same_secret("0123456789abcde", "0123456789abcdef"));
-        assert!(!same_secret("", "0123456789abcdef"));
-    }
-
-    #[test]
-    fn the_token_cookie_is_found_among_others() {
+    fn the_session_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; churn_console_token=xyz; b=2"),
+            HeaderValue::from_static("a=1; churn_session=xyz; b=2"),
         );
-        assert_eq!(cookie(&headers, TOKEN_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(&headers, "c"), None);
     }
 

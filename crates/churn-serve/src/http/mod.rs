@@ -1,6 +1,7 @@
 //! The HTTP port: Prometheus `/metrics` and the agent console.
 
 pub mod console;
+pub mod sessions;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};

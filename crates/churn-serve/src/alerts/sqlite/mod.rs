@@ -37,6 +37,7 @@ use super::{
     AlertStore, CustomerRecord, Decide, EventKind, NewScore, Outcome, Recorded, ScorePoint,
     StoreError, StoreResult,
 };
+use crate::audit::{AuditEntry, AuditFilter, AuditRange};
 
 /// Pending scores beyond which a score waits for them to be written (back-pressure, and a
 /// bound on what a crash can lose).
@@ -452,5 +453,39 @@ impl AlertStore for SqliteStore {
 
     fn stats(&self, now: Timestamp) -> StoreResult<AlertStats> {
         self.read(|connection| reads::stats(connection, now))
+    }
+
+    fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<u64> {
+        let connection = self.writer();
+        in_transaction(&connection, || {
+            let mut insert = connection.prepare_cached(
+                "INSERT INTO audit_log (at, actor, action, target, detail, peer)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for entry in entries {
+                insert.execute(params![
+                    entry.at,
+                    entry.actor,
+                    entry.action,
+                    entry.target,
+                    entry.detail,
+                    entry.peer
+                ])?;
+            }
+            let last: i64 =
+                connection.query_row("SELECT COALESCE(MAX(id), 0) FROM audit_log", [], |row| {
+                    row.get(0)
+                })?;
+            Ok(last as u64)
+        })
+    }
+
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        range: AuditRange,
+        limit: u64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|connection| reads::audit_entries(connection, filter, range, limit))
     }
 }

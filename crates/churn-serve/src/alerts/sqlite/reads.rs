@@ -9,6 +9,7 @@ use super::rows::{ALERT_COLUMNS, alert_from_row, band_code, event_from_row, filt
 use crate::alerts::{
     AlertEvent, AlertFilter, AlertPage, AlertRecord, AlertState, AlertStats, Outcome, StoreResult,
 };
+use crate::audit::{AuditEntry, AuditFilter, AuditRange};
 
 /// A customer's alerts the customer view lists, newest first.
 const CUSTOMER_ALERTS: u32 = 50;
@@ -169,4 +170,62 @@ pub(super) fn stats(connection: &Connection, now: Timestamp) -> StoreResult<Aler
             &[&now],
         )? as u64,
     })
+}
+
+/// Returns up to `limit` audit entries matching `filter` in `range`.
+pub(super) fn audit_entries(
+    connection: &Connection,
+    filter: &AuditFilter,
+    range: AuditRange,
+    limit: u64,
+) -> StoreResult<Vec<AuditEntry>> {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    if let Some(actor) = &filter.actor {
+        values.push(SqlValue::Text(actor.clone()));
+        clauses.push(format!("actor = ?{}", values.len()));
+    }
+    if let Some(action) = &filter.action {
+        values.push(SqlValue::Text(action.clone()));
+        clauses.push(format!("action = ?{}", values.len()));
+    }
+    let order = match range {
+        AuditRange::Newest => "DESC",
+        AuditRange::Before(id) => {
+            values.push(SqlValue::Integer(id.min(i64::MAX as u64) as i64));
+            clauses.push(format!("id < ?{}", values.len()));
+            "DESC"
+        }
+        AuditRange::After(id) => {
+            values.push(SqlValue::Integer(id.min(i64::MAX as u64) as i64));
+            clauses.push(format!("id > ?{}", values.len()));
+            "ASC"
+        }
+    };
+    values.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
+    let clause = if clauses.is_empty() {
+        "1".to_string()
+    } else {
+        clauses.join(" AND ")
+    };
+    let sql = format!(
+        "SELECT id, at, actor, action, target, detail, peer FROM audit_log
+         WHERE {clause} ORDER BY id {order} LIMIT ?{}",
+        values.len()
+    );
+    let entries = connection
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(&values), |row| {
+            Ok(AuditEntry {
+                id: row.get::<_, i64>(0)? as u64,
+                at: row.get(1)?,
+                actor: row.get(2)?,
+                action: row.get(3)?,
+                target: row.get(4)?,
+                detail: row.get(5)?,
+                peer: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(entries)
 }

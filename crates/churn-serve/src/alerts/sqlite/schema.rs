@@ -75,6 +75,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN lowering TEXT NOT NULL DEFAULT '[]';",
     // 3: last scores live in the scores file (`move_last_scores` copied them there first).
     "DROP TABLE customers;",
+    // 4: the audit log: who did what, numbered like the event log.
+    "CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        peer TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_actor ON audit_log (actor, id);
+    CREATE INDEX audit_by_action ON audit_log (action, id);",
 ];
 
 /// The scores file's schema (`NAME.history.sqlite`, beside the store): every customer's scores
