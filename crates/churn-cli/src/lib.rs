@@ -2,6 +2,7 @@
 //! `generate` and `profiles`, over the library crates. All logic lives here
 //! rather than in `main.rs`, so tests can run commands in-process.
 
+pub mod abuse;
 pub mod client;
 pub mod events;
 pub mod load_generator;

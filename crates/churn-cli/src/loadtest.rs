@@ -40,6 +40,17 @@ pub struct LoadtestArgs {
     /// (raising alerts) rather than the same ones again (updating them).
     #[arg(long)]
     pub fresh_customers: bool,
+    /// Hostile clients to run beside the load, KIND=COUNT: idle-connections, many-streams,
+    /// slowloris (on --http-addr), stalled-feeds. The figures then say what the well-behaved
+    /// load suffered.
+    #[arg(long)]
+    pub abuse: Option<crate::abuse::Abuse>,
+    /// The server's HTTP port, host:port, for --abuse slowloris.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub http_addr: String,
+    /// Process id of a server on this machine: its peak and final resident memory are reported.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// Runs a load test and prints its table; fails if any request failed.
@@ -60,6 +71,21 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
             .await?
             .into_inner();
         let profiles = profiles_for(&model, &args.data)?;
+        let abuse = match args.abuse {
+            Some(abuse) => {
+                let grpc = args
+                    .addr
+                    .split_once("://")
+                    .map_or(args.addr.as_str(), |(_, rest)| rest)
+                    .trim_end_matches('/')
+                    .to_string();
+                let counts = crate::abuse::start(abuse, grpc, args.http_addr.clone())?;
+                // Let the abuse build up before the load starts.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Some(counts)
+            }
+            None => None,
+        };
         let test = LoadTest {
             addr: args.addr.clone(),
             concurrency: args.concurrency,
@@ -70,11 +96,36 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
             top_k: args.top,
             fresh_customers: args.fresh_customers,
         };
-        anyhow::Ok(load_generator::run(&test, profiles).await?)
+        let report = load_generator::run(&test, profiles).await?;
+        anyhow::Ok((report, abuse))
     })?;
+    let (report, abuse) = report;
     write!(out, "{report}")?;
+    if let Some(counts) = abuse {
+        writeln!(out, "{counts}")?;
+    }
+    if let Some(pid) = args.server_pid {
+        writeln!(out, "{}", server_memory(pid)?)?;
+    }
     if report.errors > 0 {
         bail!("{} of {} requests failed", report.errors, report.requests);
     }
     Ok(())
+}
+
+/// Reads a local process's peak and current resident memory from `/proc`.
+fn server_memory(pid: u32) -> anyhow::Result<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read the memory of process {pid}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map_or("?".to_string(), |value| value.trim().to_string())
+    };
+    Ok(format!(
+        "server memory: peak {} resident, now {}",
+        field("VmHWM:"),
+        field("VmRSS:")
+    ))
 }
