@@ -89,7 +89,9 @@ impl RoleSet {
 
     /// Returns the roles, in [`Role::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Role> {
-        Role::ALL.into_iter().filter(move |role| self.contains(*role))
+        Role::ALL
+            .into_iter()
+            .filter(move |role| self.contains(*role))
     }
 }
 
@@ -217,8 +219,10 @@ impl Callers {
         let signature = file_signature(&self.file);
         let credentials = Credentials::read(&self.file)?;
         let count = credentials.len();
-        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Arc::new(credentials);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(credentials);
         *self
             .signature
             .write()
@@ -237,7 +241,9 @@ impl Callers {
             return;
         }
         match self.reload() {
-            Ok(count) => tracing::info!(file = %self.file.display(), callers = count, "credentials read again"),
+            Ok(count) => {
+                tracing::info!(file = %self.file.display(), callers = count, "credentials read again")
+            }
             Err(reason) => {
                 // Remember the signature so a broken file is not re-read every poll.
                 *self
@@ -273,12 +279,14 @@ impl Callers {
                 }
                 caller.clone()
             }
-            (None, Some(subject)) => credentials
-                .by_name(subject)
-                .cloned()
-                .ok_or_else(|| AuthError::UnknownSubject {
-                    subject: subject.to_string(),
-                })?,
+            (None, Some(subject)) => {
+                credentials
+                    .by_name(subject)
+                    .cloned()
+                    .ok_or_else(|| AuthError::UnknownSubject {
+                        subject: subject.to_string(),
+                    })?
+            }
             (None, None) if authorization.is_some() => return Err(AuthError::UnknownToken),
             (None, None) => return Err(AuthError::Missing),
         };
@@ -376,7 +384,10 @@ mod tests {
             })
         );
         assert_eq!(
-            callers.authenticate(None, Some("ops"), None).unwrap().name(),
+            callers
+                .authenticate(None, Some("ops"), None)
+                .unwrap()
+                .name(),
             "ops"
         );
     }
@@ -389,7 +400,11 @@ mod tests {
         ));
         std::fs::write(callers.file(), "[[caller]]\nname = 3\n").unwrap();
         assert!(callers.reload().is_err());
-        assert!(callers.authenticate(Some("Bearer churn_crm"), None, None).is_ok());
+        assert!(
+            callers
+                .authenticate(Some("Bearer churn_crm"), None, None)
+                .is_ok()
+        );
         std::fs::write(callers.file(), "").unwrap();
         callers.reload().unwrap();
         assert_eq!(
@@ -400,9 +415,18 @@ mod tests {
 
     #[test]
     fn grpc_methods_need_their_role_and_health_is_open() {
-        assert_eq!(role_for_grpc_path("/churn.v1.ChurnService/Score"), Some(Role::Scorer));
-        assert_eq!(role_for_grpc_path("/churn.v1.AlertService/ListAlerts"), Some(Role::Agent));
-        assert_eq!(role_for_grpc_path("/churn.v1.AdminService/ReloadModel"), Some(Role::Admin));
+        assert_eq!(
+            role_for_grpc_path("/churn.v1.ChurnService/Score"),
+            Some(Role::Scorer)
+        );
+        assert_eq!(
+            role_for_grpc_path("/churn.v1.AlertService/ListAlerts"),
+            Some(Role::Agent)
+        );
+        assert_eq!(
+            role_for_grpc_path("/churn.v1.AdminService/ReloadModel"),
+            Some(Role::Admin)
+        );
         assert_eq!(role_for_grpc_path("/grpc.health.v1.Health/Check"), None);
         assert_eq!(role_for_grpc_path("/some.Unknown/Call"), Some(Role::Admin));
     }
