@@ -204,8 +204,11 @@ impl From<churn_api::ApiError> for RequestError {
             ApiError::CustomerIdTooLong { length, limit } => {
                 RequestError::CustomerIdTooLong { length, limit }
             }
-            // A server never connects anywhere on a request's path.
-            ApiError::Connect { .. } => RequestError::Internal {
+            // A server never connects anywhere, or reads client TLS files, on a request's path.
+            ApiError::Connect { .. }
+            | ApiError::TlsFile { .. }
+            | ApiError::TlsSetting { .. }
+            | ApiError::InvalidToken { .. } => RequestError::Internal {
                 reason: error.to_string(),
             },
         }
