@@ -323,6 +323,11 @@ impl Run {
                 client.addr = self.server_url()?;
                 churn_cli::client::client(client, &mut out).map(|()| ExitCode::SUCCESS)
             }
+            Command::Token(token) => churn_cli::token::token(token, &mut out, &mut std::io::sink())
+                .map(|()| ExitCode::SUCCESS),
+            Command::Tls(tls) => {
+                churn_cli::tls::tls(tls, &mut out, &mut std::io::sink()).map(|()| ExitCode::SUCCESS)
+            }
             command @ Command::Train(_) => churn_cli::run(Cli { command }),
             Command::Serve(_) | Command::Loadtest(_) => {
                 anyhow::bail!("{command}: runs until stopped; list it in PARSE_ONLY with why")
