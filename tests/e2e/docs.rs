@@ -320,7 +320,7 @@ impl Run {
                 churn_cli::events::profiles(profiles, &mut out).map(|()| ExitCode::SUCCESS)
             }
             Command::Client(mut client) => {
-                client.addr = self.server_url()?;
+                client.connection.addr = self.server_url()?;
                 churn_cli::client::client(client, &mut out).map(|()| ExitCode::SUCCESS)
             }
             Command::Token(token) => churn_cli::token::token(token, &mut out, &mut std::io::sink())

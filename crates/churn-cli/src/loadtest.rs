@@ -7,14 +7,13 @@ use anyhow::{Context, bail};
 use churn_api::proto;
 use churn_api::proto::churn_service_client::ChurnServiceClient;
 
-use crate::client::profiles_for;
+use crate::client::{ConnectArgs, profiles_for};
 use crate::load_generator::{self, LoadTest};
 
 #[derive(Debug, clap::Args)]
 pub struct LoadtestArgs {
-    /// Server URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pub addr: String,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
     /// Customers to send, cycled (columns named as the model's features).
     #[arg(long, default_value = "notebooks-data/telco/Telco-Customer-Churn.csv")]
     pub data: PathBuf,
@@ -54,14 +53,16 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
     crate::avoid_huge_page_stalls();
     let runtime = load_generator::runtime().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
-        let channel = churn_api::client::connect(&args.addr).await?;
+        let options = args.connection.options()?;
+        let channel = churn_api::client::connect_with(&args.connection.addr, &options).await?;
         let model = ChurnServiceClient::new(channel)
             .get_model(proto::GetModelRequest {})
             .await?
             .into_inner();
         let profiles = profiles_for(&model, &args.data)?;
         let test = LoadTest {
-            addr: args.addr.clone(),
+            addr: args.connection.addr.clone(),
+            connection: options,
             concurrency: args.concurrency,
             connections: args.connections,
             duration: args.duration,
