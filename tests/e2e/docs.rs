@@ -6,6 +6,8 @@
 //!   `/tmp/…` paths moved into a temporary folder and repository paths made absolute. `client`
 //!   commands run against a server this test starts in-process on 127.0.0.1:0 (the shipped
 //!   model, an alert store in the temporary folder), as `churn serve` with its defaults would.
+//!   `token` and `tls` run in-process too. A trailing `> FILE` writes the command's standard
+//!   output to FILE, as the shell would (a token printed by `churn token add`).
 //!   Commands too heavy for a test only parse; [`PARSE_ONLY`] says which and why, and
 //!   [`SHRUNK`] lists the flags given smaller values so that a command can run here.
 //! - `cargo bench -p CRATE --bench NAME`: CRATE's `Cargo.toml` declares bench NAME, and its file
@@ -34,6 +36,10 @@ const PARSE_ONLY: &[(&str, &str)] = &[
     (
         "loadtest",
         "puts 60 s of load on a running server: a measurement, not a test",
+    ),
+    (
+        "client --addr localhost:50051 --tls-ca",
+        "needs a server with TLS on; the server this test starts speaks plain text",
     ),
     (
         "train --config models/telco/train.toml",
@@ -278,6 +284,15 @@ impl Run {
             .iter()
             .map(|word| word.to_string())
             .collect();
+        let stdout_file = match args.iter().position(|arg| arg == ">") {
+            Some(at) if at + 2 == args.len() => {
+                let file = args[at + 1].clone();
+                args.truncate(at);
+                Some(file)
+            }
+            Some(_) => anyhow::bail!("{command}: `>` is known here only before the last word"),
+            None => None,
+        };
         let written = args.join(" ");
         let parse_only = PARSE_ONLY
             .iter()
@@ -320,8 +335,13 @@ impl Run {
                 churn_cli::events::profiles(profiles, &mut out).map(|()| ExitCode::SUCCESS)
             }
             Command::Client(mut client) => {
-                client.addr = self.server_url()?;
+                client.connection.addr = self.server_url()?;
                 churn_cli::client::client(client, &mut out).map(|()| ExitCode::SUCCESS)
+            }
+            Command::Token(token) => churn_cli::token::token(token, &mut out, &mut std::io::sink())
+                .map(|()| ExitCode::SUCCESS),
+            Command::Tls(tls) => {
+                churn_cli::tls::tls(tls, &mut out, &mut std::io::sink()).map(|()| ExitCode::SUCCESS)
             }
             command @ Command::Train(_) => churn_cli::run(Cli { command }),
             Command::Serve(_) | Command::Loadtest(_) => {
@@ -334,6 +354,10 @@ impl Run {
             "{command}: exit code {code:?}; output:\n{}",
             String::from_utf8_lossy(&out)
         );
+        if let Some(file) = stdout_file {
+            std::fs::write(self.local_path(&file), &out)
+                .map_err(|error| anyhow::anyhow!("{command}: cannot write `{file}`: {error}"))?;
+        }
         self.report.push(format!("ran        {command}"));
         Ok(())
     }

@@ -560,3 +560,91 @@ async fn alert_feeds_are_capped_per_caller_and_calls_in_flight_overall() -> anyh
     server.shutdown().await?;
     Ok(())
 }
+
+/// Parses `churn ARGS` as the command line would.
+fn cli(args: &[&str]) -> anyhow::Result<churn_cli::Command> {
+    use clap::Parser;
+    let parsed =
+        churn_cli::Cli::try_parse_from(std::iter::once("churn").chain(args.iter().copied()))?;
+    Ok(parsed.command)
+}
+
+#[test]
+fn churn_client_and_loadtest_speak_tls_and_send_their_token() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = pki(dir.path())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (server, _) = runtime.block_on(start_secure(
+        dir.path(),
+        &pki,
+        false,
+        ServeOptions::default(),
+    ))?;
+    let addr = server.grpc_addr().to_string();
+    let ca = pki.ca.to_string_lossy().to_string();
+    let token_file = dir.path().join("crm.token");
+    std::fs::write(&token_file, SCORER)?;
+    let token = token_file.to_string_lossy().to_string();
+    let tls = [
+        "--addr",
+        &addr,
+        "--tls-ca",
+        &ca,
+        "--tls-server-name",
+        "localhost",
+    ];
+
+    let churn_cli::Command::Client(args) =
+        cli(&[&["client"], &tls[..], &["--token-file", &token, "model"]].concat())?
+    else {
+        anyhow::bail!("not a client command");
+    };
+    let mut out = Vec::new();
+    churn_cli::client::client(args, &mut out)?;
+    let text = String::from_utf8(out)?;
+    assert!(text.contains("tenure"), "{text}");
+
+    // Without the token the same call is refused, and says why.
+    let churn_cli::Command::Client(args) = cli(&[&["client"], &tls[..], &["model"]].concat())?
+    else {
+        anyhow::bail!("not a client command");
+    };
+    let error = churn_cli::client::client(args, &mut Vec::new()).unwrap_err();
+    assert!(format!("{error:#}").contains("no credentials"), "{error:#}");
+
+    let data = churn_e2e::fixture("telco-sample.csv")
+        .to_string_lossy()
+        .to_string();
+    let churn_cli::Command::Loadtest(args) = cli(&[
+        &["loadtest"],
+        &tls[..],
+        &[
+            "--token-file",
+            &token,
+            "--data",
+            &data,
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--rate",
+            "200",
+            "--concurrency",
+            "4",
+        ],
+    ]
+    .concat())?
+    else {
+        anyhow::bail!("not a loadtest command");
+    };
+    let mut out = Vec::new();
+    // Fails if any request failed: every one went over TLS with the token.
+    churn_cli::loadtest::loadtest(args, &mut out)?;
+    let report = String::from_utf8(out)?;
+    assert!(report.starts_with("| target rps |"), "{report}");
+    runtime.block_on(server.shutdown())?;
+    Ok(())
+}

@@ -300,6 +300,7 @@ async fn the_load_generator_counts_what_the_server_answered() -> anyhow::Result<
     let profiles = fixture_profiles(&model)?;
     let test = churn_cli::load_generator::LoadTest {
         addr: format!("http://{}", server.grpc_addr()),
+        connection: Default::default(),
         concurrency: 4,
         connections: 2,
         duration: Duration::from_millis(500),

@@ -1,5 +1,5 @@
-//! Errors of the wire contract: a message that does not make a valid `churn-core` value, or a
-//! server that cannot be reached.
+//! Errors of the wire contract: a message that does not make a valid `churn-core` value, a
+//! server that cannot be reached, or TLS files and tokens a client cannot use.
 
 use churn_core::CoreError;
 
@@ -42,9 +42,37 @@ pub enum ApiError {
         /// What the transport said.
         reason: String,
     },
+    /// A TLS file (CA, client certificate or key) that cannot be read or used.
+    #[error("TLS file `{}`: {reason}", file.display())]
+    TlsFile {
+        /// The file as given.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS settings that do not fit together, or fit the address.
+    #[error("TLS settings: {reason}")]
+    TlsSetting {
+        /// What does not fit.
+        reason: String,
+    },
+    /// A bearer token that cannot be sent (it is never part of the message).
+    #[error("invalid token: {reason}")]
+    InvalidToken {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ApiError {
+    /// Says that the TLS file `file` cannot be read or used, and why.
+    pub fn tls_file(file: &std::path::Path, reason: impl std::fmt::Display) -> ApiError {
+        ApiError::TlsFile {
+            file: file.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// Says that the server at `addr` cannot be reached, and why.
     pub fn connect(addr: &str, reason: impl std::fmt::Display) -> ApiError {
         ApiError::Connect {

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::load_generator::Dialer;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
@@ -76,9 +78,15 @@ impl std::fmt::Display for AbuseCounts {
     }
 }
 
-/// Starts `abuse` against the server's gRPC address `grpc` (`host:port`) and HTTP address
-/// `http`, on a thread of its own; it runs until the process ends.
-pub fn start(abuse: Abuse, grpc: String, http: String) -> anyhow::Result<Arc<AbuseCounts>> {
+/// Starts `abuse` against the server `dialer` reaches (with its TLS and token) and its HTTP port
+/// `http` (`host:port`; a slowloris trickles bytes on the raw socket, which a TLS port cuts at
+/// the handshake deadline and a plaintext one at the header deadline), on a thread of its own;
+/// it runs until the process ends.
+pub(crate) fn start(
+    abuse: Abuse,
+    dialer: Dialer,
+    http: String,
+) -> anyhow::Result<Arc<AbuseCounts>> {
     let counts = Arc::new(AbuseCounts::default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,10 +98,12 @@ pub fn start(abuse: Abuse, grpc: String, http: String) -> anyhow::Result<Arc<Abu
         .spawn(move || {
             runtime.block_on(async move {
                 let outcome = match abuse {
-                    Abuse::IdleConnections(count) => idle_connections(&grpc, count, &running).await,
-                    Abuse::ManyStreams(count) => many_streams(&grpc, count, &running).await,
+                    Abuse::IdleConnections(count) => {
+                        idle_connections(&dialer, count, &running).await
+                    }
+                    Abuse::ManyStreams(count) => many_streams(&dialer, count, &running).await,
                     Abuse::Slowloris(count) => slowloris(&http, count, &running).await,
-                    Abuse::StalledFeeds(count) => stalled_feeds(&grpc, count, &running).await,
+                    Abuse::StalledFeeds(count) => stalled_feeds(&dialer, count, &running).await,
                 };
                 if let Err(error) = outcome {
                     eprintln!("abuse stopped: {error:#}");
@@ -105,26 +115,24 @@ pub fn start(abuse: Abuse, grpc: String, http: String) -> anyhow::Result<Arc<Abu
     Ok(counts)
 }
 
-async fn handshake(addr: &str) -> anyhow::Result<h2::client::SendRequest<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    let (sender, connection) = h2::client::handshake(tcp).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
-fn grpc_request(addr: &str, path: &str) -> anyhow::Result<http::Request<()>> {
-    Ok(http::Request::post(format!("http://{addr}{path}"))
+fn grpc_request(dialer: &Dialer, path: &str) -> anyhow::Result<http::Request<()>> {
+    let mut request = http::Request::post(format!("{}{path}", dialer.url))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())?)
+        .header("te", "trailers");
+    if let Some(authorization) = &dialer.authorization {
+        request = request.header(http::header::AUTHORIZATION, authorization.clone());
+    }
+    Ok(request.body(())?)
 }
 
-async fn idle_connections(addr: &str, count: usize, counts: &AbuseCounts) -> anyhow::Result<()> {
+async fn idle_connections(
+    dialer: &Dialer,
+    count: usize,
+    counts: &AbuseCounts,
+) -> anyhow::Result<()> {
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
-        match handshake(addr).await {
+        match dialer.open().await {
             Ok(sender) => {
                 counts.opened.fetch_add(1, Ordering::Relaxed);
                 held.push(sender);
@@ -139,8 +147,8 @@ async fn idle_connections(addr: &str, count: usize, counts: &AbuseCounts) -> any
     Ok(())
 }
 
-async fn many_streams(addr: &str, count: usize, counts: &AbuseCounts) -> anyhow::Result<()> {
-    let mut sender = handshake(addr).await?;
+async fn many_streams(dialer: &Dialer, count: usize, counts: &AbuseCounts) -> anyhow::Result<()> {
+    let mut sender = dialer.open().await?;
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
         // Waits while the server's stream limit is reached: the h2 client honours it.
@@ -151,7 +159,7 @@ async fn many_streams(addr: &str, count: usize, counts: &AbuseCounts) -> anyhow:
                 bail!("the server closed the connection");
             }
         };
-        let request = grpc_request(addr, "/churn.v1.ChurnService/ScoreStream")?;
+        let request = grpc_request(dialer, "/churn.v1.ChurnService/ScoreStream")?;
         match sender.send_request(request, false) {
             Ok(stream) => {
                 counts.opened.fetch_add(1, Ordering::Relaxed);
@@ -166,14 +174,14 @@ async fn many_streams(addr: &str, count: usize, counts: &AbuseCounts) -> anyhow:
     Ok(())
 }
 
-async fn stalled_feeds(addr: &str, count: usize, counts: &AbuseCounts) -> anyhow::Result<()> {
-    let mut sender = handshake(addr).await?;
+async fn stalled_feeds(dialer: &Dialer, count: usize, counts: &AbuseCounts) -> anyhow::Result<()> {
+    let mut sender = dialer.open().await?;
     let mut held = Vec::with_capacity(count);
     // An empty StreamAlertsRequest: no filter, from the live end.
     let empty_message = Bytes::from_static(&[0, 0, 0, 0, 0]);
     for _ in 0..count {
         sender = sender.ready().await?;
-        let request = grpc_request(addr, "/churn.v1.AlertService/StreamAlerts")?;
+        let request = grpc_request(dialer, "/churn.v1.AlertService/StreamAlerts")?;
         let (response, mut body) = sender.send_request(request, false)?;
         body.send_data(empty_message.clone(), true)?;
         // The headers say whether the feed was let in; its messages are never read.
@@ -232,8 +240,21 @@ mod tests {
             "idle-connections=1000".parse::<Abuse>(),
             Ok(Abuse::IdleConnections(1000))
         );
-        assert_eq!("stalled-feeds=100".parse::<Abuse>(), Ok(Abuse::StalledFeeds(100)));
-        assert!("flood=3".parse::<Abuse>().unwrap_err().contains("not an abuse"));
-        assert!("slowloris".parse::<Abuse>().unwrap_err().contains("KIND=COUNT"));
+        assert_eq!(
+            "stalled-feeds=100".parse::<Abuse>(),
+            Ok(Abuse::StalledFeeds(100))
+        );
+        assert!(
+            "flood=3"
+                .parse::<Abuse>()
+                .unwrap_err()
+                .contains("not an abuse")
+        );
+        assert!(
+            "slowloris"
+                .parse::<Abuse>()
+                .unwrap_err()
+                .contains("KIND=COUNT")
+        );
     }
 }

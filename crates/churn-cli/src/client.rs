@@ -1,9 +1,15 @@
 //! `churn client`: calls a running server (score a customer, describe the model, list the alert
 //! queue, reload), through the wire contract of `churn-api` alone.
+//!
+//! Text from the server is printed through [`terminal_safe`]: a server (or whoever stored a
+//! customer id or note in it) must not be able to send escape sequences to the terminal.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use churn_api::client::{AuthorizedChannel, BearerToken, ConnectOptions, TlsOptions};
 use churn_api::convert::band_from_proto;
 use churn_api::proto;
 use churn_api::proto::admin_service_client::AdminServiceClient;
@@ -11,13 +17,118 @@ use churn_api::proto::alert_service_client::AlertServiceClient;
 use churn_api::proto::churn_service_client::ChurnServiceClient;
 use churn_core::RiskBand;
 
+/// The variable holding the token a client sends.
+pub const TOKEN_ENV: &str = "CHURN_TOKEN";
+
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
-    /// Server URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pub addr: String,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
     #[command(subcommand)]
     pub call: ClientCall,
+}
+
+/// Where the server is and how to reach it, for `churn client` and `churn loadtest`. The token
+/// comes from a file or the environment, never from a flag: `ps` shows every process's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// Server address: host:port (TLS with --tls-ca), http://host:port or https://host:port.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: String,
+    /// CA certificates (PEM) the server's certificate must be signed by; turns TLS on.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the server's certificate must hold, when it is not the address's host.
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
+    /// File holding the token sent on every call [default: the CHURN_TOKEN variable].
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    /// Returns the connection options: the TLS files, and the token from `--token-file` or,
+    /// without it, `CHURN_TOKEN`.
+    pub fn options(&self) -> anyhow::Result<ConnectOptions> {
+        let tls = self.tls_ca.clone().map(|ca| TlsOptions {
+            ca,
+            client_certificate: self.tls_cert.clone(),
+            client_key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+        });
+        let token = match &self.token_file {
+            Some(file) => Some(read_token_file(file)?),
+            None => token_from_env(std::env::var(TOKEN_ENV))?,
+        };
+        Ok(ConnectOptions { tls, token })
+    }
+
+    /// Connects as these flags say.
+    pub async fn connect(&self) -> anyhow::Result<AuthorizedChannel> {
+        let options = self.options()?;
+        Ok(churn_api::client::connect_with(&self.addr, &options).await?)
+    }
+}
+
+/// Reads a token from a file (one line; surrounding white space is dropped).
+fn read_token_file(file: &Path) -> anyhow::Result<BearerToken> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the token file `{}`", file.display()))?;
+    #[cfg(unix)]
+    if let Ok(metadata) = std::fs::metadata(file) {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %file.display(), "the token file is readable by other users; chmod 600 it");
+        }
+    }
+    BearerToken::new(&text).with_context(|| format!("token file `{}`", file.display()))
+}
+
+/// Returns the token of `CHURN_TOKEN`, if set and not blank.
+fn token_from_env(
+    value: Result<String, std::env::VarError>,
+) -> anyhow::Result<Option<BearerToken>> {
+    match value {
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => Ok(Some(BearerToken::new(&text).context(TOKEN_ENV)?)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{TOKEN_ENV} is not valid UTF-8"),
+    }
+}
+
+/// Returns `text` with its control characters, and the invisible marks that reorder text,
+/// escaped (`\u{1b}` becomes `\x1b`): text from a server must not move the cursor, recolour or
+/// retitle the terminal it is printed on, or make one line read as another.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escaping) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        let code = u32::from(character);
+        if !needs_escaping(character) {
+            escaped.push(character);
+        } else if code < 0x100 {
+            let _ = write!(escaped, "\\x{code:02x}");
+        } else {
+            let _ = write!(escaped, "\\u{{{code:x}}}");
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+fn needs_escaping(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -59,7 +170,7 @@ pub enum ClientCall {
 pub fn client(args: ClientArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let runtime = crate::load_generator::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let channel = churn_api::client::connect(&args.addr).await?;
+        let channel = args.connection.connect().await?;
         match args.call {
             ClientCall::Score {
                 data,
@@ -153,7 +264,12 @@ pub fn client(args: ClientArgs, out: &mut impl std::io::Write) -> anyhow::Result
                 } else {
                     "unchanged"
                 };
-                writeln!(out, "{what}: {} {}", model.name, model.version)?;
+                writeln!(
+                    out,
+                    "{what}: {} {}",
+                    terminal_safe(&model.name),
+                    terminal_safe(&model.version)
+                )?;
             }
         }
         Ok(())
@@ -183,12 +299,12 @@ fn write_score(
     writeln!(
         out,
         "customer {}: churn probability {:.3}, {} risk, {:.0}th percentile (model {} {})",
-        response.customer_id,
+        terminal_safe(&response.customer_id),
         response.probability,
         band_from_proto(response.band()).map_or("unknown", RiskBand::as_str),
         response.percentile,
-        model.name,
-        model.version
+        terminal_safe(&model.name),
+        terminal_safe(&model.version)
     )?;
     for (title, reasons) in [
         ("raising risk", &response.raising),
@@ -196,7 +312,12 @@ fn write_score(
     ] {
         writeln!(out, "{title}:")?;
         for reason in reasons {
-            writeln!(out, "  {:+.3}  {}", reason.contribution, reason.message)?;
+            writeln!(
+                out,
+                "  {:+.3}  {}",
+                reason.contribution,
+                terminal_safe(&reason.message)
+            )?;
         }
     }
     if let Some(alert) = &response.alert {
@@ -237,21 +358,21 @@ fn write_alerts(
             out,
             "  #{} {} {} {:.2} at risk {revenue}, {} since {}, acknowledge by {}{escalated}",
             alert.id,
-            alert.customer_id,
+            terminal_safe(&alert.customer_id),
             band_from_proto(alert.band()).map_or("unknown", RiskBand::as_str),
             alert.probability,
             state_name(alert.state()),
-            alert.raised_at,
-            alert.acknowledge_by,
+            terminal_safe(&alert.raised_at),
+            terminal_safe(&alert.acknowledge_by),
         )?;
         if let Some(reason) = alert.reasons.first() {
-            writeln!(out, "      {}", reason.message)?;
+            writeln!(out, "      {}", terminal_safe(&reason.message))?;
         }
     }
     let counts = |counts: &[proto::AlertCount]| {
         counts
             .iter()
-            .map(|count| format!("{} {}", count.label, count.count))
+            .map(|count| format!("{} {}", terminal_safe(&count.label), count.count))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -291,13 +412,13 @@ fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyho
     writeln!(
         out,
         "model {} {} ({}, calibration {}), trained on {} rows ({} churned), written {}",
-        reference.name,
-        reference.version,
-        model.kind,
-        model.calibration,
+        terminal_safe(&reference.name),
+        terminal_safe(&reference.version),
+        terminal_safe(&model.kind),
+        terminal_safe(&model.calibration),
         model.training_rows,
         model.training_positives,
-        model.trained_at
+        terminal_safe(&model.trained_at)
     )?;
     writeln!(
         out,
@@ -305,7 +426,7 @@ fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyho
         bands.medium, bands.high
     )?;
     for (name, value) in &model.metrics {
-        writeln!(out, "  {name}: {value:.4}")?;
+        writeln!(out, "  {}: {value:.4}", terminal_safe(name))?;
     }
     writeln!(out, "features:")?;
     for feature in &model.features {
@@ -316,7 +437,12 @@ fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyho
             ),
             proto::FeatureKind::Boolean => "boolean".to_string(),
             proto::FeatureKind::Categorical => {
-                format!("categorical: {}", feature.categories.join(", "))
+                let categories: Vec<Cow<'_, str>> = feature
+                    .categories
+                    .iter()
+                    .map(|category| terminal_safe(category))
+                    .collect();
+                format!("categorical: {}", categories.join(", "))
             }
             proto::FeatureKind::Unspecified => "unspecified".to_string(),
         };
@@ -325,7 +451,108 @@ fn write_model(model: &proto::ModelInfo, out: &mut impl std::io::Write) -> anyho
         } else {
             ""
         };
-        writeln!(out, "  {} ({kind}{missing})", feature.name)?;
+        writeln!(out, "  {} ({kind}{missing})", terminal_safe(&feature.name))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_the_server_are_escaped() {
+        assert!(matches!(
+            terminal_safe("c-1 NPS 3 (détracteur)"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("c-1\u{1b}]0;pwned\u{7}\u{1b}[2J"),
+            "c-1\\x1b]0;pwned\\x07\\x1b[2J"
+        );
+        assert_eq!(
+            terminal_safe("a\r\nb\tc\u{7f}\u{9b}"),
+            "a\\x0d\\x0ab\\x09c\\x7f\\x9b"
+        );
+        // A right-to-left override would make the rest of the line read backwards.
+        assert_eq!(terminal_safe("id\u{202e}gpj.exe"), "id\\u{202e}gpj.exe");
+    }
+
+    #[test]
+    fn server_text_is_escaped_in_every_line_printed() {
+        let response = proto::ScoreResponse {
+            customer_id: "c\u{1b}[31m".into(),
+            raising: vec![proto::Reason {
+                message: "NPS \u{1b}[2J3".into(),
+                ..Default::default()
+            }],
+            model: Some(proto::ModelRef {
+                name: "m\u{7}".into(),
+                version: "v\u{1b}".into(),
+            }),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_score(&response, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(text.contains("customer c\\x1b[31m:"), "{text}");
+        assert!(text.contains("NPS \\x1b[2J3"), "{text}");
+    }
+
+    #[test]
+    fn the_token_comes_from_the_file_or_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "churn_abc\n").unwrap();
+        let token = read_token_file(&file).unwrap();
+        assert_eq!(token.header_value(), "Bearer churn_abc");
+        let error = read_token_file(&dir.path().join("none")).unwrap_err();
+        assert!(
+            error.to_string().contains("cannot read the token file"),
+            "{error}"
+        );
+        assert_eq!(
+            token_from_env(Ok("churn_x".into())).unwrap(),
+            Some(BearerToken::new("churn_x").unwrap())
+        );
+        assert_eq!(token_from_env(Ok(" ".into())).unwrap(), None);
+        assert_eq!(
+            token_from_env(Err(std::env::VarError::NotPresent)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_a_ca() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            crate::Cli::try_parse_from(
+                ["churn", "client"]
+                    .iter()
+                    .chain(args)
+                    .chain(&["model"])
+                    .copied(),
+            )
+        };
+        assert!(parse(&["--tls-cert", "c.pem", "--tls-ca", "ca.pem"]).is_err());
+        assert!(parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls-server-name", "x"]).is_err());
+        assert!(
+            parse(&[
+                "--tls-ca",
+                "ca.pem",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_ok()
+        );
+        // No flag takes the token itself.
+        assert!(parse(&["--token", "churn_x"]).is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! The `churn` command line: `train`, `score`, `rescore`, `serve`, `client`, `loadtest`,
-//! `generate` and `profiles`, over the library crates. All logic lives here
+//! `generate`, `profiles`, `token` and `tls`, over the library crates. All logic lives here
 //! rather than in `main.rs`, so tests can run commands in-process.
 
 pub mod abuse;
@@ -9,6 +9,8 @@ pub mod load_generator;
 pub mod loadtest;
 pub mod rescore;
 pub mod serve;
+pub mod tls;
+pub mod token;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,10 @@ pub enum Command {
     /// Builds one profile per active customer as of a date from event tables, with the churn
     /// label over a horizon.
     Profiles(events::ProfilesArgs),
+    /// Adds, revokes and lists the callers of the server's credentials file.
+    Token(token::TokenArgs),
+    /// Writes TLS certificates for development: `churn tls dev-ca`.
+    Tls(tls::TlsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +162,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profiles(args) => {
             events::profiles(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
         }
+        Command::Token(args) => token::token(
+            args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Tls(args) => tls::tls(
+            args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
+        .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -10,6 +10,9 @@
 //! syscalls and hops through two tasks, which on a machine shared with the server under test
 //! took as much CPU as the server itself. Here a call is one write, the way grpc-go and
 //! grpc-java send it, so the figures measure the server rather than the generator.
+//!
+//! Over TLS (tokio-rustls, ALPN `h2`) and with the caller's token on every request, as any
+//! client's calls would be, so that what TLS and the token check cost shows in the figures.
 
 use std::fmt;
 #[cfg(target_os = "linux")]
@@ -19,8 +22,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use bytes::{BufMut, Bytes, BytesMut};
+use churn_api::client::{ConnectOptions, Target};
 use churn_api::{ApiError, proto};
 use prost::Message;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
 
 /// The full name of the method called, as a path.
 const SCORE_PATH: &str = "/churn.v1.ChurnService/Score";
@@ -28,8 +35,10 @@ const SCORE_PATH: &str = "/churn.v1.ChurnService/Score";
 /// What load to put on which server.
 #[derive(Debug, Clone)]
 pub struct LoadTest {
-    /// Server URL, e.g. `http://127.0.0.1:50051`.
+    /// Server address, e.g. `127.0.0.1:50051` or `https://churn.example.com:50051`.
     pub addr: String,
+    /// TLS and the token sent on every request.
+    pub connection: ConnectOptions,
     /// Requests in flight at once (one task each).
     pub concurrency: usize,
     /// HTTP/2 connections the tasks share.
@@ -151,7 +160,7 @@ impl fmt::Display for LoadReport {
             }
         }
         if let Some(error) = &self.first_error {
-            writeln!(f, "first error: {error}")?;
+            writeln!(f, "first error: {}", crate::client::terminal_safe(error))?;
         }
         Ok(())
     }
@@ -180,12 +189,14 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
             test.connections
         );
     }
-    let uri: http::Uri = format!("{}{SCORE_PATH}", test.addr.trim_end_matches('/'))
+    let dialer = Dialer::new(&test.addr, &test.connection)?;
+    let uri: http::Uri = format!("{}{SCORE_PATH}", dialer.url)
         .parse()
         .map_err(|error: http::uri::InvalidUri| ApiError::connect(&test.addr, error))?;
+    let authorization = dialer.authorization.clone();
     let mut connections = Vec::with_capacity(test.connections);
     for _ in 0..test.connections {
-        connections.push(open_h2(&test.addr, &uri).await?);
+        connections.push(dialer.open().await?);
     }
     // Each request's message is encoded once here, unless every request needs an id of its own.
     let requests: Arc<Vec<(proto::ScoreRequest, Bytes)>> = Arc::new(
@@ -238,6 +249,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
         let requests = requests.clone();
         let schedule = schedule.clone();
         let fresh_customers = test.fresh_customers;
+        let authorization = authorization.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut sent: usize = 0;
@@ -262,7 +274,7 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
                 } else {
                     frame.clone()
                 };
-                let outcome = call(&mut connection, &uri, frame).await;
+                let outcome = call(&mut connection, &uri, authorization.as_ref(), frame).await;
                 sent += 1;
                 if due >= measure_from {
                     let latency = due.elapsed();
@@ -288,19 +300,78 @@ pub async fn run(test: &LoadTest, profiles: Vec<proto::Profile>) -> Result<LoadR
     Ok(total.report(test.duration, test.rate))
 }
 
-/// Opens an HTTP/2 connection to the server of `uri` (`addr` names it in errors); its
-/// connection task runs in the background until every sender is dropped.
-async fn open_h2(addr: &str, uri: &http::Uri) -> Result<h2::client::SendRequest<Bytes>> {
-    let authority = uri
-        .authority()
-        .ok_or_else(|| ApiError::connect(addr, "no host and port"))?
-        .as_str();
-    let tcp = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|error| ApiError::connect(addr, error))?;
-    tcp.set_nodelay(true)
-        .map_err(|error| ApiError::connect(addr, error))?;
-    let (sender, connection) = h2::client::handshake(tcp)
+/// Opens an HTTP/2 connection to `authority` (`host:port`; `addr` names the server in errors),
+/// over TLS when `tls` is given; its connection task runs in the background until every sender
+/// is dropped.
+/// Opens HTTP/2 connections to one server, over TLS when its options say so, and holds the
+/// `authorization` header its requests carry. The abusers of `--abuse` dial through it too.
+pub(crate) struct Dialer {
+    addr: String,
+    /// The server's URL, `http://…` or `https://…`, without a path.
+    pub(crate) url: String,
+    authority: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// The token as a header value, when there is one.
+    pub(crate) authorization: Option<http::HeaderValue>,
+}
+
+impl Dialer {
+    /// Reads the TLS files and the token of `options` for the server at `addr`.
+    pub(crate) fn new(addr: &str, options: &ConnectOptions) -> Result<Self> {
+        let target = Target::resolve(addr, options)?;
+        let tls = match &target.tls {
+            Some(tls) => Some((
+                TlsConnector::from(Arc::new(tls.rustls_config()?)),
+                tls.server_name().clone(),
+            )),
+            None => None,
+        };
+        let authorization = match &options.token {
+            Some(token) => {
+                let mut value = http::HeaderValue::from_str(token.header_value())
+                    .map_err(|_| anyhow::anyhow!("the token is not a valid header value"))?;
+                // HTTP/2 then never keeps it in a header compression table.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Dialer {
+            addr: addr.to_string(),
+            url: target.url,
+            authority: target.authority,
+            tls,
+            authorization,
+        })
+    }
+
+    /// Opens one HTTP/2 connection.
+    pub(crate) async fn open(&self) -> Result<h2::client::SendRequest<Bytes>> {
+        let addr = &self.addr;
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|error| ApiError::connect(addr, error))?;
+        tcp.set_nodelay(true)
+            .map_err(|error| ApiError::connect(addr, error))?;
+        match &self.tls {
+            Some((connector, server_name)) => {
+                let stream = connector
+                    .connect(server_name.clone(), tcp)
+                    .await
+                    .map_err(|error| ApiError::connect(addr, format!("TLS: {error}")))?;
+                handshake_h2(addr, stream).await
+            }
+            None => handshake_h2(addr, tcp).await,
+        }
+    }
+}
+
+/// Starts HTTP/2 on an open connection, plain or TLS.
+async fn handshake_h2<Io>(addr: &str, io: Io) -> Result<h2::client::SendRequest<Bytes>>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = h2::client::handshake(io)
         .await
         .map_err(|error| ApiError::connect(addr, error))?;
     tokio::spawn(async move {
@@ -328,13 +399,19 @@ fn grpc_frame(request: &proto::ScoreRequest) -> Bytes {
 async fn call(
     connection: &mut h2::client::SendRequest<Bytes>,
     uri: &http::Uri,
+    authorization: Option<&http::HeaderValue>,
     frame: Bytes,
 ) -> std::result::Result<proto::ScoreResponse, String> {
-    let request = http::Request::post(uri.clone())
+    let mut request = http::Request::post(uri.clone())
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(())
         .map_err(|error| error.to_string())?;
+    if let Some(value) = authorization {
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value.clone());
+    }
     std::future::poll_fn(|cx| connection.poll_ready(cx))
         .await
         .map_err(|error| error.to_string())?;

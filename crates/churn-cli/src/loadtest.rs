@@ -7,14 +7,13 @@ use anyhow::{Context, bail};
 use churn_api::proto;
 use churn_api::proto::churn_service_client::ChurnServiceClient;
 
-use crate::client::profiles_for;
+use crate::client::{ConnectArgs, profiles_for};
 use crate::load_generator::{self, LoadTest};
 
 #[derive(Debug, clap::Args)]
 pub struct LoadtestArgs {
-    /// Server URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pub addr: String,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
     /// Customers to send, cycled (columns named as the model's features).
     #[arg(long, default_value = "notebooks-data/telco/Telco-Customer-Churn.csv")]
     pub data: PathBuf,
@@ -65,7 +64,8 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
     crate::avoid_huge_page_stalls();
     let runtime = load_generator::runtime().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
-        let channel = churn_api::client::connect(&args.addr).await?;
+        let options = args.connection.options()?;
+        let channel = churn_api::client::connect_with(&args.connection.addr, &options).await?;
         let model = ChurnServiceClient::new(channel)
             .get_model(proto::GetModelRequest {})
             .await?
@@ -73,13 +73,8 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
         let profiles = profiles_for(&model, &args.data)?;
         let abuse = match args.abuse {
             Some(abuse) => {
-                let grpc = args
-                    .addr
-                    .split_once("://")
-                    .map_or(args.addr.as_str(), |(_, rest)| rest)
-                    .trim_end_matches('/')
-                    .to_string();
-                let counts = crate::abuse::start(abuse, grpc, args.http_addr.clone())?;
+                let dialer = load_generator::Dialer::new(&args.connection.addr, &options)?;
+                let counts = crate::abuse::start(abuse, dialer, args.http_addr.clone())?;
                 // Let the abuse build up before the load starts.
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 Some(counts)
@@ -87,7 +82,8 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
             None => None,
         };
         let test = LoadTest {
-            addr: args.addr.clone(),
+            addr: args.connection.addr.clone(),
+            connection: options,
             concurrency: args.concurrency,
             connections: args.connections,
             duration: args.duration,

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         // A closed pipe (`churn score … | head`) is the reader's choice, not a failure.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Errors can quote the server (a gRPC status message): no escape sequences.
+            let text = format!("{error:#}");
+            let lines: Vec<_> = text.lines().map(churn_cli::client::terminal_safe).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }

@@ -223,8 +223,11 @@ impl From<churn_api::ApiError> for RequestError {
                 RequestError::CustomerIdTooLong { length, limit }
             }
             ApiError::Invalid { field, reason } => RequestError::Invalid { field, reason },
-            // A server never connects anywhere on a request's path.
-            ApiError::Connect { .. } => RequestError::Internal {
+            // A server never connects anywhere, or reads client TLS files, on a request's path.
+            ApiError::Connect { .. }
+            | ApiError::TlsFile { .. }
+            | ApiError::TlsSetting { .. }
+            | ApiError::InvalidToken { .. } => RequestError::Internal {
                 reason: error.to_string(),
             },
         }
