@@ -558,7 +558,9 @@ async fn agents_sign_in_with_their_own_token_and_the_console_keeps_the_store_rul
 
     // The server still serves after all of it.
     assert_eq!(get("/console/api/stats", &[BEARER])?.status, 200);
-    assert_eq!(get("/metrics", &[])?.status, 200);
+    // With credentials, /metrics wants a `metrics` token, and an agent's is not one.
+    assert_eq!(get("/metrics", &[])?.status, 401);
+    assert_eq!(get("/metrics", &[BEARER])?.status, 403);
 
     // Revoking ana's token ends her sessions at once, and her token with them.
     let file = server

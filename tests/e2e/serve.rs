@@ -40,16 +40,16 @@ pub(crate) async fn start_with_credentials(
     options: ServeOptions,
     credentials: Option<std::path::PathBuf>,
 ) -> anyhow::Result<RunningServer> {
-    let mut config = ServeOptions {
+    let config = ServeOptions {
         model: Some(model.to_path_buf()),
         addr: Some("127.0.0.1:0".parse()?),
         metrics_addr: Some("127.0.0.1:0".parse()?),
         // Tests about scoring run without an alert store; alert tests give one.
         alerts_db: options.alerts_db.clone().or(Some("off".into())),
+        credentials: credentials.or(options.credentials.clone()),
         ..options
     }
     .resolve()?;
-    config.credentials = credentials;
     Ok(churn_serve::start(config).await?)
 }
 

@@ -44,6 +44,9 @@ pub struct LoadtestArgs {
     /// load suffered.
     #[arg(long)]
     pub abuse: Option<crate::abuse::Abuse>,
+    /// The abusers' own token (an `agent` token for stalled-feeds) [default: the load's token].
+    #[arg(long, value_name = "FILE", requires = "abuse")]
+    pub abuse_token_file: Option<PathBuf>,
     /// The server's HTTP port, host:port, for --abuse slowloris.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub http_addr: String,
@@ -73,7 +76,11 @@ pub fn loadtest(args: LoadtestArgs, out: &mut impl std::io::Write) -> anyhow::Re
         let profiles = profiles_for(&model, &args.data)?;
         let abuse = match args.abuse {
             Some(abuse) => {
-                let dialer = load_generator::Dialer::new(&args.connection.addr, &options)?;
+                let mut abuser = args.connection.clone();
+                if let Some(file) = &args.abuse_token_file {
+                    abuser.token_file = Some(file.clone());
+                }
+                let dialer = load_generator::Dialer::new(&abuser.addr, &abuser.options()?)?;
                 let counts = crate::abuse::start(abuse, dialer, args.http_addr.clone())?;
                 // Let the abuse build up before the load starts.
                 tokio::time::sleep(Duration::from_secs(2)).await;
