@@ -7,13 +7,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use churn_api::client::{AuthorizedChannel, BearerToken, ConnectOptions};
 use churn_api::proto;
 use churn_api::proto::alert_service_client::AlertServiceClient;
 use churn_api::proto::churn_service_client::ChurnServiceClient;
 use churn_serve::{RunningServer, ServeOptions};
-use tonic::transport::Channel;
-
-use crate::serve::channel;
 
 /// Every score alerts (band at least LOW), so tests control alerts through customer ids.
 pub(crate) const ALERT_ON_EVERY_SCORE: &str = "min_band = \"low\"\nmin_rise = 0.2\ncooldown_days = 14\n\
@@ -25,8 +23,8 @@ fn shipped_model() -> PathBuf {
 
 pub(crate) struct AlertServer {
     pub(crate) server: RunningServer,
-    pub(crate) scoring: ChurnServiceClient<Channel>,
-    pub(crate) alerts: AlertServiceClient<Channel>,
+    pub(crate) scoring: ChurnServiceClient<AuthorizedChannel>,
+    pub(crate) alerts: AlertServiceClient<AuthorizedChannel>,
     profiles: Vec<proto::Profile>,
     _dir: tempfile::TempDir,
 }
@@ -39,15 +37,16 @@ pub(crate) async fn start_alerts(
 }
 
 /// As [`start_alerts`], with authentication on: `credentials` is the text of the credentials
-/// file, kept at `AlertServer::credentials_file`.
+/// file and the token the server's gRPC clients here call with.
 pub(crate) async fn start_alerts_with_credentials(
     policy: &str,
     options: ServeOptions,
-    credentials: Option<&str>,
+    credentials: Option<(&str, &str)>,
 ) -> anyhow::Result<AlertServer> {
     let dir = tempfile::tempdir()?;
+    let token = credentials.map(|(_, token)| token);
     let credentials = match credentials {
-        Some(text) => {
+        Some((text, _)) => {
             let file = dir.path().join("callers.toml");
             std::fs::write(&file, text)?;
             Some(file)
@@ -63,7 +62,13 @@ pub(crate) async fn start_alerts_with_credentials(
     };
     let server =
         crate::serve::start_with_credentials(&shipped_model(), options, credentials).await?;
-    let channel = channel(&server).await?;
+    let connect = ConnectOptions {
+        tls: None,
+        token: token.map(BearerToken::new).transpose()?,
+    };
+    let channel =
+        churn_api::client::connect_with(&format!("http://{}", server.grpc_addr()), &connect)
+            .await?;
     let mut scoring = ChurnServiceClient::new(channel.clone());
     let info = scoring
         .get_model(proto::GetModelRequest {})

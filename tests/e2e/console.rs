@@ -52,7 +52,7 @@ async fn console_server() -> anyhow::Result<(AlertServer, SocketAddr)> {
     let server = start_alerts_with_credentials(
         ALERT_ON_EVERY_SCORE,
         ServeOptions::default(),
-        Some(&credentials(true)),
+        Some((&credentials(true), ROOT)),
     )
     .await?;
     let addr = server.server.metrics_addr();
@@ -174,7 +174,8 @@ async fn an_agent_sees_alerts_arrive_live_works_them_from_the_page_and_hostile_t
             alert_id: id.clone(),
             outcome: proto::AlertOutcome::Retained.into(),
             note: "offered a one-year contract".into(),
-            by: "Sam".into(),
+            // Signed in as `root`: the server records the caller, so `by` stays empty.
+            by: String::new(),
         })
         .await?;
     browser.wait_for(&format!("document.querySelector('{row}') === null"))?;

@@ -164,7 +164,6 @@ async fn score(
     let request = proto::ScoreRequest {
         profile: Some(profile.clone()),
         top_k: 5,
-        ..Default::default()
     };
     ChurnServiceClient::new(channel.clone())
         .score(with_token(request, token))

@@ -25,7 +25,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Caller, RoleSet};
+use super::{Caller, Role, RoleSet};
 
 /// The prefix of every token `churn token add` prints, so a leaked one is easy to recognise.
 pub const TOKEN_PREFIX: &str = "churn_";
@@ -337,7 +337,6 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
 
     #[test]
     fn token_hash_is_sha256_hex() {
