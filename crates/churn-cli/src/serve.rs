@@ -66,7 +66,7 @@ pub struct ServeArgs {
     /// allowed on loopback addresses only].
     #[arg(long)]
     pub tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --tls-cert [CHURN_TLS_KEY].
+    /// Private key (PEM) of --tls-cert [CHURN_TLS_KEY; default none].
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
     /// CA (PEM) that client certificates must chain to: mutual TLS, the certificate's subject
