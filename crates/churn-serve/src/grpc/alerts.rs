@@ -210,10 +210,10 @@ impl proto::alert_service_server::AlertService for AlertApi {
         let result = async {
             let id = alert_id(&request.alert_id)?;
             let by = acting_agent(&request.by, caller.as_ref())?;
-            let event = self
-                .hub
-                .acknowledge(id, by.as_deref(), now())
-                .map_err(store_error)?;
+            let event = off_the_runtime(&self.hub, move |hub| {
+                hub.acknowledge(id, by.as_deref(), now())
+            })
+            .await?;
             Ok(alert_to_proto(&event.alert))
         }
         .await;
@@ -251,10 +251,10 @@ impl proto::alert_service_server::AlertService for AlertApi {
                 })?;
             let note = note_field(&request.note)?;
             let by = acting_agent(&request.by, caller.as_ref())?;
-            let event = self
-                .hub
-                .resolve(id, outcome, note.as_deref(), by.as_deref(), now())
-                .map_err(store_error)?;
+            let event = off_the_runtime(&self.hub, move |hub| {
+                hub.resolve(id, outcome, note.as_deref(), by.as_deref(), now())
+            })
+            .await?;
             Ok(alert_to_proto(&event.alert))
         }
         .await;
